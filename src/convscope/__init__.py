@@ -1,0 +1,73 @@
+"""convscope: PyTorch's convolution layers, exactly, on NumPy.
+
+>>> import convscope as cs
+>>> import convscope.nn as nn
+>>> conv = nn.Conv2d(3, 16, 3, padding=1)
+>>> conv(cs.rand(4, 3, 32, 32)).shape
+(4, 16, 32, 32)
+"""
+
+from . import geometry, nn
+from ._dtypes import (
+    bool,
+    double,
+    float,
+    float16,
+    float32,
+    float64,
+    get_default_dtype,
+    half,
+    int,
+    int8,
+    int16,
+    int32,
+    int64,
+    long,
+    set_default_dtype,
+    short,
+    uint8,
+)
+from .creation import arange, as_tensor, empty, from_numpy, full, ones, tensor, zeros
+from .ops.workspace import get_workspace_budget, set_workspace_budget, workspace_budget
+from .random import manual_seed, rand, randint, randn
+from .tensor import Tensor
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Tensor",
+    "arange",
+    "as_tensor",
+    "bool",
+    "double",
+    "empty",
+    "float",
+    "float16",
+    "float32",
+    "float64",
+    "from_numpy",
+    "full",
+    "geometry",
+    "get_default_dtype",
+    "get_workspace_budget",
+    "half",
+    "int",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "long",
+    "manual_seed",
+    "nn",
+    "ones",
+    "rand",
+    "randint",
+    "randn",
+    "set_default_dtype",
+    "set_workspace_budget",
+    "short",
+    "tensor",
+    "uint8",
+    "workspace_budget",
+    "zeros",
+]

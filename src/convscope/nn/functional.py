@@ -1,0 +1,305 @@
+"""Functional convolutions and padding with PyTorch's signatures.
+
+Each function validates its arguments with PyTorch's exception classes (``RuntimeError`` for
+shapes and values, ``TypeError`` for wrong types), then calls the one N-d primitive
+:func:`convscope.ops.conv.conv_general`.  Inputs may be ``Tensor`` or NumPy arrays.
+
+>>> import convscope as cs
+>>> import convscope.nn.functional as F
+>>> x = cs.tensor([[[1, 2, 0, 3, 1]]])
+>>> F.conv1d(x, cs.tensor([[[1, 0, -1]]]), padding="same").tolist()
+[[[-2, 1, -1, -1, 3]]]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .. import geometry
+from ..ops import conv as _conv
+from ..ops.pad import MODES as PAD_MODES
+from ..ops.pad import pad as pad_array
+from ..tensor import Tensor, _result
+
+_SUPPORTED_KINDS = "fiu"
+
+
+def _array(value: Any, name: str, op: str) -> np.ndarray:
+    if isinstance(value, Tensor):
+        return value.data
+    if isinstance(value, np.ndarray):
+        return value
+    raise TypeError(
+        f"{op}(): argument '{name}' must be Tensor (or numpy.ndarray), not {type(value).__name__}"
+    )
+
+
+def _check_dtypes(op: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> None:
+    if x.dtype.kind not in _SUPPORTED_KINDS:
+        raise NotImplementedError(f"{op}: convolution is not implemented for dtype {x.dtype}")
+    if w.dtype != x.dtype:
+        raise RuntimeError(
+            f"{op}: input dtype ({x.dtype}) and weight dtype ({w.dtype}) should be the same"
+        )
+    if b is not None and b.dtype != x.dtype:
+        raise RuntimeError(
+            f"{op}: input dtype ({x.dtype}) and bias dtype ({b.dtype}) should be the same"
+        )
+
+
+def _check_shapes(
+    op: str,
+    n: int,
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None,
+    groups: int,
+    transposed: bool,
+) -> None:
+    if x.ndim not in (n + 1, n + 2):
+        raise RuntimeError(
+            f"Expected {n + 1}D (unbatched) or {n + 2}D (batched) input to {op}, but got input of "
+            f"size: {list(x.shape)}"
+        )
+    if w.ndim != n + 2:
+        layout = (
+            "(in_channels, out_channels/groups"
+            if transposed
+            else "(out_channels, in_channels/groups"
+        )
+        raise RuntimeError(
+            f"{op} expects a {n + 2}-D weight {layout}, *kernel_size), but got weight of size "
+            f"{list(w.shape)}"
+        )
+    if not isinstance(groups, int) or isinstance(groups, bool):
+        raise TypeError(f"{op}(): argument 'groups' must be int, not {type(groups).__name__}")
+    if groups <= 0:
+        raise RuntimeError(f"non-positive groups is not supported, but got groups={groups}")
+    if w.shape[0] < 1 or w.shape[0] % groups:
+        raise RuntimeError(
+            f"Given groups={groups}, expected weight to be divisible by {groups} and at least 1 at "
+            f"dimension 0, but got weight of size {list(w.shape)} instead"
+        )
+    channels = x.shape[-n - 1]
+    expected = w.shape[0] if transposed else w.shape[1] * groups
+    out_channels = w.shape[1] * groups if transposed else w.shape[0]
+    if channels != expected:
+        raise RuntimeError(
+            f"Given {'transposed=1' if transposed else f'groups={groups}'}, weight of size "
+            f"{list(w.shape)}, expected input{list(x.shape)} to have {expected} channels, but got "
+            f"{channels} channels instead"
+        )
+    if b is not None and b.shape != (out_channels,):
+        raise RuntimeError(
+            f"Given {'transposed=1, ' if transposed else ''}weight of size {list(w.shape)}, "
+            f"expected bias to be 1-dimensional with {out_channels} elements, but got bias of size "
+            f"{list(b.shape)} instead"
+        )
+    if any(s == 0 for s in x.shape[-n:]):
+        raise RuntimeError(
+            "Only zero batch or zero channel inputs are supported, but got input shape: "
+            f"{list(x.shape)}"
+        )
+
+
+def _convolve(
+    op: str,
+    n: int,
+    input: Any,
+    weight: Any,
+    bias: Any,
+    stride: Any,
+    padding: Any,
+    dilation: Any,
+    groups: int,
+    output_padding: Any = None,
+) -> Tensor:
+    """Validate, then compute a (transposed when ``output_padding`` is given) convolution."""
+    transposed = output_padding is not None
+    x, w = _array(input, "input", op), _array(weight, "weight", op)
+    b = None if bias is None else _array(bias, "bias", op)
+    stride_t = geometry.ntuple(stride, n, "stride", op)
+    dilation_t = geometry.ntuple(dilation, n, "dilation", op)
+    if transposed:
+        pads = geometry.transpose_pads(padding, n, op)
+        out_pad = geometry.ntuple(output_padding, n, "output_padding", op)
+    else:
+        norm_padding = geometry.normalize_padding(padding, n, op)
+    _check_shapes(op, n, x, w, b, groups, transposed)
+    _check_dtypes(op, x, w, b)
+    kernel = w.shape[2:]
+    geometry.check_stride_dilation(stride_t, dilation_t)
+    geometry.check_kernel(kernel)
+    batched = x if x.ndim == n + 2 else x[None]
+    spatial = batched.shape[2:]
+    if transposed:
+        geometry.check_output_padding(out_pad, stride_t, dilation_t)
+        geometry.conv_transpose_output_size(spatial, kernel, stride_t, pads, out_pad, dilation_t)
+        conv_pads, input_dilation = geometry.transpose_as_conv(
+            kernel, stride_t, pads, out_pad, dilation_t
+        )
+        y = _conv.conv_general(
+            batched,
+            _transpose_kernel(w, groups),
+            stride=(1,) * n,
+            padding=conv_pads,
+            dilation=dilation_t,
+            input_dilation=input_dilation,
+            groups=groups,
+        )
+    else:
+        pads = geometry.resolve_padding(norm_padding, spatial, kernel, stride_t, dilation_t)
+        geometry.conv_output_size(spatial, kernel, stride_t, pads, dilation_t)
+        y = _conv.conv_general(
+            batched, w, stride=stride_t, padding=pads, dilation=dilation_t, groups=groups
+        )
+    if b is not None:
+        y += b.reshape((-1,) + (1,) * n)
+    return _result(y if x.ndim == n + 2 else y[0])
+
+
+def _transpose_kernel(w: np.ndarray, groups: int) -> np.ndarray:
+    """(in, out/g, *K) transposed-conv kernel -> (out, in/g, *K) flipped conv kernel."""
+    cin, og, *k = w.shape
+    grouped = w.reshape(groups, cin // groups, og, *k).swapaxes(1, 2)
+    flipped = grouped[(..., *(slice(None, None, -1),) * len(k))]
+    return np.ascontiguousarray(flipped).reshape(og * groups, cin // groups, *k)
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
+    """1-D convolution over ``(N, C, L)`` or ``(C, L)``; padding also takes 'causal'.
+
+    >>> import convscope as cs
+    >>> conv1d(cs.ones(1, 1, 4), cs.ones(1, 1, 2), padding="causal").tolist()
+    [[[1.0, 2.0, 2.0, 2.0]]]
+    """
+    return _convolve("conv1d", 1, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
+    """2-D convolution over ``(N, C, H, W)`` or ``(C, H, W)``.
+
+    >>> import convscope as cs
+    >>> conv2d(cs.ones(1, 1, 4, 4), cs.ones(1, 1, 3, 3), stride=2, padding="same").shape
+    (1, 1, 2, 2)
+    """
+    return _convolve("conv2d", 2, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
+    """3-D convolution over ``(N, C, D, H, W)`` or ``(C, D, H, W)``.
+
+    >>> import convscope as cs
+    >>> conv3d(cs.ones(1, 2, 3, 3, 3), cs.ones(4, 2, 3, 3, 3)).shape
+    (1, 4, 1, 1, 1)
+    """
+    return _convolve("conv3d", 3, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv_transpose1d(
+    input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1
+) -> Tensor:
+    """1-D transposed convolution; weight ``(in, out/groups, k)``.
+
+    >>> import convscope as cs
+    >>> conv_transpose1d(cs.ones(1, 1, 3), cs.ones(1, 1, 2), stride=2).tolist()
+    [[[1.0, 1.0, 1.0, 1.0, 1.0, 1.0]]]
+    """
+    return _convolve(
+        "conv_transpose1d",
+        1,
+        input,
+        weight,
+        bias,
+        stride,
+        padding,
+        dilation,
+        groups,
+        output_padding,
+    )
+
+
+def conv_transpose2d(
+    input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1
+) -> Tensor:
+    """2-D transposed convolution; weight ``(in, out/groups, kH, kW)``.
+
+    >>> import convscope as cs
+    >>> conv_transpose2d(cs.ones(1, 16, 8, 8), cs.ones(16, 8, 2, 2), stride=2).shape
+    (1, 8, 16, 16)
+    """
+    return _convolve(
+        "conv_transpose2d",
+        2,
+        input,
+        weight,
+        bias,
+        stride,
+        padding,
+        dilation,
+        groups,
+        output_padding,
+    )
+
+
+def conv_transpose3d(
+    input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1
+) -> Tensor:
+    """3-D transposed convolution; weight ``(in, out/groups, kD, kH, kW)``.
+
+    >>> import convscope as cs
+    >>> conv_transpose3d(cs.ones(1, 2, 2, 2, 2), cs.ones(2, 3, 3, 3, 3)).shape
+    (1, 3, 4, 4, 4)
+    """
+    return _convolve(
+        "conv_transpose3d",
+        3,
+        input,
+        weight,
+        bias,
+        stride,
+        padding,
+        dilation,
+        groups,
+        output_padding,
+    )
+
+
+def pad(input, pad: Sequence[int], mode: str = "constant", value: float | None = None) -> Tensor:
+    """Pad the last ``len(pad) // 2`` dimensions; ``pad`` lists the last dimension first.
+
+    ``(left, right)`` pads the last dimension, ``(left, right, top, bottom)`` the last two, and
+    so on.  Negative amounts crop.  Modes: constant, reflect, replicate, circular.
+
+    >>> import convscope as cs
+    >>> pad(cs.tensor([[1, 2, 3]]), (2, 1), mode="reflect").tolist()
+    [[3, 2, 1, 2, 3, 2]]
+    """
+    x = _array(input, "input", "pad")
+    amounts = tuple(pad)
+    geometry._check_ints(amounts, "pad", "pad")
+    if len(amounts) % 2:
+        raise RuntimeError(f"Padding length must be divisible by 2, but got pad={list(amounts)}")
+    dims = len(amounts) // 2
+    if dims > x.ndim:
+        raise RuntimeError(
+            "Padding length should be less than or equal to two times the input dimension but "
+            f"got padding length {len(amounts)} and input of dimension {x.ndim}"
+        )
+    if mode not in PAD_MODES:
+        raise NotImplementedError(
+            f"Unrecognised padding mode {mode} (expected one of {', '.join(PAD_MODES)})"
+        )
+    if mode != "constant":
+        if value is not None and value != 0:
+            raise RuntimeError(f'Padding mode "{mode}" doesn\'t take in value argument')
+        if not 1 <= dims <= 3 or x.ndim not in (dims + 1, dims + 2):
+            raise NotImplementedError(
+                f"Padding size {len(amounts)} is not supported for {x.ndim}D input tensor: "
+                f"{mode} padding of the last k dimensions needs a (k+1)-D or (k+2)-D input, k <= 3"
+            )
+    pairs = [(amounts[2 * i], amounts[2 * i + 1]) for i in reversed(range(dims))]
+    return _result(pad_array(x, pairs, mode, 0 if value is None else value))
