@@ -36,6 +36,14 @@ def _check_ints(values: Sequence[Any], name: str, op: str) -> None:
             )
 
 
+def check_int_sequence(value: Any, name: str, op: str = "convolution") -> None:
+    """Raise ``TypeError`` unless ``value`` is an int or a sequence of ints."""
+    values = (
+        tuple(value) if isinstance(value, Sequence) and not isinstance(value, str) else (value,)
+    )
+    _check_ints(values, name, op)
+
+
 def ntuple(value: Any, n: int, name: str, op: str = "convolution") -> tuple[int, ...]:
     """``value`` (an int or a sequence of 1 or ``n`` ints) as an ``n``-tuple.
 
@@ -235,8 +243,17 @@ def transpose_as_conv(
     return conv_pads, tuple(stride)
 
 
-def _spatial(input_size: Any) -> tuple[int, ...]:
-    return (input_size,) if _is_int(input_size) else tuple(input_size)
+def _checked(
+    input_size: Any, kernel_size: Any, stride: Any, dilation: Any
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """Spatial size, kernel, stride and dilation as validated tuples of one length."""
+    size = (input_size,) if _is_int(input_size) else tuple(input_size)
+    n = len(size)
+    kernel = ntuple(kernel_size, n, "kernel_size")
+    stride_t, dilation_t = ntuple(stride, n, "stride"), ntuple(dilation, n, "dilation")
+    check_stride_dilation(stride_t, dilation_t)
+    check_kernel(kernel)
+    return size, kernel, stride_t, dilation_t
 
 
 def conv_output_shape(
@@ -254,13 +271,10 @@ def conv_output_shape(
     >>> conv_output_shape((5, 5), 3, stride=2)
     (2, 2)
     """
-    size = _spatial(input_size)
-    n = len(size)
-    kernel = ntuple(kernel_size, n, "kernel_size")
-    stride_t, dilation_t = ntuple(stride, n, "stride"), ntuple(dilation, n, "dilation")
-    check_stride_dilation(stride_t, dilation_t)
-    check_kernel(kernel)
-    pads = resolve_padding(normalize_padding(padding, n), size, kernel, stride_t, dilation_t)
+    size, kernel, stride_t, dilation_t = _checked(input_size, kernel_size, stride, dilation)
+    pads = resolve_padding(
+        normalize_padding(padding, len(size)), size, kernel, stride_t, dilation_t
+    )
     return conv_output_size(size, kernel, stride_t, pads, dilation_t)
 
 
@@ -277,15 +291,10 @@ def conv_transpose_output_shape(
     >>> conv_transpose_output_shape((8, 8), 2, stride=2)
     (16, 16)
     """
-    size = _spatial(input_size)
-    n = len(size)
-    kernel = ntuple(kernel_size, n, "kernel_size")
-    stride_t, dilation_t = ntuple(stride, n, "stride"), ntuple(dilation, n, "dilation")
-    out_pad = ntuple(output_padding, n, "output_padding")
-    check_stride_dilation(stride_t, dilation_t)
-    check_kernel(kernel)
+    size, kernel, stride_t, dilation_t = _checked(input_size, kernel_size, stride, dilation)
+    out_pad = ntuple(output_padding, len(size), "output_padding")
     check_output_padding(out_pad, stride_t, dilation_t)
-    pads = transpose_pads(padding, n)
+    pads = transpose_pads(padding, len(size))
     return conv_transpose_output_size(size, kernel, stride_t, pads, out_pad, dilation_t)
 
 
@@ -315,10 +324,8 @@ def transpose_output_padding(
     >>> transpose_output_padding(5, [10], kernel_size=3, stride=2, padding=1)
     (1,)
     """
-    size = _spatial(input_size)
+    size, kernel, stride_t, dilation_t = _checked(input_size, kernel_size, stride, dilation)
     n = len(size)
-    kernel = ntuple(kernel_size, n, "kernel_size")
-    stride_t, dilation_t = ntuple(stride, n, "stride"), ntuple(dilation, n, "dilation")
     pads = transpose_pads(padding, n)
     wanted = tuple(output_size)
     smallest = [

@@ -50,6 +50,28 @@ def _check_dtypes(op: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -
         )
 
 
+def _check_argument_types(
+    op: str, stride: Any, padding: Any, dilation: Any, groups: Any, output_padding: Any
+) -> None:
+    """Type errors first, before any value is looked at (PyTorch parses arguments first)."""
+    if not isinstance(groups, int) or isinstance(groups, bool):
+        raise TypeError(f"{op}(): argument 'groups' must be int, not {type(groups).__name__}")
+    for name, value in (
+        ("stride", stride),
+        ("dilation", dilation),
+        ("output_padding", output_padding or 0),
+    ):
+        geometry.check_int_sequence(value, name, op)
+    if isinstance(padding, str):
+        if output_padding is not None:
+            geometry.transpose_pads(padding, 0, op)  # raises the TypeError
+    elif geometry.is_per_side(padding):
+        for pair in padding:
+            geometry.check_int_sequence(pair, "padding", op)
+    else:
+        geometry.check_int_sequence(padding, "padding", op)
+
+
 def _check_shapes(
     op: str,
     n: int,
@@ -74,8 +96,6 @@ def _check_shapes(
             f"{op} expects a {n + 2}-D weight {layout}, *kernel_size), but got weight of size "
             f"{list(w.shape)}"
         )
-    if not isinstance(groups, int) or isinstance(groups, bool):
-        raise TypeError(f"{op}(): argument 'groups' must be int, not {type(groups).__name__}")
     if groups <= 0:
         raise RuntimeError(f"non-positive groups is not supported, but got groups={groups}")
     if w.shape[0] < 1 or w.shape[0] % groups:
@@ -121,6 +141,7 @@ def _convolve(
     transposed = output_padding is not None
     x, w = _array(input, "input", op), _array(weight, "weight", op)
     b = None if bias is None else _array(bias, "bias", op)
+    _check_argument_types(op, stride, padding, dilation, groups, output_padding)
     stride_t = geometry.ntuple(stride, n, "stride", op)
     dilation_t = geometry.ntuple(dilation, n, "dilation", op)
     if transposed:

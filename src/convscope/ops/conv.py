@@ -18,6 +18,8 @@ array([[[1., 3., 6., 9., 7.]]])
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -51,12 +53,14 @@ def conv_general(
     groups: int = 1,
     algorithm: str | None = None,
     workspace_bytes: int | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Grouped N-d cross-correlation of ``x`` (N, C, *S) with ``w`` (O, C/groups, *K).
 
     Arguments must already be valid (the public layers validate with PyTorch's errors);
-    this function only checks that the ranks and channel counts fit together.  Returns a new
-    array of ``x.dtype`` with shape ``(N, O, *output)``.
+    this function only checks that the ranks and channel counts fit together.  Returns an
+    array of ``x.dtype`` with shape ``(N, O, *output)``: ``out`` (any strided view of the
+    right shape) when given, else a new array.
     """
     n = x.ndim - 2
     if w.ndim != n + 2 or x.shape[1] != w.shape[1] * groups or w.shape[0] % groups:
@@ -74,8 +78,13 @@ def conv_general(
         input_dilation=input_dilation,
         output_size=conv_output_size(dilated, w.shape[2:], stride, padding, dilation),
     )
-    out = np.zeros((x.shape[0], w.shape[0], *geom.output_size), dtype=x.dtype)
+    shape = (x.shape[0], w.shape[0], *geom.output_size)
+    if out is None:
+        out = np.empty(shape, dtype=x.dtype)
+    elif out.shape != shape:
+        raise RuntimeError(f"conv_general: out has shape {out.shape}, expected {shape}")
     if out.size == 0 or x.shape[1] == 0:
+        out[...] = 0
         return out
     name = algorithm or select_algorithm(geom, groups, x.dtype)
     if name not in ALGORITHMS:
@@ -83,5 +92,91 @@ def conv_general(
             f"unknown convolution algorithm {name!r}; choose from {sorted(ALGORITHMS)}"
         )
     budget = get_workspace_budget() if workspace_bytes is None else int(workspace_bytes)
-    ALGORITHMS[name](x, w, geom, groups, out, budget)
+    if name != "direct" and max(input_dilation) > 1 and max(geom.stride) == 1:
+        _by_phases(x, w, geom, groups, out, name, budget)
+    else:
+        ALGORITHMS[name](x, w, geom, groups, out, budget)
     return out
+
+
+def _phases_of_dim(
+    size: int, kernel: int, dilation: int, step: int, before: int, out_len: int
+) -> list[tuple[int, tuple | None]]:
+    """Split one dimension of a zero-inserted correlation into ``step`` phases.
+
+    Output position ``o = r + step*m`` only meets real input cells through the taps ``k`` with
+    ``r + k*dilation - before`` divisible by ``step``; those taps form an arithmetic progression
+    ``k0, k0 + step/g, ...`` (``g = gcd(step, dilation)``) and read input cells ``m + base``,
+    ``m + base + dilation/g``, ...: an ordinary correlation of the undilated input.  Returns,
+    for each phase ``r``, ``None`` (no tap ever hits a real cell) or (tap slice, dilation,
+    (pad before, pad after)) of that ordinary correlation.
+    """
+    g = math.gcd(step, dilation)
+    tap_step, sub_dilation = step // g, dilation // g
+    phases = []
+    for r in range(min(step, out_len)):
+        first = [k for k in range(min(tap_step, kernel)) if (r + k * dilation - before) % step == 0]
+        if not first:
+            phases.append((r, None))
+            continue
+        k0 = first[0]
+        taps = len(range(k0, kernel, tap_step))
+        length = -(-(out_len - r) // step)
+        pad_before = -((r + k0 * dilation - before) // step)
+        pad_after = length - size - pad_before + sub_dilation * (taps - 1)
+        phases.append((r, (slice(k0, kernel, tap_step), sub_dilation, (pad_before, pad_after))))
+    return phases
+
+
+def _by_phases(
+    x: np.ndarray,
+    w: np.ndarray,
+    geom: ConvGeometry,
+    groups: int,
+    out: np.ndarray,
+    name: str,
+    budget: int,
+) -> None:
+    """A stride-1 correlation of a zero-inserted input as ``prod(input_dilation)`` ordinary ones.
+
+    This is how transposed convolutions run without multiplying the inserted zeros (the
+    sub-pixel decomposition); each phase writes straight into its strided slice of ``out``.
+    """
+    per_dim = [
+        _phases_of_dim(size, k, d, step, before, length)
+        for size, k, d, step, (before, _), length in zip(
+            geom.input_shape[2:],
+            geom.kernel_size,
+            geom.dilation,
+            geom.input_dilation,
+            geom.pads,
+            geom.output_size,
+            strict=True,
+        )
+    ]
+    for combo in itertools.product(*per_dim):
+        view = out[
+            (
+                slice(None),
+                slice(None),
+                *(
+                    slice(r, None, step)
+                    for (r, _), step in zip(combo, geom.input_dilation, strict=True)
+                ),
+            )
+        ]
+        if any(spec is None for _, spec in combo):
+            view[...] = 0
+            continue
+        taps = tuple(spec[0] for _, spec in combo)
+        conv_general(
+            x,
+            np.ascontiguousarray(w[(slice(None), slice(None), *taps)]),
+            stride=(1,) * len(combo),
+            padding=[spec[2] for _, spec in combo],
+            dilation=[spec[1] for _, spec in combo],
+            groups=groups,
+            algorithm=name,
+            workspace_bytes=budget,
+            out=view,
+        )
