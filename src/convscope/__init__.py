@@ -27,6 +27,7 @@ from ._dtypes import (
     short,
     uint8,
 )
+from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .creation import arange, as_tensor, empty, from_numpy, full, ones, tensor, zeros
 from .ops.workspace import get_workspace_budget, set_workspace_budget, workspace_budget
 from .random import manual_seed, rand, randint, randn
@@ -41,6 +42,7 @@ __all__ = [
     "bool",
     "double",
     "empty",
+    "enable_grad",
     "float",
     "float16",
     "float32",
@@ -56,14 +58,17 @@ __all__ = [
     "int16",
     "int32",
     "int64",
+    "is_grad_enabled",
     "long",
     "manual_seed",
     "nn",
+    "no_grad",
     "ones",
     "rand",
     "randint",
     "randn",
     "set_default_dtype",
+    "set_grad_enabled",
     "set_workspace_budget",
     "short",
     "tensor",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -28,8 +28,15 @@ def _as_array(value: Any) -> np.ndarray | np.generic | Any:
 
 
 def _result(data: np.ndarray) -> Tensor:
-    """Wrap the output of an operation (the hook where autograd records the graph)."""
+    """Wrap an array computed outside the graph (no gradient flows through it)."""
     return Tensor(np.asarray(data))
+
+
+class ReductionResult(NamedTuple):
+    """``(values, indices)`` of ``max``/``min`` along a dimension."""
+
+    values: Tensor
+    indices: Tensor
 
 
 class Tensor:
@@ -55,6 +62,31 @@ class Tensor:
         self.data: np.ndarray = array
         self.requires_grad: builtins.bool = builtins.bool(requires_grad)
         self.grad: Tensor | None = None
+        self.grad_fn: Any = None
+        self._retains_grad = False
+
+    # ------------------------------------------------------------------ autograd
+    @property
+    def is_leaf(self) -> builtins.bool:
+        return self.grad_fn is None
+
+    def backward(self, gradient: Any = None, retain_graph: builtins.bool = False) -> None:
+        """Accumulate the gradient of this tensor into ``.grad`` of every leaf it depends on."""
+        _engine.backward(self, gradient, retain_graph)
+
+    def retain_grad(self) -> None:
+        """Keep ``.grad`` on this non-leaf tensor too."""
+        self._retains_grad = True
+
+    def requires_grad_(self, requires_grad: builtins.bool = True) -> Tensor:
+        if requires_grad and self.data.dtype.kind not in "fc":
+            raise RuntimeError(
+                f"only Tensors of floating point dtype can require gradients, got {self.dtype}"
+            )
+        if not self.is_leaf:
+            raise RuntimeError("you can only change requires_grad flags of leaf variables.")
+        self.requires_grad = builtins.bool(requires_grad)
+        return self
 
     # ------------------------------------------------------------------ array protocol
     def numpy(self) -> np.ndarray:
@@ -77,10 +109,6 @@ class Tensor:
     @property
     def ndim(self) -> int:
         return self.data.ndim
-
-    @property
-    def T(self) -> Tensor:
-        return _result(self.data.T)
 
     def size(self, dim: int | None = None):
         return self.data.shape if dim is None else self.data.shape[dim]
@@ -131,7 +159,12 @@ class Tensor:
     def to(self, dtype: Any) -> Tensor:
         """Convert to ``dtype`` (returns ``self`` when it already has that dtype)."""
         dtype = np.dtype(dtype)
-        return self if dtype == self.data.dtype else _result(self.data.astype(dtype))
+        if dtype == self.data.dtype:
+            return self
+        source = self.data.dtype
+        return _engine.attach(
+            Tensor(self.data.astype(dtype)), (self,), lambda g, n: (g.astype(source),), "ToCopy"
+        )
 
     def float(self) -> Tensor:
         return self.to(_dtypes.float32)
@@ -149,21 +182,21 @@ class Tensor:
         return self.to(_dtypes.int32)
 
     def clone(self) -> Tensor:
-        return _result(self.data.copy())
+        return _fn.mul(self, 1)
 
     def detach(self) -> Tensor:
         """A tensor sharing this one's data, outside any autograd graph."""
         return Tensor(self.data)
 
     def contiguous(self) -> Tensor:
-        return self if self.data.flags.c_contiguous else _result(np.ascontiguousarray(self.data))
+        return self
 
     def is_contiguous(self) -> builtins.bool:
         return builtins.bool(self.data.flags.c_contiguous)
 
     # ------------------------------------------------------------------ shape ops
     def reshape(self, *shape: Any) -> Tensor:
-        return _result(self.data.reshape(_shape_arg(shape)))
+        return _fn.reshape(self, _shape_arg(shape))
 
     def view(self, *shape: Any) -> Tensor:
         return self.reshape(*shape)
@@ -173,112 +206,157 @@ class Tensor:
             return self.reshape(1)
         shape = self.data.shape
         start, end = start_dim % len(shape), end_dim % len(shape)
-        new = (*shape[:start], int(np.prod(shape[start : end + 1])), *shape[end + 1 :])
+        new = (*shape[:start], builtins.int(np.prod(shape[start : end + 1])), *shape[end + 1 :])
         return self.reshape(new)
 
     def permute(self, *dims: Any) -> Tensor:
-        return _result(self.data.transpose(_shape_arg(dims)))
+        return _fn.permute(self, _shape_arg(dims))
 
     def transpose(self, dim0: int, dim1: int) -> Tensor:
-        return _result(np.swapaxes(self.data, dim0, dim1))
+        return _fn.transpose(self, dim0, dim1)
+
+    @property
+    def T(self) -> Tensor:
+        return self.permute(tuple(reversed(range(self.ndim))))
 
     def unsqueeze(self, dim: int) -> Tensor:
-        return _result(np.expand_dims(self.data, dim))
+        dim = dim % (self.ndim + 1)
+        return self.reshape((*self.shape[:dim], 1, *self.shape[dim:]))
 
     def squeeze(self, dim: int | None = None) -> Tensor:
         if dim is None:
-            return _result(self.data.squeeze())
-        return _result(self.data.squeeze(dim) if self.data.shape[dim] == 1 else self.data)
+            return self.reshape(tuple(s for s in self.shape if s != 1))
+        if self.ndim == 0 or self.shape[dim] != 1:
+            return self
+        dim = dim % self.ndim
+        return self.reshape((*self.shape[:dim], *self.shape[dim + 1 :]))
 
     def __getitem__(self, index: Any) -> Tensor:
-        return _result(self.data[_index_arg(index)])
+        return _fn.getitem(self, _index_arg(index))
 
     def __setitem__(self, index: Any, value: Any) -> None:
         self.data[_index_arg(index)] = _as_array(value)
 
     # ------------------------------------------------------------------ reductions
     def sum(self, dim: Any = None, keepdim: builtins.bool = False) -> Tensor:
-        data = self.data
-        if data.dtype.kind in "biu":  # PyTorch sums integers (and bools) in int64
-            data = data.astype(_dtypes.int64)
-        return _result(data.sum(axis=_dim_arg(dim), keepdims=keepdim))
+        return _fn.sum(self, dim, keepdim)
 
     def mean(self, dim: Any = None, keepdim: builtins.bool = False) -> Tensor:
-        if self.data.dtype.kind not in "fc":
-            raise RuntimeError(
-                "mean(): could not infer output dtype. Input dtype must be either a floating "
-                f"point or complex dtype. Got: {self.data.dtype}"
-            )
-        out = self.data.mean(axis=_dim_arg(dim), keepdims=keepdim)
-        return _result(np.asarray(out, dtype=self.data.dtype))
+        return _fn.mean(self, dim, keepdim)
 
-    def max(self) -> Tensor:
-        return _result(self.data.max())
+    def var(
+        self,
+        dim: Any = None,
+        unbiased: builtins.bool | None = None,
+        keepdim: builtins.bool = False,
+        correction: builtins.int | None = None,
+    ) -> Tensor:
+        return _fn.var(self, dim, unbiased, keepdim, correction)
 
-    def min(self) -> Tensor:
-        return _result(self.data.min())
+    def max(self, dim: builtins.int | None = None, keepdim: builtins.bool = False) -> Any:
+        return _fn.extreme(self, dim, keepdim, largest=True)
 
+    def min(self, dim: builtins.int | None = None, keepdim: builtins.bool = False) -> Any:
+        return _fn.extreme(self, dim, keepdim, largest=False)
+
+    def argmax(self, dim: builtins.int | None = None, keepdim: builtins.bool = False) -> Tensor:
+        if dim is None:
+            return _result(np.asarray(self.data.argmax()))
+        out = self.data.argmax(axis=dim)
+        return _result(np.expand_dims(out, dim) if keepdim else out)
+
+    # ------------------------------------------------------------------ elementwise
     def abs(self) -> Tensor:
-        return _result(np.abs(self.data))
+        return _fn.abs(self)
+
+    def exp(self) -> Tensor:
+        return _fn.exp(self)
+
+    def log(self) -> Tensor:
+        return _fn.log(self)
+
+    def sqrt(self) -> Tensor:
+        return _fn.sqrt(self)
+
+    def clamp(self, min: Any = None, max: Any = None) -> Tensor:
+        return _fn.clamp(self, min, max)
+
+    def relu(self) -> Tensor:
+        return _fn.relu(self)
+
+    def sigmoid(self) -> Tensor:
+        return _fn.sigmoid(self)
+
+    def tanh(self) -> Tensor:
+        return _fn.tanh(self)
+
+    def softmax(self, dim: builtins.int) -> Tensor:
+        return _fn.softmax(self, dim)
+
+    def log_softmax(self, dim: builtins.int) -> Tensor:
+        return _fn.log_softmax(self, dim)
+
+    def pow(self, exponent: Any) -> Tensor:
+        return _fn.pow(self, exponent)
 
     # ------------------------------------------------------------------ arithmetic
-    def _binary(self, other: Any, ufunc: np.ufunc, reverse: builtins.bool = False) -> Tensor:
-        a, b = self.data, _coerce_operand(other, self.data.dtype)
-        return _result(ufunc(b, a) if reverse else ufunc(a, b))
-
     def __add__(self, other: Any) -> Tensor:
-        return self._binary(other, np.add)
+        return _fn.add(self, other)
 
-    def __radd__(self, other: Any) -> Tensor:
-        return self._binary(other, np.add, reverse=True)
+    __radd__ = __add__
 
     def __sub__(self, other: Any) -> Tensor:
-        return self._binary(other, np.subtract)
+        return _fn.sub(self, other)
 
     def __rsub__(self, other: Any) -> Tensor:
-        return self._binary(other, np.subtract, reverse=True)
+        return _fn.sub(self, other, reverse=True)
 
     def __mul__(self, other: Any) -> Tensor:
-        return self._binary(other, np.multiply)
+        return _fn.mul(self, other)
 
-    def __rmul__(self, other: Any) -> Tensor:
-        return self._binary(other, np.multiply, reverse=True)
+    __rmul__ = __mul__
 
     def __truediv__(self, other: Any) -> Tensor:
-        return _true_divide(self.data, _coerce_operand(other, self.data.dtype))
+        return _fn.div(self, other)
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        return _true_divide(_coerce_operand(other, self.data.dtype), self.data)
+        return _fn.div(other, self)
 
     def __pow__(self, other: Any) -> Tensor:
-        return self._binary(other, np.power)
+        return _fn.pow(self, other)
+
+    def __rpow__(self, other: Any) -> Tensor:
+        return _fn.rpow(other, self)
 
     def __matmul__(self, other: Any) -> Tensor:
-        return self._binary(other, np.matmul)
+        return _fn.matmul(self, other)
 
     def __rmatmul__(self, other: Any) -> Tensor:
-        return self._binary(other, np.matmul, reverse=True)
+        return _fn.matmul(other, self)
 
     def __neg__(self) -> Tensor:
-        return _result(-self.data)
+        return _fn.neg(self)
+
+    def _compare(self, other: Any, ufunc: np.ufunc) -> Tensor:
+        return _result(ufunc(*_fn._operands(self, other)))
 
     def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return self._binary(other, np.equal)
+        return self._compare(other, np.equal)
 
     def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return self._binary(other, np.not_equal)
+        return self._compare(other, np.not_equal)
 
     def __lt__(self, other: Any) -> Tensor:
-        return self._binary(other, np.less)
+        return self._compare(other, np.less)
 
     def __le__(self, other: Any) -> Tensor:
-        return self._binary(other, np.less_equal)
+        return self._compare(other, np.less_equal)
 
     def __gt__(self, other: Any) -> Tensor:
-        return self._binary(other, np.greater)
+        return self._compare(other, np.greater)
 
     def __ge__(self, other: Any) -> Tensor:
-        return self._binary(other, np.greater_equal)
+        return self._compare(other, np.greater_equal)
 
     __hash__ = object.__hash__
 
@@ -292,30 +370,11 @@ class Tensor:
             if self.data.dtype in (_dtypes.get_default_dtype(), _dtypes.int64, _dtypes.bool)
             else f", dtype={self.data.dtype}"
         )
-        if self.requires_grad:
+        if self.grad_fn is not None:
+            extra += f", grad_fn={self.grad_fn!r}"
+        elif self.requires_grad:
             extra += ", requires_grad=True"
         return f"tensor({body}{extra})"
-
-
-def _coerce_operand(value: Any, like: np.dtype) -> Any:
-    """Python scalars take the tensor's dtype (PyTorch's type promotion for scalars)."""
-    value = _as_array(value)
-    if isinstance(value, builtins.bool | builtins.int) and like.kind in "fiu":
-        return np.asarray(value, dtype=like) if like.kind != "u" or value >= 0 else value
-    if isinstance(value, builtins.float) and like.kind == "f":
-        return np.asarray(value, dtype=like)
-    if isinstance(value, builtins.float):
-        return np.asarray(value, dtype=_dtypes.get_default_dtype())
-    return value
-
-
-def _true_divide(a: Any, b: Any) -> Tensor:
-    out = np.true_divide(a, b)
-    if out.dtype == _dtypes.float64 and all(
-        np.asarray(v).dtype.kind in "biu" for v in (a, b)
-    ):  # integer / integer is float32 in PyTorch (the default dtype), not float64
-        out = out.astype(_dtypes.get_default_dtype())
-    return _result(out)
 
 
 def _shape_arg(args: Sequence[Any]) -> tuple[int, ...]:
@@ -332,3 +391,7 @@ def _index_arg(index: Any) -> Any:
     if isinstance(index, tuple):
         return tuple(_as_array(i) for i in index)
     return _as_array(index)
+
+
+from .autograd import engine as _engine  # noqa: E402  (these modules import Tensor)
+from .autograd import functions as _fn  # noqa: E402

@@ -13,16 +13,16 @@ shapes and values, ``TypeError`` for wrong types), then calls the one N-d primit
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from .. import geometry
-from ..ops import conv as _conv
+from ..autograd import conv as _autograd
 from ..ops.pad import MODES as PAD_MODES
-from ..ops.pad import pad as pad_array
-from ..tensor import Tensor, _result
+from ..tensor import Tensor
 
 _SUPPORTED_KINDS = "fiu"
 
@@ -154,17 +154,20 @@ def _convolve(
     kernel = w.shape[2:]
     geometry.check_stride_dilation(stride_t, dilation_t)
     geometry.check_kernel(kernel)
-    batched = x if x.ndim == n + 2 else x[None]
+    batched = _as_tensor(input)
+    if x.ndim == n + 1:
+        batched = batched.unsqueeze(0)
     spatial = batched.shape[2:]
+    weight_t = _as_tensor(weight)
     if transposed:
         geometry.check_output_padding(out_pad, stride_t, dilation_t)
         geometry.conv_transpose_output_size(spatial, kernel, stride_t, pads, out_pad, dilation_t)
         conv_pads, input_dilation = geometry.transpose_as_conv(
             kernel, stride_t, pads, out_pad, dilation_t
         )
-        y = _conv.conv_general(
+        y = _autograd.conv(
             batched,
-            _transpose_kernel(w, groups),
+            _autograd.transpose_kernel(weight_t, groups),
             stride=(1,) * n,
             padding=conv_pads,
             dilation=dilation_t,
@@ -174,20 +177,31 @@ def _convolve(
     else:
         pads = geometry.resolve_padding(norm_padding, spatial, kernel, stride_t, dilation_t)
         geometry.conv_output_size(spatial, kernel, stride_t, pads, dilation_t)
-        y = _conv.conv_general(
-            batched, w, stride=stride_t, padding=pads, dilation=dilation_t, groups=groups
+        y = _autograd.conv(
+            batched, weight_t, stride=stride_t, padding=pads, dilation=dilation_t, groups=groups
         )
     if b is not None:
-        y += b.reshape((-1,) + (1,) * n)
-    return _result(y if x.ndim == n + 2 else y[0])
+        y = y + _as_tensor(bias).reshape((-1,) + (1,) * n)
+    return y if x.ndim == n + 2 else y.squeeze(0)
 
 
-def _transpose_kernel(w: np.ndarray, groups: int) -> np.ndarray:
-    """(in, out/g, *K) transposed-conv kernel -> (out, in/g, *K) flipped conv kernel."""
-    cin, og, *k = w.shape
-    grouped = w.reshape(groups, cin // groups, og, *k).swapaxes(1, 2)
-    flipped = grouped[(..., *(slice(None, None, -1),) * len(k))]
-    return np.ascontiguousarray(flipped).reshape(og * groups, cin // groups, *k)
+def _check_fill_value(value: Any, dtype: np.dtype) -> None:
+    """PyTorch refuses a constant that overflows the tensor's dtype; so do we."""
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        ok = math.isfinite(value) and info.min <= value <= info.max
+    elif dtype.kind == "f":
+        limit = float(np.finfo(dtype).max)
+        number = float(value)
+        ok = not math.isfinite(number) or -limit <= number <= limit
+    else:
+        ok = True
+    if not ok:
+        raise RuntimeError(f"value cannot be converted to type {dtype} without overflow: {value}")
+
+
+def _as_tensor(value: Any) -> Tensor:
+    return value if isinstance(value, Tensor) else Tensor(value)
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
@@ -300,6 +314,11 @@ def pad(input, pad: Sequence[int], mode: str = "constant", value: float | None =
     [[3, 2, 1, 2, 3, 2]]
     """
     x = _array(input, "input", "pad")
+    geometry.check_int_sequence(tuple(pad), "pad", "pad")
+    if mode not in PAD_MODES:
+        raise NotImplementedError(
+            f"Unrecognised padding mode {mode} (expected one of {', '.join(PAD_MODES)})"
+        )
     amounts = tuple(pad)
     geometry._check_ints(amounts, "pad", "pad")
     if len(amounts) % 2:
@@ -310,10 +329,6 @@ def pad(input, pad: Sequence[int], mode: str = "constant", value: float | None =
             "Padding length should be less than or equal to two times the input dimension but "
             f"got padding length {len(amounts)} and input of dimension {x.ndim}"
         )
-    if mode not in PAD_MODES:
-        raise NotImplementedError(
-            f"Unrecognised padding mode {mode} (expected one of {', '.join(PAD_MODES)})"
-        )
     if mode != "constant":
         if value is not None and value != 0:
             raise RuntimeError(f'Padding mode "{mode}" doesn\'t take in value argument')
@@ -322,5 +337,7 @@ def pad(input, pad: Sequence[int], mode: str = "constant", value: float | None =
                 f"Padding size {len(amounts)} is not supported for {x.ndim}D input tensor: "
                 f"{mode} padding of the last k dimensions needs a (k+1)-D or (k+2)-D input, k <= 3"
             )
+    if value is not None and any(a > 0 for a in amounts):
+        _check_fill_value(value, x.dtype)
     pairs = [(amounts[2 * i], amounts[2 * i + 1]) for i in reversed(range(dims))]
-    return _result(pad_array(x, pairs, mode, 0 if value is None else value))
+    return _autograd.pad(_as_tensor(input), pairs, mode, 0 if value is None else value)

@@ -180,3 +180,84 @@ def _by_phases(
             workspace_bytes=budget,
             out=view,
         )
+
+
+def transpose_kernel(w: np.ndarray, groups: int) -> np.ndarray:
+    """Swap the in/out roles of a grouped kernel and flip it spatially.
+
+    Maps a transposed-convolution weight ``(in, out/g, *K)`` to the equivalent convolution
+    weight ``(out, in/g, *K)``; applied twice it is the identity, so it is its own adjoint.
+    """
+    cin, og, *k = w.shape
+    grouped = w.reshape(groups, cin // groups, og, *k).swapaxes(1, 2)
+    flipped = grouped[(..., *(slice(None, None, -1),) * len(k))]
+    return np.ascontiguousarray(flipped).reshape(og * groups, cin // groups, *k)
+
+
+def conv_general_backward(
+    x: np.ndarray,
+    w: np.ndarray,
+    grad: np.ndarray,
+    *,
+    stride: Sequence[int],
+    padding: Sequence[tuple[int, int]],
+    dilation: Sequence[int],
+    input_dilation: Sequence[int] | None = None,
+    groups: int = 1,
+    needs: tuple[bool, bool] = (True, True),
+    algorithm: str | None = None,
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Gradients of :func:`conv_general` with respect to ``x`` and ``w``, each itself a call
+    of the primitive; only those flagged in ``needs`` are computed.
+
+    * input: correlate the stride-dilated gradient with the flipped, in/out-swapped kernel,
+      reading every ``input_dilation``-th position starting at the forward's front padding;
+    * weight: correlate the input (batch and channels swapped) with the gradient used as the
+      kernel, stride and dilation exchanging roles.
+    """
+    n = x.ndim - 2
+    input_dilation = tuple(input_dilation or (1,) * n)
+    size, kernel, out_size = x.shape[2:], w.shape[2:], grad.shape[2:]
+    grad_x = grad_w = None
+    if needs[0]:
+        pads = []
+        for h, k, o, s, d, i, (lo, _) in zip(
+            size, kernel, out_size, stride, dilation, input_dilation, padding, strict=True
+        ):
+            before = d * (k - 1) - lo
+            pads.append((before, (h - 1) * i + d * (k - 1) + 1 - ((o - 1) * s + 1) - before))
+        grad_x = conv_general(
+            grad,
+            transpose_kernel(w, groups),
+            stride=input_dilation,
+            padding=pads,
+            dilation=dilation,
+            input_dilation=stride,
+            groups=groups,
+            algorithm=algorithm,
+        )
+    if needs[1]:
+        batch, channels = x.shape[:2]
+        cg = channels // groups
+        # x'[c, g*N + n] = x[n, g*cg + c]; w'[o, n] = grad[n, o]
+        x_swapped = x.reshape(batch, groups, cg, *size).transpose(2, 1, 0, *range(3, 3 + n))
+        x_swapped = np.ascontiguousarray(x_swapped).reshape(cg, groups * batch, *size)
+        g_swapped = np.ascontiguousarray(np.swapaxes(grad, 0, 1))
+        pads = []
+        for h, k, o, s, d, i, (lo, hi) in zip(
+            size, kernel, out_size, stride, dilation, input_dilation, padding, strict=True
+        ):
+            used = (o - 1) * s + (k - 1) * d + 1  # padded cells the forward actually read
+            pads.append((lo, hi - ((h - 1) * i + 1 + lo + hi - used)))
+        per_channel = conv_general(
+            x_swapped,
+            g_swapped,
+            stride=dilation,
+            padding=pads,
+            dilation=stride,
+            input_dilation=input_dilation,
+            groups=groups,
+            algorithm=algorithm,
+        )
+        grad_w = np.ascontiguousarray(np.swapaxes(per_channel, 0, 1))
+    return grad_x, grad_w

@@ -1,0 +1,65 @@
+"""Differentiable convolution and padding: the array kernels of ``ops`` plus their adjoints.
+
+Every gradient is again a call of the primitive (see ``ops.conv.conv_general_backward``), and
+only the gradients some parent needs are computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..ops import conv as conv_ops
+from ..ops import pad as pad_ops
+from ..tensor import Tensor
+from .engine import attach
+
+
+def conv(
+    x: Tensor,
+    w: Tensor,
+    *,
+    stride: Sequence[int],
+    padding: Sequence[tuple[int, int]],
+    dilation: Sequence[int],
+    input_dilation: Sequence[int] | None = None,
+    groups: int = 1,
+) -> Tensor:
+    """``conv_general`` on tensors, recorded for autograd."""
+    params = {
+        "stride": tuple(stride),
+        "padding": tuple(padding),
+        "dilation": tuple(dilation),
+        "input_dilation": input_dilation,
+        "groups": groups,
+    }
+    xa, wa = x.data, w.data
+    out = conv_ops.conv_general(xa, wa, **params)
+
+    def rule(grad: np.ndarray, needs: tuple[bool, ...]) -> tuple:
+        return conv_ops.conv_general_backward(xa, wa, grad, needs=needs, **params)
+
+    return attach(Tensor(out), (x, w), rule, "Convolution")
+
+
+def transpose_kernel(w: Tensor, groups: int) -> Tensor:
+    """A transposed-convolution weight as the equivalent convolution weight (self-adjoint)."""
+    return attach(
+        Tensor(conv_ops.transpose_kernel(w.data, groups)),
+        (w,),
+        lambda g, n: (conv_ops.transpose_kernel(g, groups),),
+        "TransposeKernel",
+    )
+
+
+def pad(x: Tensor, pairs: Sequence[tuple[int, int]], mode: str, value: float) -> Tensor:
+    """Padding (any mode) of the trailing dimensions, recorded for autograd."""
+    shape = x.shape
+    out = pad_ops.pad(x.data, pairs, mode, value)
+    return attach(
+        Tensor(out),
+        (x,),
+        lambda g, n: (pad_ops.pad_backward(g, shape, pairs, mode),),
+        f"{mode.capitalize()}Pad",
+    )
