@@ -337,6 +337,12 @@ def pad(input, pad: Sequence[int], mode: str = "constant", value: float | None =
                 f"Padding size {len(amounts)} is not supported for {x.ndim}D input tensor: "
                 f"{mode} padding of the last k dimensions needs a (k+1)-D or (k+2)-D input, k <= 3"
             )
+        non_batch = x.shape[1:] if x.ndim == dims + 2 else x.shape
+        if 0 in non_batch and mode != "circular":
+            raise RuntimeError(
+                f"Expected {dims + 1}D or {dims + 2}D (batch mode) tensor with possibly 0 batch "
+                f"size and other non-zero dimensions for input, but got: {list(x.shape)}"
+            )
     if value is not None and any(a > 0 for a in amounts):
         _check_fill_value(value, x.dtype)
     pairs = [(amounts[2 * i], amounts[2 * i + 1]) for i in reversed(range(dims))]
