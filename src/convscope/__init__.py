@@ -7,7 +7,7 @@
 (4, 16, 32, 32)
 """
 
-from . import geometry, nn
+from . import geometry, nn, optim
 from ._dtypes import (
     bool,
     double,
@@ -29,6 +29,7 @@ from ._dtypes import (
 )
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .creation import arange, as_tensor, empty, from_numpy, full, ones, tensor, zeros
+from .io import load, load_torch, save
 from .ops.workspace import get_workspace_budget, set_workspace_budget, workspace_budget
 from .random import manual_seed, rand, randint, randn
 from .tensor import Tensor
@@ -59,14 +60,18 @@ __all__ = [
     "int32",
     "int64",
     "is_grad_enabled",
+    "load",
+    "load_torch",
     "long",
     "manual_seed",
     "nn",
     "no_grad",
     "ones",
+    "optim",
     "rand",
     "randint",
     "randn",
+    "save",
     "set_default_dtype",
     "set_grad_enabled",
     "set_workspace_budget",
