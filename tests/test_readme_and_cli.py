@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -30,12 +29,14 @@ def test_quick_start_is_two_commands_and_ci_runs_the_test_one():
 
 
 def test_test_extra_pins_the_reference_torch():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert "torch==2.13.0" in project["optional-dependencies"]["test"]
-    assert project["dependencies"] == ["numpy>=1.23"]
+    text = (ROOT / "pyproject.toml").read_text()
+    test_extra = re.search(r"\ntest = \[(.*?)\n\]", text, flags=re.S).group(1)
+    assert '"torch==2.13.0"' in test_extra
+    assert '\ndependencies = ["numpy>=1.23"]\n' in text  # the core needs nothing else
 
 
-def test_readme_python_examples_run():
+def test_readme_python_examples_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # examples may write files
     for block in _code_blocks("python"):
         exec(compile(block, "README.md", "exec"), {})
 

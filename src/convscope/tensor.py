@@ -137,7 +137,7 @@ class Tensor:
     def __iter__(self):
         if self.data.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
-        return (_result(row) for row in self.data)
+        return (self[i] for i in range(len(self.data)))
 
     def __bool__(self) -> builtins.bool:
         if self.data.size != 1:
@@ -182,7 +182,7 @@ class Tensor:
         return self.to(_dtypes.int32)
 
     def clone(self) -> Tensor:
-        return _fn.mul(self, 1)
+        return _engine.attach(Tensor(self.data.copy()), (self,), lambda g, n: (g,), "Clone")
 
     def detach(self) -> Tensor:
         """A tensor sharing this one's data, outside any autograd graph."""
@@ -223,13 +223,16 @@ class Tensor:
         dim = dim % (self.ndim + 1)
         return self.reshape((*self.shape[:dim], 1, *self.shape[dim:]))
 
-    def squeeze(self, dim: int | None = None) -> Tensor:
-        if dim is None:
-            return self.reshape(tuple(s for s in self.shape if s != 1))
-        if self.ndim == 0 or self.shape[dim] != 1:
+    def squeeze(self, dim: Any = None) -> Tensor:
+        """Drop size-1 dimensions (all, one, or a tuple of them; others are left alone)."""
+        if self.ndim == 0:
             return self
-        dim = dim % self.ndim
-        return self.reshape((*self.shape[:dim], *self.shape[dim + 1 :]))
+        if dim is None:
+            dims = range(self.ndim)
+        else:
+            dims = [d % self.ndim for d in (dim if isinstance(dim, tuple | list) else (dim,))]
+        drop = {d for d in dims if self.shape[d] == 1}
+        return self.reshape(tuple(s for i, s in enumerate(self.shape) if i not in drop))
 
     def __getitem__(self, index: Any) -> Tensor:
         return _fn.getitem(self, _index_arg(index))

@@ -39,13 +39,15 @@ _CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
 def result_dtype(a: Any, b: Any) -> np.dtype:
     """PyTorch's type promotion: a higher category (bool < int < float) wins; a Python scalar
     never widens a tensor of its own category."""
-    arrays = [np.asarray(v).dtype for v in (a, b) if not isinstance(v, bool | int | float)]
-    if len(arrays) == 2:
-        da, db = arrays
-        if _CATEGORY[da.kind] != _CATEGORY[db.kind]:
-            return da if _CATEGORY[da.kind] > _CATEGORY[db.kind] else db
+    values = [np.asarray(v) for v in (a, b) if not isinstance(v, bool | int | float)]
+    if len(values) == 2:
+        (da, db), (ca, cb) = (v.dtype for v in values), (_CATEGORY[v.dtype.kind] for v in values)
+        if ca != cb:
+            return da if ca > cb else db
+        if (values[0].ndim == 0) != (values[1].ndim == 0):  # a 0-d tensor never widens
+            return db if values[0].ndim == 0 else da
         return np.result_type(da, db)
-    like = arrays[0]
+    like = values[0].dtype
     scalar = b if isinstance(b, bool | int | float) else a
     kind = "b" if isinstance(scalar, bool) else "i" if isinstance(scalar, int) else "f"
     if _CATEGORY[kind] <= _CATEGORY[like.kind]:
@@ -102,7 +104,10 @@ def pow(a: Tensor, b: Any) -> Tensor:
     out = np.power(x, y)
 
     def rule(g: np.ndarray, n: tuple[bool, ...]) -> tuple:
-        ga = g * y * np.power(x, y - 1) if n[0] else None
+        ga = None
+        if n[0]:
+            with np.errstate(divide="ignore", invalid="ignore"):  # 0 ** -1 where y == 0
+                ga = g * np.where(y == 0, 0, y * np.power(x, y - 1))
         gb = g * out * np.log(np.where(x > 0, x, 1)) if n[1] else None
         return ga, gb
 
@@ -121,9 +126,11 @@ def matmul(a: Any, b: Any) -> Tensor:
     x2 = x[None, :] if x.ndim == 1 else x
     y2 = y[:, None] if y.ndim == 1 else y
 
+    batch = np.broadcast_shapes(x2.shape[:-2], y2.shape[:-2])
+    promoted_shape = (*batch, x2.shape[-2], y2.shape[-1])
+
     def rule(g: np.ndarray, n: tuple[bool, ...]) -> tuple:
-        g2 = np.expand_dims(g, -2) if x.ndim == 1 else g
-        g2 = np.expand_dims(g2, -1) if y.ndim == 1 else g2
+        g2 = g.reshape(promoted_shape)  # the 1-D operands' dropped dimensions, back
         ga = unbroadcast(g2 @ np.swapaxes(y2, -1, -2), x2.shape).reshape(x.shape) if n[0] else None
         gb = unbroadcast(np.swapaxes(x2, -1, -2) @ g2, y2.shape).reshape(y.shape) if n[1] else None
         return ga, gb
@@ -137,21 +144,28 @@ def _unary(a: Tensor, out: np.ndarray, local: Any, name: str) -> Tensor:
     return _new(out, (a,), lambda g, n: (g * local(),), name)
 
 
+def _floating(a: Tensor) -> np.ndarray:
+    """The data of ``a`` as floats: integer inputs of float functions give the default dtype."""
+    x = a.data
+    return x.astype(_dtypes.get_default_dtype()) if x.dtype.kind in "biu" else x
+
+
 def neg(a: Tensor) -> Tensor:
     return _new(-a.data, (a,), lambda g, n: (-g,), "Neg")
 
 
 def exp(a: Tensor) -> Tensor:
-    out = np.exp(a.data)
+    out = np.exp(_floating(a))
     return _unary(a, out, lambda: out, "Exp")
 
 
 def log(a: Tensor) -> Tensor:
-    return _unary(a, np.log(a.data), lambda: 1 / a.data, "Log")
+    x = _floating(a)
+    return _unary(a, np.log(x), lambda: 1 / x, "Log")
 
 
 def sqrt(a: Tensor) -> Tensor:
-    out = np.sqrt(a.data)
+    out = np.sqrt(_floating(a))
     return _unary(a, out, lambda: 0.5 / out, "Sqrt")
 
 
@@ -163,6 +177,8 @@ def clamp(a: Tensor, min: float | None = None, max: float | None = None) -> Tens
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     x = a.data
+    if x.dtype.kind in "biu" and any(isinstance(v, float) for v in (min, max)):
+        x = x.astype(_dtypes.get_default_dtype())
     out = np.clip(x, min, max).astype(x.dtype)
     inside = np.ones(x.shape, dtype=bool)
     if min is not None:
@@ -183,7 +199,7 @@ def leaky_relu(a: Tensor, negative_slope: float = 0.01) -> Tensor:
 
 
 def sigmoid(a: Tensor) -> Tensor:
-    x = a.data
+    x = _floating(a)
     out = np.empty_like(x)
     positive = x >= 0
     out[positive] = 1 / (1 + np.exp(-x[positive]))
@@ -193,7 +209,7 @@ def sigmoid(a: Tensor) -> Tensor:
 
 
 def tanh(a: Tensor) -> Tensor:
-    out = np.tanh(a.data)
+    out = np.tanh(_floating(a))
     return _unary(a, out, lambda: 1 - out * out, "Tanh")
 
 
@@ -207,7 +223,7 @@ def gelu(a: Tensor, approximate: str = "none") -> Tensor:
         local = lambda: 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x)  # noqa: E731
         return _unary(a, out.astype(x.dtype), local, "Gelu")
     if approximate != "none":
-        raise ValueError(f"approximate argument must be either none or tanh, got {approximate!r}")
+        raise RuntimeError(f"approximate argument must be either none or tanh, got {approximate!r}")
     cdf = 0.5 * (1 + erf(x / math.sqrt(2)))
     pdf = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
     return _unary(a, (x * cdf).astype(x.dtype), lambda: cdf + x * pdf, "Gelu")
@@ -233,9 +249,9 @@ def log_softmax(a: Tensor, dim: int) -> Tensor:
 
 # ---------------------------------------------------------------- reductions
 def _axes(dim: Any, ndim: int) -> tuple[int, ...]:
-    if dim is None:
-        return tuple(range(ndim))
     dims = dim if isinstance(dim, list | tuple) else (dim,)
+    if dim is None or len(dims) == 0:  # PyTorch: dim=None or () reduces every dimension
+        return tuple(range(ndim))
     return tuple(sorted(d % max(ndim, 1) for d in dims))
 
 
@@ -367,6 +383,10 @@ def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     arrays = [t.data for t in tensors]
     if not arrays:
         raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+    dtype = arrays[0].dtype
+    for other in arrays[1:]:
+        dtype = result_dtype(np.empty(1, dtype), np.empty(1, other.dtype))
+    arrays = [arr.astype(dtype, copy=False) for arr in arrays]
     dim = dim % arrays[0].ndim
     bounds = np.cumsum([arr.shape[dim] for arr in arrays])[:-1]
     return _new(

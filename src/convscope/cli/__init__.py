@@ -9,13 +9,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import demo
+from . import demo, train
+from .common import UsageError
 
-COMMANDS = {"demo": demo}
-
-
-class UsageError(Exception):
-    """A problem with the user's input: reported in one line, exit code 2."""
+COMMANDS = {"demo": demo, "train": train}
 
 
 def build_parser() -> argparse.ArgumentParser:

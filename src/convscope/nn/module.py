@@ -47,12 +47,14 @@ class Module:
         if isinstance(value, Parameter):
             if params is None:
                 raise AttributeError("cannot assign parameters before Module.__init__() call")
-            self._remove(name)
+            if name not in params:  # replacing keeps the registration order
+                self._remove(name)
             params[name] = value
         elif isinstance(value, Module):
             if params is None:
                 raise AttributeError("cannot assign module before Module.__init__() call")
-            self._remove(name)
+            if name not in self._modules:
+                self._remove(name)
             self._modules[name] = value
         elif params is not None and name in params:
             if value is not None:

@@ -1,0 +1,1 @@
+"""Applications built on the library: training, and (later) image, audio and video tools."""
