@@ -18,6 +18,7 @@ from typing import Any
 
 from ..tensor import Tensor
 from . import functional as F
+from .functional.loss import _reduction
 from .module import Module
 
 
@@ -34,7 +35,7 @@ class _Loss(Module):
     ) -> None:
         super().__init__()
         if size_average is not None or reduce is not None:
-            reduction = F._reduction(size_average, reduce, reduction, stacklevel=4)
+            reduction = _reduction(size_average, reduce, reduction, stacklevel=4)
         self.reduction = reduction
 
 

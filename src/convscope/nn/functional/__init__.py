@@ -1,0 +1,78 @@
+"""Functional forms of every layer, with PyTorch's names and signatures.
+
+One module per family: ``conv`` (convolutions and ``pad``), ``activation``, ``normalization``,
+``pooling``, ``resampling`` and ``loss``.
+
+Each function validates its arguments with PyTorch's exception classes (``RuntimeError`` for
+shapes and values, ``TypeError`` for wrong types), then calls the one N-d primitive
+:func:`convscope.ops.conv.conv_general`.  Inputs may be ``Tensor`` or NumPy arrays.
+
+>>> import convscope as cs
+>>> import convscope.nn.functional as F
+>>> x = cs.tensor([[[1, 2, 0, 3, 1]]])
+>>> F.conv1d(x, cs.tensor([[[1, 0, -1]]]), padding="same").tolist()
+[[[-2, 1, -1, -1, 3]]]
+"""
+
+from .activation import (
+    dropout,
+    flatten,
+    gelu,
+    leaky_relu,
+    linear,
+    log_softmax,
+    relu,
+    sigmoid,
+    softmax,
+    tanh,
+)
+from .conv import conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d, pad
+from .loss import binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss
+from .normalization import batch_norm
+from .pooling import (
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    adaptive_avg_pool3d,
+    avg_pool1d,
+    avg_pool2d,
+    avg_pool3d,
+    max_pool1d,
+    max_pool2d,
+    max_pool3d,
+)
+from .resampling import interpolate
+
+__all__ = [
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool3d",
+    "avg_pool1d",
+    "avg_pool2d",
+    "avg_pool3d",
+    "batch_norm",
+    "binary_cross_entropy_with_logits",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "cross_entropy",
+    "dropout",
+    "flatten",
+    "gelu",
+    "interpolate",
+    "leaky_relu",
+    "linear",
+    "log_softmax",
+    "max_pool1d",
+    "max_pool2d",
+    "max_pool3d",
+    "mse_loss",
+    "nll_loss",
+    "pad",
+    "relu",
+    "sigmoid",
+    "softmax",
+    "tanh",
+]
