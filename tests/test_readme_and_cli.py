@@ -22,8 +22,10 @@ def _code_blocks(language: str) -> list[str]:
 def test_quick_start_is_two_commands_and_ci_runs_the_test_one():
     quick_start = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
     commands = [b.strip() for b in re.findall(r"```bash\n(.*?)```", quick_start, flags=re.S)]
-    assert commands == ['pip install -e . && convscope demo',
-                        'pip install -e ".[test]" && python -m pytest']
+    assert commands == [
+        "pip install -e . && convscope demo",
+        'pip install -e ".[test]" && python -m pytest',
+    ]
     ci = (ROOT / ".ci" / "run").read_text()
     assert commands[1] in ci.splitlines()
 
@@ -44,24 +46,36 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
 def test_demo_prints_the_worked_examples(capsys):
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
-    for expected in ("[[10, 12, 12],", "[[10, 12],", "[ 7, 18, 16, 16,  8],",
-                     "but got input of size: [5, 5]", "(4, 3, 2)", "(64, 6, 30, 30)",
-                     "(1, 2, 257, 188)", "(1, 8, 8, 8)"):
+    for expected in (
+        "[[10, 12, 12],",
+        "[[10, 12],",
+        "[ 7, 18, 16, 16,  8],",
+        "but got input of size: [5, 5]",
+        "(4, 3, 2)",
+        "(64, 6, 30, 30)",
+        "(1, 2, 257, 188)",
+        "(1, 8, 8, 8)",
+    ):
         assert expected in out
     checks = re.findall(r"= ([+-]\d\.\d+); layer gives ([+-]\d\.\d+)", out)
     assert len(checks) == 2 and all(a == b for a, b in checks)
 
 
 def test_console_script_runs_demo():
-    done = subprocess.run([sys.executable, "-m", "convscope.cli", "demo", "--seed", "3"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "convscope.cli", "demo", "--seed", "3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "seed 3" in done.stdout
 
 
 @pytest.mark.parametrize("argv", [["demo", "--seed", "x"], ["no-such-command"]])
 def test_bad_command_line_exits_2_with_one_line(argv):
-    done = subprocess.run([sys.executable, "-m", "convscope.cli", *argv],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "convscope.cli", *argv], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
