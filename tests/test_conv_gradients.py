@@ -8,6 +8,8 @@ torch running the equivalent explicit padding.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -67,50 +69,37 @@ def conv_configs(draw):
     out_pad = tuple(
         draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation, strict=True)
     )
-    return (
-        nd,
-        transposed,
-        groups,
-        cin,
-        cout,
-        kernel,
-        stride,
-        dilation,
-        size,
-        padding,
-        batched,
-        bias,
-        out_pad,
+    return SimpleNamespace(
+        nd=nd,
+        transposed=transposed,
+        groups=groups,
+        cin=cin,
+        cout=cout,
+        kernel=kernel,
+        stride=stride,
+        dilation=dilation,
+        size=size,
+        padding=padding,
+        batched=batched,
+        bias=bias,
+        out_pad=out_pad,
     )
 
 
 @SETTINGS
 @given(conv_configs(), st.integers(0, 2**16))
 def test_conv_gradients_match_torch(config, seed):
-    (
-        nd,
-        transposed,
-        groups,
-        cin,
-        cout,
-        kernel,
-        stride,
-        dilation,
-        size,
-        padding,
-        batched,
-        bias,
-        out_pad,
-    ) = config
+    c = config
+    nd, groups, cin, cout, transposed = c.nd, c.groups, c.cin, c.cout, c.transposed
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal(((2,) if batched else ()) + (cin,) + size)
+    x = rng.standard_normal(((2,) if c.batched else ()) + (cin,) + c.size)
     w_shape = (cin, cout // groups) if transposed else (cout, cin // groups)
-    w = rng.standard_normal(w_shape + kernel)
-    arrays = [x, w] + ([rng.standard_normal(cout)] if bias else [])
+    w = rng.standard_normal(w_shape + c.kernel)
+    arrays = [x, w] + ([rng.standard_normal(cout)] if c.bias else [])
     name = f"conv_transpose{nd}d" if transposed else f"conv{nd}d"
-    kwargs = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+    kwargs = {"stride": c.stride, "padding": c.padding, "dilation": c.dilation, "groups": groups}
     if transposed:
-        kwargs["output_padding"] = out_pad
+        kwargs["output_padding"] = c.out_pad
     try:
         getattr(TF, name)(*(torch.from_numpy(a) for a in arrays), **kwargs)
     except RuntimeError:
