@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..geometry import conv_output_size
-from . import direct, unfold_gemm
+from . import depthwise, direct, fft, unfold_gemm, winograd
 from .tiling import ConvGeometry
 from .workspace import get_workspace_budget
 
@@ -34,11 +34,36 @@ Algorithm = Callable[[np.ndarray, np.ndarray, ConvGeometry, int, np.ndarray, int
 ALGORITHMS: dict[str, Algorithm] = {
     "unfold": unfold_gemm.run,
     "direct": direct.run,
+    "fft": fft.run,
+    "depthwise": depthwise.run,
+    "winograd": winograd.run,
 }
 
 
 def select_algorithm(geom: ConvGeometry, groups: int, dtype: np.dtype) -> str:
-    """Pick an algorithm from the shapes (unfold + BLAS GEMM is the general workhorse)."""
+    """Pick an algorithm from the shapes (thresholds measured with ``benchmarks/``).
+
+    Integers always take ``unfold`` (exact).  Depthwise layers take the FFT for kernels of
+    7x7 and larger (at stride 1) and the direct depthwise kernel otherwise; 2-D 3x3 stride-1
+    layers with at least 64 input channels take Winograd F(2x2, 3x3); everything else is
+    unfold + GEMM.
+    """
+    if np.dtype(dtype).kind != "f" or max(geom.input_dilation) > 1:
+        return "unfold"
+    channels = geom.input_shape[1]
+    taps = math.prod(geom.kernel_size)
+    if groups == channels and channels > 1:
+        small_output = math.prod(geom.output_size) < taps  # e.g. a weight gradient
+        if taps >= 49 and max(geom.stride) == 1 and not small_output:
+            return "fft"
+        return "depthwise"
+    if (
+        geom.kernel_size == (3, 3)
+        and geom.stride == (1, 1)
+        and geom.dilation == (1, 1)
+        and channels // groups >= 64
+    ):
+        return "winograd"
     return "unfold"
 
 
@@ -93,7 +118,7 @@ def conv_general(
         )
     budget = get_workspace_budget() if workspace_bytes is None else int(workspace_bytes)
     if name != "direct" and max(input_dilation) > 1 and max(geom.stride) == 1:
-        _by_phases(x, w, geom, groups, out, name, budget)
+        _by_phases(x, w, geom, groups, out, algorithm, budget)
     else:
         ALGORITHMS[name](x, w, geom, groups, out, budget)
     return out
@@ -134,7 +159,7 @@ def _by_phases(
     geom: ConvGeometry,
     groups: int,
     out: np.ndarray,
-    name: str,
+    algorithm: str | None,
     budget: int,
 ) -> None:
     """A stride-1 correlation of a zero-inserted input as ``prod(input_dilation)`` ordinary ones.
@@ -176,7 +201,7 @@ def _by_phases(
             padding=[spec[2] for _, spec in combo],
             dilation=[spec[1] for _, spec in combo],
             groups=groups,
-            algorithm=name,
+            algorithm=algorithm,  # None: each phase picks for its own (smaller) kernel
             workspace_bytes=budget,
             out=view,
         )

@@ -1,0 +1,256 @@
+"""Depthwise convolution: one multiply-accumulate pass per kernel tap, no GEMM, no unfold.
+
+For ``groups == in_channels`` every output channel ``c*K + k`` (``K`` the channel multiplier)
+reads the single input channel ``c``, so the convolution is ``prod(kernel)`` passes of
+``acc += slab[tap window] * w[:, :, tap]``, broadcast over batch and space.  Three things make
+these passes fast in NumPy:
+
+* **Long contiguous inner loops.**  Each channel's plane of the (contiguous) slab is indexed
+  flat: output position ``p`` of tap offset ``q`` reads flat cell ``sum((p + q) * strides)``,
+  so a tap reads *one contiguous run*, starting at the tap's flat offset, into an accumulator
+  laid out over the same flat grid ("wide rows": the positions between the end of an output
+  row and the start of the next are computed and discarded, a waste of
+  ``(extent - 1) / row length``).  When a channel's planes over the tile's samples hold at
+  least :data:`LONG_RUN` cells, the run goes on across the samples of the tile and each pass
+  is one 1-D ufunc call with a scalar weight (the fastest NumPy loop); smaller planes are
+  processed a block of channels at a time, the weights broadcast.
+* **Stride by phases.**  With stride ``s`` a tap ``k`` (dilation ``d``) reads the slab phase
+  ``(k*d) % s`` at offset ``(k*d) // s``; the used phases are copied into contiguous planes of
+  one common shape, after which every tap is a stride-1 pass again.
+* **Cache blocking.**  Tiles (batch entries times an output box, planned by
+  :func:`tiling.plan_tiles` so one channel fits the budget) are cut into channel blocks
+  (padded slab read per block with :func:`tiling.extract_slab`) whose slab, phases,
+  accumulator and product buffer fit in :data:`CACHE_BYTES`.  Blocks can be shared out to
+  :data:`THREADS` threads, each with its own buffers (the budget counts all of them); see
+  there why the default is one.
+
+Arithmetic happens in the compute dtype (float16 in float32), so integers stay exact.
+
+>>> import numpy as np
+>>> from convscope.ops.conv import conv_general
+>>> x = np.arange(10).reshape(1, 2, 5)
+>>> w = np.array([[[1, 0, -1]], [[1, 1, 1]], [[0, 2, 0]], [[1, 0, 0]]])  # multiplier 2
+>>> conv_general(x, w, stride=(2,), padding=((1, 1),), dilation=(1,), groups=2,
+...              algorithm="depthwise")
+array([[[-1, -2,  3],
+        [ 1,  6,  7],
+        [10, 14, 18],
+        [ 0,  6,  8]]])
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from . import tiling
+
+CACHE_BYTES = 384 << 10
+"""Target working set (slab, phases, accumulator, product) of one channel block."""
+
+THREADS = 1
+"""Threads sharing the channel blocks of one call.  1 by default: on the 2-core machine this
+was tuned on, two threads running ufunc passes of ~30k elements were *slower* than one (GIL
+hand-offs around every short call); they only paid off (1.4-1.5x) for passes over ~1M."""
+
+LONG_RUN = 1 << 13
+"""Fewest cells per channel (samples times plane) for the channel-by-channel passes."""
+
+MIN_PARALLEL = 1 << 18
+"""Fewest output elements (times taps) for which a second thread is worth starting."""
+
+
+def run(
+    x: np.ndarray,
+    w: np.ndarray,
+    geom: tiling.ConvGeometry,
+    groups: int,
+    out: np.ndarray,
+    budget: int,
+) -> None:
+    """Depthwise ``conv_general`` (``groups == in_channels``) into ``out``, tile by tile."""
+    n, c = x.shape[:2]
+    if groups != c or w.shape[1] != 1 or w.shape[0] % c:
+        raise ValueError(
+            f"depthwise algorithm needs groups == in_channels (got groups={groups} for "
+            f"{c} input channels); use 'unfold' or 'direct'"
+        )
+    dtype = tiling.compute_dtype(x.dtype)
+    size = tiling.itemsize(dtype)
+    mult = w.shape[0] // c
+    taps = _taps(geom)
+    phases = sorted({phase for phase, _ in taps})
+    reach = [max(q[d] for _, q in taps) for d in range(len(geom.kernel_size))]
+
+    def channel_cost(nb: int, box: Sequence[int]) -> int:
+        """Bytes of one channel's buffers for ``nb`` samples and output ``box``."""
+        plane = tiling.prod([b + r for b, r in zip(box, reach, strict=True)])
+        cells = tiling.prod(tiling.slab_shape(geom, 1, box)[2:])
+        return size * nb * (cells + len(phases) * plane + 2 * mult * plane)
+
+    nb, box = tiling.plan_tiles(n, geom.output_size, channel_cost, budget)
+    per = channel_cost(nb, box)
+    cb = max(1, min(c, CACHE_BYTES // per, budget // per))
+    if nb * tiling.prod([b + r for b, r in zip(box, reach, strict=True)]) >= LONG_RUN:
+        cb = 1  # long runs already: one channel at a time, scalar weights
+    units = [
+        (tile, c0, min(c0 + cb, c))
+        for tile in tiling.iter_tiles(n, geom.output_size, nb, box)
+        for c0 in range(0, c, cb)
+    ]
+    work = out.size * len(taps)
+    workers = max(1, min(THREADS, len(units), budget // (cb * per)))
+    if work < MIN_PARALLEL:
+        workers = 1
+    kernel = w.astype(dtype, copy=False).reshape(c, mult, len(taps), 1)
+
+    def worker(mine: Sequence[tuple[tiling.Tile, int, int]]) -> None:
+        buffers = [tiling.Scratch(dtype) for _ in range(4)]
+        for tile, c0, c1 in mine:
+            _block(x, kernel, geom, tile, c0, c1, taps, phases, reach, out, dtype, buffers)
+
+    if workers == 1:
+        worker(units)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        for future in [pool.submit(worker, units[i::workers]) for i in range(workers)]:
+            future.result()
+
+
+def _taps(geom: tiling.ConvGeometry) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """Per kernel tap (row-major order): its slab phase and its offset inside that phase."""
+    per_dim = [
+        [((k * d) % s, (k * d) // s) for k in range(size)]
+        for size, d, s in zip(geom.kernel_size, geom.dilation, geom.stride, strict=True)
+    ]
+    return [
+        (tuple(r for r, _ in combo), tuple(q for _, q in combo))
+        for combo in itertools.product(*per_dim)
+    ]
+
+
+def _wide(box: Sequence[int], reach: Sequence[int]) -> int:
+    """Length of the flat ("wide row") accumulator of ``box`` over planes ``box + reach``."""
+    plane = [b + r for b, r in zip(box, reach, strict=True)]
+    return sum((b - 1) * math.prod(plane[d + 1 :]) for d, b in enumerate(box)) + 1
+
+
+def _block(
+    x: np.ndarray,
+    kernel: np.ndarray,
+    geom: tiling.ConvGeometry,
+    tile: tiling.Tile,
+    c0: int,
+    c1: int,
+    taps: Sequence[tuple[tuple[int, ...], tuple[int, ...]]],
+    phases: Sequence[tuple[int, ...]],
+    reach: Sequence[int],
+    out: np.ndarray,
+    dtype: np.dtype,
+    buffers: Sequence[tiling.Scratch],
+) -> None:
+    """Channels ``[c0, c1)`` of one tile: phases, one pass per tap, copy into ``out``."""
+    slab_buf, phase_buf, acc_buf, tmp_buf = buffers
+    slab = tiling.extract_slab(x[:, c0:c1], geom, tile, dtype, slab_buf)
+    nb, cb = slab.shape[:2]
+    mult = kernel.shape[1]
+    box = tile.size
+    plane = [b + r for b, r in zip(box, reach, strict=True)]
+    if phases == [(0,) * len(box)] and slab.flags.c_contiguous and list(slab.shape[2:]) == plane:
+        planes = slab[None]
+    else:
+        planes = phase_buf.take((len(phases), nb, cb, *plane))
+        for i, phase in enumerate(phases):
+            _copy_phase(slab, phase, geom.stride, planes[i])
+    wide = _wide(box, reach)
+    flat = [math.prod(plane[d + 1 :]) for d in range(len(box))]
+    plane_size = math.prod(plane)
+    if cb == 1 and nb * plane_size >= LONG_RUN:
+        acc = acc_buf.take((mult, nb, plane_size))
+        _per_channel(planes[:, :, 0], kernel[c0], taps, phases, flat, wide, acc, tmp_buf)
+        result = acc.reshape(mult, nb, *plane).swapaxes(0, 1)
+    else:
+        acc = acc_buf.take((nb, cb, mult, box[0] * flat[0]))  # room for whole wide rows
+        _broadcast(planes, kernel[c0:c1], taps, phases, flat, wide, acc, tmp_buf)
+        result = acc.reshape(nb, cb * mult, box[0], *plane[1:])
+    result = result[(slice(None), slice(None), *(slice(0, b) for b in box))]
+    out[(tile.batch, slice(c0 * mult, c1 * mult), *tile.out_index[2:])] = result
+
+
+def _per_channel(
+    planes: np.ndarray,
+    kernel: np.ndarray,
+    taps: Sequence[tuple[tuple[int, ...], tuple[int, ...]]],
+    phases: Sequence[tuple[int, ...]],
+    flat: Sequence[int],
+    wide: int,
+    acc: np.ndarray,
+    tmp_buf: tiling.Scratch,
+) -> None:
+    """One channel: each tap one contiguous run over all samples, with a scalar weight.
+
+    ``planes`` is ``(phases, nb, *plane)``, ``kernel`` ``(mult, taps, 1)``, ``acc``
+    ``(mult, nb, plane size)``.  A tap's run starts at its offset in the first sample's plane
+    and spans ``(nb - 1) * plane + wide`` cells: the wide rows of every sample (positions
+    between two samples are junk; the run never reads past the last plane).
+    """
+    nphase, nb = planes.shape[:2]
+    size = acc.shape[2]
+    length = (nb - 1) * size + wide
+    cells = planes.reshape(nphase, nb * size)
+    tmp = tmp_buf.take((length,))
+    for k in range(acc.shape[0]):
+        target = acc[k].reshape(-1)[:length]
+        for t, (phase, offset) in enumerate(taps):
+            start = sum(q * f for q, f in zip(offset, flat, strict=True))
+            window = cells[phases.index(phase), start : start + length]
+            weight = kernel[k, t, 0]
+            if t == 0:
+                np.multiply(window, weight, out=target)
+            else:
+                np.multiply(window, weight, out=tmp)
+                np.add(target, tmp, out=target)
+
+
+def _broadcast(
+    planes: np.ndarray,
+    kernel: np.ndarray,
+    taps: Sequence[tuple[tuple[int, ...], tuple[int, ...]]],
+    phases: Sequence[tuple[int, ...]],
+    flat: Sequence[int],
+    wide: int,
+    acc: np.ndarray,
+    tmp_buf: tiling.Scratch,
+) -> None:
+    """All channels and samples of the block at once (for small planes), weights broadcast."""
+    nphase, nb, cb = planes.shape[:3]
+    cells = planes.reshape(nphase, nb, cb, 1, -1)
+    acc, tmp = acc[..., :wide], tmp_buf.take((nb, cb, acc.shape[2], wide))
+    for t, (phase, offset) in enumerate(taps):
+        start = sum(q * f for q, f in zip(offset, flat, strict=True))
+        window = cells[phases.index(phase), ..., start : start + wide]  # (nb, cb, 1, wide)
+        weight = kernel[:, :, t]  # (cb, mult, 1)
+        if t == 0:
+            np.multiply(window, weight, out=acc)
+        else:
+            np.multiply(window, weight, out=tmp)
+            np.add(acc, tmp, out=acc)
+
+
+def _copy_phase(
+    slab: np.ndarray, phase: Sequence[int], stride: Sequence[int], dest: np.ndarray
+) -> None:
+    """``slab[..., r::s]`` into ``dest`` (cut to its shape); cells past the slab become zeros."""
+    index = tuple(slice(r, None, s) for r, s in zip(phase, stride, strict=True))
+    source = slab[(slice(None), slice(None), *index)]
+    have = [min(a, b) for a, b in zip(source.shape[2:], dest.shape[2:], strict=True)]
+    dest[(slice(None), slice(None), *(slice(0, h) for h in have))] = source[
+        (slice(None), slice(None), *(slice(0, h) for h in have))
+    ]
+    for d, h in enumerate(have):  # zero the tails (read only by discarded wide positions)
+        if h < dest.shape[2 + d]:
+            dest[(slice(None), slice(None), *(slice(None),) * d, slice(h, None))] = 0
