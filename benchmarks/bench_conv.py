@@ -42,6 +42,9 @@ CASES = [
     Case("ResNet 3x3 256ch 14x14", (8, 256, 14, 14), 256, 3, padding=1),
     Case("ResNet 1x1 256->64 56x56", (8, 256, 56, 56), 64, 1),
     Case("MobileNetV2 depthwise 3x3", (8, 144, 56, 56), 144, 3, padding=1, groups=144),
+    Case("ConvNeXt depthwise 7x7", (8, 96, 56, 56), 96, 7, padding=3, groups=96),
+    Case("RepLKNet depthwise 31x31", (1, 128, 64, 64), 128, 31, padding=15, groups=128),
+    Case("depthwise 13x13", (4, 64, 56, 56), 64, 13, padding=6, groups=64),
     Case("U-Net ConvTranspose 2x2/2", (8, 128, 28, 28), 64, 2, stride=2, transposed=True),
     Case(
         "DCGAN ConvTranspose 4x4/2", (16, 256, 8, 8), 128, 4, stride=2, padding=1, transposed=True
