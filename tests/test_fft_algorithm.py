@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from test_conv_algorithms import _arrays, _ours, _scale  # shared differential helpers
 
 import convscope as cs
 import convscope.nn.functional as F
@@ -65,39 +66,12 @@ def configs(draw, input_dilation=False):
     )
 
 
-def _arrays(c, dtype, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((c.batch, c.cin, *c.size)).astype(dtype)
-    w = rng.standard_normal((c.cout, c.cin // c.groups, *c.kernel)).astype(dtype)
-    return x, w
-
-
-def _ours(c, x, w, **kwargs):
-    return conv_general(
-        x,
-        w,
-        stride=c.stride,
-        padding=c.padding,
-        dilation=c.dilation,
-        input_dilation=c.input_dilation,
-        groups=c.groups,
-        **kwargs,
-    )
-
-
 def _torch(c, x, w):
     """torch's conv on the explicitly (per-side, possibly negatively) padded input."""
     pads = [v for pair in reversed(c.padding) for v in pair]
     conv = getattr(TF, f"conv{c.nd}d")
     tx = TF.pad(torch.from_numpy(x), pads)
     return conv(tx, torch.from_numpy(w), stride=c.stride, dilation=c.dilation, groups=c.groups)
-
-
-def _scale(c, x, w):
-    """The magnitude the error is measured against: max of |x| conv |w| (at least |x||w|)."""
-    floor = float(np.abs(x).max() * np.abs(w).max())
-    absolute = _ours(c, np.abs(x).astype(np.float64), np.abs(w).astype(np.float64))
-    return max(float(absolute.max()) if absolute.size else 0.0, floor, 1e-30)
 
 
 def _check_against_torch(c, dtype, **kwargs):
