@@ -7,13 +7,17 @@ computation (so the demo fails loudly if the engine ever disagrees with the defi
 from __future__ import annotations
 
 import argparse
+import importlib
 import textwrap
+from pathlib import Path
 
 import numpy as np
 
 import convscope as cs
 import convscope.nn as nn
 import convscope.nn.functional as F
+
+from .common import output_dir
 
 SEED_003_INPUT = [
     [1, 2, 0, 3, 1],
@@ -35,6 +39,16 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        default="convscope-demo",
+        help="folder for the pictures, sounds and animations (convscope-demo)",
+    )
+
+
+#: command modules whose ``demo(folder)`` runs their tool on the bundled samples
+TOOL_DEMOS = ("image", "kernels", "audio", "explain", "shape", "animate")
 
 
 def _title(text: str) -> None:
@@ -117,4 +131,15 @@ def run(args: argparse.Namespace) -> int:
     integer_convolution()
     conv1d_by_hand()
     layer_shapes()
+    folder = output_dir(args.output)
+    for name in TOOL_DEMOS:
+        try:
+            module = importlib.import_module(f"convscope.cli.{name}")
+        except ModuleNotFoundError as error:  # TEMPORARY while the tools are being written
+            if error.name != f"convscope.cli.{name}":
+                raise
+            continue
+        _title(f"convscope {name}")
+        module.demo(folder / name)
+    print(f"\nAll outputs are in {Path(folder).resolve()}")
     return 0
