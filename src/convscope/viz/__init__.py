@@ -1,0 +1,1 @@
+"""Pictures of convolutions: kernel grids, feature maps, contact sheets, animations."""
