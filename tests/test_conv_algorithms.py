@@ -282,7 +282,7 @@ def test_winograd_float32_accuracy_on_realistic_magnitudes(shape, out_channels):
 )
 def test_winograd_refusals(shape, weight, stride, dilation, input_dilation, dtype):
     x, w = np.ones(shape, dtype), np.ones(weight, dtype)
-    with pytest.raises(ValueError, match="winograd algorithm is for floating-point 2-D 3x3"):
+    with pytest.raises(ValueError, match=r"algorithm 'winograd' cannot compute this call"):
         conv_general(
             x,
             w,
@@ -410,4 +410,4 @@ def test_gradients_through_functional_conv2d(
         np.testing.assert_allclose(
             got.grad.numpy(), want, rtol=1e-9, atol=1e-9 * np.abs(want).max()
         )
-    assert used[0] and len(used) == 3  # forward ran the algorithm; both gradients were calls
+    assert used[0] and len(used) >= 3  # forward ran the algorithm; both gradients were calls

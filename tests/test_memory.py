@@ -193,3 +193,28 @@ def test_big_conv3d_small_budget(big_case):
     limit = x.nbytes + y.nbytes + budget + slack
     assert peak < limit, f"peak traced memory {peak / MiB:.0f} MiB > {limit / MiB:.0f} MiB"
     check_positions(y, layer, x)
+
+
+def test_weight_gradient_stays_within_the_budget():
+    """The weight gradient swaps batch and channels of input and gradient a chunk at a time."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((16, 32, 64, 64), dtype=np.float32)  # 8 MiB
+    w = cs.tensor(rng.standard_normal((32, 32, 3, 3), dtype=np.float32), requires_grad=True)
+    upstream = rng.standard_normal((16, 32, 64, 64), dtype=np.float32)
+    y = F.conv2d(cs.tensor(x), w, padding=1)
+    y.backward(cs.tensor(upstream))
+    reference = w.grad.numpy().copy()
+    w.grad = None
+    budget = 2 * MiB
+    with cs.workspace_budget(budget):
+        y, seed = F.conv2d(cs.tensor(x), w, padding=1), cs.tensor(upstream)
+        tracemalloc.start()
+        try:
+            tracemalloc.reset_peak()
+            y.backward(seed)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert peak < budget + 2 * MiB, f"peak traced memory {peak / MiB:.1f} MiB"
+    scale = np.abs(x).sum() * np.abs(upstream).max()
+    assert np.abs(w.grad.numpy() - reference).max() <= 1e-6 * scale

@@ -7,7 +7,7 @@
 (4, 16, 32, 32)
 """
 
-from . import geometry, nn, optim
+from . import geometry
 from ._dtypes import (
     bool,
     double,
@@ -29,18 +29,64 @@ from ._dtypes import (
 )
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .creation import arange, as_tensor, empty, from_numpy, full, ones, tensor, zeros
-from .io import load, load_torch, save
+from .ops.algorithms import (
+    autotune_cache,
+    clear_autotune_cache,
+    conv_algorithm,
+    get_autotune,
+    get_conv_algorithm,
+    record_conv_algorithms,
+    set_autotune,
+    set_conv_algorithm,
+)
+from .ops.threads import get_num_threads, num_threads, set_num_threads
 from .ops.workspace import get_workspace_budget, set_workspace_budget, workspace_budget
 from .random import manual_seed, rand, randint, randn
 from .tensor import Tensor
 
 __version__ = "0.1.0"
 
+# Subpackages and functions loaded on first use (PEP 562), so `import convscope` stays fast:
+# name -> (module, attribute or None for the module itself)
+_LAZY = {
+    "nn": ("convscope.nn", None),
+    "optim": ("convscope.optim", None),
+    "io": ("convscope.io", None),
+    "data": ("convscope.data", None),
+    "explain": ("convscope.explain", None),
+    "viz": ("convscope.viz", None),
+    "apps": ("convscope.apps", None),
+    "load": ("convscope.io", "load"),
+    "save": ("convscope.io", "save"),
+    "load_torch": ("convscope.io", "load_torch"),
+    "summary": ("convscope.explain.summary", "summary"),
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'convscope' has no attribute {name!r}")
+    import importlib
+
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
     "Tensor",
     "arange",
     "as_tensor",
+    "autotune_cache",
     "bool",
+    "clear_autotune_cache",
+    "conv_algorithm",
     "double",
     "empty",
     "enable_grad",
@@ -51,7 +97,10 @@ __all__ = [
     "from_numpy",
     "full",
     "geometry",
+    "get_autotune",
+    "get_conv_algorithm",
     "get_default_dtype",
+    "get_num_threads",
     "get_workspace_budget",
     "half",
     "int",
@@ -66,16 +115,22 @@ __all__ = [
     "manual_seed",
     "nn",
     "no_grad",
+    "num_threads",
     "ones",
     "optim",
     "rand",
     "randint",
     "randn",
+    "record_conv_algorithms",
     "save",
+    "set_autotune",
+    "set_conv_algorithm",
     "set_default_dtype",
     "set_grad_enabled",
+    "set_num_threads",
     "set_workspace_budget",
     "short",
+    "summary",
     "tensor",
     "uint8",
     "workspace_budget",

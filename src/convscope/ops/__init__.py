@@ -1,16 +1,6 @@
-"""Array-level kernels on NumPy arrays, without autograd: convolution, padding, workspace.
+"""Array-level kernels on NumPy arrays, without autograd: convolution, padding, pooling.
 
-Submodules: ``conv`` (the primitive), ``pad``, ``tiling``, ``workspace`` and the algorithms.
+Submodules: ``conv`` (the primitive), ``algorithms`` (choosing one), the algorithms
+(``unfold_gemm``, ``direct``, ``fft``, ``depthwise``, ``winograd``), ``pad``, ``pool``,
+``tiling``, ``workspace`` and ``threads``.  They are imported on first use.
 """
-
-from .conv import ALGORITHMS, conv_general, select_algorithm
-from .workspace import get_workspace_budget, set_workspace_budget, workspace_budget
-
-__all__ = [
-    "ALGORITHMS",
-    "conv_general",
-    "get_workspace_budget",
-    "select_algorithm",
-    "set_workspace_budget",
-    "workspace_budget",
-]

@@ -20,24 +20,16 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from ..geometry import conv_output_size
-from . import depthwise, direct, fft, unfold_gemm, winograd
+from . import algorithms, threads
 from .tiling import ConvGeometry
 from .workspace import get_workspace_budget
 
-Algorithm = Callable[[np.ndarray, np.ndarray, ConvGeometry, int, np.ndarray, int], None]
-
-ALGORITHMS: dict[str, Algorithm] = {
-    "unfold": unfold_gemm.run,
-    "direct": direct.run,
-    "fft": fft.run,
-    "depthwise": depthwise.run,
-    "winograd": winograd.run,
-}
+ALGORITHMS = algorithms.NAMES
 
 
 def select_algorithm(geom: ConvGeometry, groups: int, dtype: np.dtype) -> str:
@@ -111,17 +103,40 @@ def conv_general(
     if out.size == 0 or x.shape[1] == 0:
         out[...] = 0
         return out
-    name = algorithm or select_algorithm(geom, groups, x.dtype)
-    if name not in ALGORITHMS:
-        raise ValueError(
-            f"unknown convolution algorithm {name!r}; choose from {sorted(ALGORITHMS)}"
-        )
     budget = get_workspace_budget() if workspace_bytes is None else int(workspace_bytes)
-    if name != "direct" and max(input_dilation) > 1 and max(geom.stride) == 1:
-        _by_phases(x, w, geom, groups, out, algorithm, budget)
+    threads.ensure_blas_threads()
+    phased = max(input_dilation) > 1 and max(geom.stride) == 1
+    if algorithm is not None:
+        name = algorithm
+        reason = algorithms.unsupported(name, geom, groups, x.dtype)
+        if reason is not None:
+            raise ValueError(f"convolution algorithm {name!r} cannot compute this call: {reason}")
     else:
-        ALGORITHMS[name](x, w, geom, groups, out, budget)
+        name = algorithms.forced_for(geom, groups, x.dtype)
+        if name is None and not phased:
+            name = _automatic(x, w, geom, groups, out, budget)
+    if phased and name != "direct":
+        _by_phases(x, w, geom, groups, out, algorithm, budget)
+        return out
+    algorithms.implementation(name)(x, w, geom, groups, out, budget)
+    algorithms.record(name, geom)
     return out
+
+
+def _automatic(
+    x: np.ndarray, w: np.ndarray, geom: ConvGeometry, groups: int, out: np.ndarray, budget: int
+) -> str:
+    """The heuristic's choice, or with autotuning on the fastest applicable algorithm (the
+    timing runs compute ``out`` as a side effect)."""
+    if not algorithms.get_autotune():
+        return select_algorithm(geom, groups, x.dtype)
+    names = algorithms.candidates(geom, groups, x.dtype)
+    if len(names) <= 1:
+        return names[0] if names else select_algorithm(geom, groups, x.dtype)
+    key = algorithms.cache_key(geom, w.shape, groups, x.dtype, budget)
+    return algorithms.tuned(
+        key, names, lambda name: algorithms.implementation(name)(x, w, geom, groups, out, budget)
+    )
 
 
 def _phases_of_dim(
@@ -262,27 +277,63 @@ def conv_general_backward(
             algorithm=algorithm,
         )
     if needs[1]:
-        batch, channels = x.shape[:2]
-        cg = channels // groups
-        # x'[c, g*N + n] = x[n, g*cg + c]; w'[o, n] = grad[n, o]
-        x_swapped = x.reshape(batch, groups, cg, *size).transpose(2, 1, 0, *range(3, 3 + n))
-        x_swapped = np.ascontiguousarray(x_swapped).reshape(cg, groups * batch, *size)
-        g_swapped = np.ascontiguousarray(np.swapaxes(grad, 0, 1))
         pads = []
         for h, k, o, s, d, i, (lo, hi) in zip(
             size, kernel, out_size, stride, dilation, input_dilation, padding, strict=True
         ):
             used = (o - 1) * s + (k - 1) * d + 1  # padded cells the forward actually read
             pads.append((lo, hi - ((h - 1) * i + 1 + lo + hi - used)))
-        per_channel = conv_general(
-            x_swapped,
-            g_swapped,
-            stride=dilation,
-            padding=pads,
-            dilation=stride,
-            input_dilation=input_dilation,
-            groups=groups,
-            algorithm=algorithm,
-        )
-        grad_w = np.ascontiguousarray(np.swapaxes(per_channel, 0, 1))
+        # The swapped copies of input and gradient are made a batch chunk at a time, so they
+        # stay within a quarter of the workspace budget; the chunks' gradients add up.
+        batch = x.shape[0]
+        per_sample = (x[:1].nbytes + grad[:1].nbytes) or 1
+        chunk = max(1, min(batch, get_workspace_budget() // 4 // per_sample))
+        for start in range(0, batch, chunk):
+            part = _weight_gradient(
+                x[start : start + chunk],
+                grad[start : start + chunk],
+                stride=stride,
+                pads=pads,
+                dilation=dilation,
+                input_dilation=input_dilation,
+                groups=groups,
+                algorithm=algorithm,
+            )
+            if grad_w is None:
+                grad_w = part
+            else:
+                grad_w += part
     return grad_x, grad_w
+
+
+def _weight_gradient(
+    x: np.ndarray,
+    grad: np.ndarray,
+    *,
+    stride: Sequence[int],
+    pads: Sequence[tuple[int, int]],
+    dilation: Sequence[int],
+    input_dilation: Sequence[int],
+    groups: int,
+    algorithm: str | None,
+) -> np.ndarray:
+    """Weight gradient of one batch chunk: the input (batch and channels swapped) correlated
+    with the output gradient used as the kernel, stride and dilation exchanging roles."""
+    batch, channels, *size = x.shape
+    n = len(size)
+    cg = channels // groups
+    # x'[c, g*N + n] = x[n, g*cg + c]; w'[o, n] = grad[n, o]
+    x_swapped = x.reshape(batch, groups, cg, *size).transpose(2, 1, 0, *range(3, 3 + n))
+    x_swapped = np.ascontiguousarray(x_swapped).reshape(cg, groups * batch, *size)
+    g_swapped = np.ascontiguousarray(np.swapaxes(grad, 0, 1))
+    per_channel = conv_general(
+        x_swapped,
+        g_swapped,
+        stride=dilation,
+        padding=pads,
+        dilation=stride,
+        input_dilation=input_dilation,
+        groups=groups,
+        algorithm=algorithm,
+    )
+    return np.ascontiguousarray(np.swapaxes(per_channel, 0, 1))

@@ -165,7 +165,13 @@ def extract_slab(
         src_index.append(slice(first, last + 1))
         start = before + first * step - lo
         dst_index.append(slice(start, start + (last - first) * step + 1, step))
-    slab[(slice(None), slice(None), *dst_index)] = source[(slice(None), slice(None), *src_index)]
+    from .threads import parallel_copy
+
+    parallel_copy(
+        slab[(slice(None), slice(None), *dst_index)],
+        source[(slice(None), slice(None), *src_index)],
+        axis=1 if slab.shape[1] > slab.shape[0] else 0,
+    )
     return slab
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import tiling
+from . import threads, tiling
 
 
 def run(
@@ -44,7 +44,7 @@ def run(
         product = products.take((groups, o // groups, slab.shape[0] * tiling.prod(tile.size)))
         np.matmul(kernel, cols.reshape(groups, kernel.shape[2], -1), out=product)
         product = product.reshape(o, slab.shape[0], *tile.size)
-        out[tile.out_index] = np.moveaxis(product, 1, 0)
+        threads.parallel_copy(out[tile.out_index], np.moveaxis(product, 1, 0), axis=1)
 
 
 def unfold(
@@ -73,5 +73,6 @@ def unfold(
     d = len(k)
     order = (1, 2, *range(3, 3 + d), 0, *range(3 + d, 3 + 2 * d))
     cols = scratch.take((groups, c // groups, *k, nb, *box))
-    np.copyto(cols, windows.transpose(order))
+    # the copy is memory-bound: split it over the threads along the longer leading axis
+    threads.parallel_copy(cols, windows.transpose(order), axis=0 if groups >= c // groups else 1)
     return cols

@@ -1,0 +1,236 @@
+"""Which algorithm computes a convolution: the shape heuristic, a forced choice, or autotuning.
+
+Every algorithm computes the same primitive (``ops.conv.conv_general``) to the same
+tolerances; they differ in speed.  By default :func:`convscope.ops.conv.select_algorithm`
+picks from the shapes.  A user can instead
+
+* force one algorithm wherever it applies: :func:`set_conv_algorithm` / :func:`conv_algorithm`
+  (or ``CONVSCOPE_CONV_ALGORITHM``); shapes it cannot handle keep the heuristic's choice;
+* autotune: :func:`set_autotune` (or ``CONVSCOPE_AUTOTUNE=1``) times every applicable
+  algorithm on the first call of each shape and reuses the fastest, cached in memory and,
+  with ``cache_file`` (or ``CONVSCOPE_AUTOTUNE_CACHE``), in a JSON file across processes.
+
+:func:`record_conv_algorithms` tells which algorithm each call used.
+
+>>> import numpy as np, convscope as cs
+>>> import convscope.nn.functional as F
+>>> x, w = np.ones((1, 8, 6, 6)), np.ones((8, 1, 3, 3))
+>>> with cs.record_conv_algorithms() as used, cs.conv_algorithm("unfold"):
+...     _ = F.conv2d(x, w, groups=8)
+>>> [name for name, _ in used]
+['unfold']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from .tiling import ConvGeometry
+
+#: algorithm name -> module of ``convscope.ops`` whose ``run`` implements it
+MODULES = {
+    "unfold": "unfold_gemm",
+    "direct": "direct",
+    "fft": "fft",
+    "depthwise": "depthwise",
+    "winograd": "winograd",
+}
+NAMES = tuple(MODULES)
+
+Algorithm = Callable[[np.ndarray, np.ndarray, ConvGeometry, int, np.ndarray, int], None]
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+_forced: str | None = os.environ.get("CONVSCOPE_CONV_ALGORITHM") or None
+_autotune = _env_flag("CONVSCOPE_AUTOTUNE")
+_cache_file: str | None = os.environ.get("CONVSCOPE_AUTOTUNE_CACHE") or None
+_cache: dict[str, str] = {}
+_cache_loaded = False
+_recorders: list[list[tuple[str, ConvGeometry]]] = []
+
+
+def _check_name(name: str) -> str:
+    if name not in MODULES:
+        raise ValueError(f"unknown convolution algorithm {name!r}; choose from {sorted(MODULES)}")
+    return name
+
+
+def implementation(name: str) -> Algorithm:
+    """The function running algorithm ``name`` (its module is imported on first use)."""
+    return importlib.import_module(f"convscope.ops.{MODULES[_check_name(name)]}").run
+
+
+def unsupported(name: str, geom: ConvGeometry, groups: int, dtype: Any) -> str | None:
+    """Why algorithm ``name`` cannot compute this call, or ``None`` if it can."""
+    _check_name(name)
+    floating = np.dtype(dtype).kind == "f"
+    if name in ("fft", "winograd") and not floating:
+        return f"{name} is not exact for {np.dtype(dtype)} inputs"
+    if name == "depthwise" and groups != geom.input_shape[1]:
+        return "depthwise needs groups == in_channels"
+    if name == "winograd" and not (
+        geom.kernel_size == (3, 3) and geom.stride == geom.dilation == geom.input_dilation == (1, 1)
+    ):
+        return "winograd is for 2-D 3x3 kernels with stride 1 and dilation 1"
+    return None
+
+
+def candidates(geom: ConvGeometry, groups: int, dtype: Any) -> list[str]:
+    """The algorithms autotuning compares ('direct', the reference, is too slow to compete)."""
+    return [n for n in NAMES if n != "direct" and unsupported(n, geom, groups, dtype) is None]
+
+
+def set_conv_algorithm(name: str | None) -> None:
+    """Force algorithm ``name`` for every convolution it can compute (``None``: heuristic).
+
+    Names: ``'unfold'``, ``'direct'``, ``'fft'``, ``'depthwise'``, ``'winograd'``.
+    """
+    global _forced
+    _forced = None if name is None else _check_name(name)
+
+
+def get_conv_algorithm() -> str | None:
+    """The forced algorithm, or ``None`` when the heuristic (or autotuning) chooses."""
+    return _forced
+
+
+@contextlib.contextmanager
+def conv_algorithm(name: str | None) -> Iterator[str | None]:
+    """Temporarily force algorithm ``name`` (see :func:`set_conv_algorithm`)."""
+    previous = _forced
+    set_conv_algorithm(name)
+    try:
+        yield name
+    finally:
+        set_conv_algorithm(previous)
+
+
+def forced_for(geom: ConvGeometry, groups: int, dtype: Any) -> str | None:
+    """The forced algorithm if one is set and it can compute this call."""
+    if _forced is not None and unsupported(_forced, geom, groups, dtype) is None:
+        return _forced
+    return None
+
+
+def set_autotune(enabled: bool, cache_file: str | os.PathLike | None = None) -> None:
+    """Turn autotuning on or off; ``cache_file`` (JSON) keeps the choices across processes."""
+    global _autotune, _cache_file, _cache_loaded
+    _autotune = bool(enabled)
+    if cache_file is not None:
+        _cache_file, _cache_loaded = os.fspath(cache_file), False
+
+
+def get_autotune() -> bool:
+    """Whether autotuning is on."""
+    return _autotune
+
+
+def autotune_cache() -> dict[str, str]:
+    """A copy of the autotuning choices: shape key -> algorithm."""
+    _load_cache()
+    return dict(_cache)
+
+
+def clear_autotune_cache() -> None:
+    """Forget the choices in memory (the cache file, if any, is left alone)."""
+    global _cache_loaded
+    _cache.clear()
+    _cache_loaded = True
+
+
+def cache_key(geom: ConvGeometry, weight_shape: tuple, groups: int, dtype: Any, budget: int) -> str:
+    from .threads import get_num_threads
+
+    return (
+        f"x{tuple(geom.input_shape)} w{tuple(weight_shape)} s{geom.stride} p{geom.pads} "
+        f"d{geom.dilation} i{geom.input_dilation} g{groups} {np.dtype(dtype).name} "
+        f"t{get_num_threads()} b{budget}"
+    )
+
+
+def _load_cache() -> None:
+    global _cache_loaded
+    if _cache_loaded:
+        return
+    _cache_loaded = True
+    if not _cache_file or not os.path.exists(_cache_file):
+        return
+    try:
+        with open(_cache_file) as fh:
+            stored = json.load(fh)
+        entries = {str(k): str(v) for k, v in stored.items() if v in MODULES}
+    except (OSError, ValueError, AttributeError) as error:
+        warnings.warn(f"ignoring unreadable autotune cache {_cache_file}: {error}", stacklevel=3)
+        return
+    _cache.update({k: v for k, v in entries.items() if k not in _cache})
+
+
+def _save_cache() -> None:
+    if not _cache_file:
+        return
+    folder = os.path.dirname(os.path.abspath(_cache_file))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=folder, prefix=".autotune.", suffix=".part")
+        with os.fdopen(handle, "w") as fh:
+            json.dump(_cache, fh, indent=1, sort_keys=True)
+        os.replace(temp, _cache_file)
+    except OSError as error:
+        warnings.warn(f"cannot write autotune cache {_cache_file}: {error}", stacklevel=3)
+
+
+def tuned(key: str, names: list[str], trial: Callable[[str], None]) -> str:
+    """The cached choice for ``key``, or the fastest of ``names`` timed with ``trial``.
+
+    Every trial computes the full result (into the caller's output), so whichever ran last
+    leaves a correct answer behind.
+    """
+    _load_cache()
+    choice = _cache.get(key)
+    if choice in names:
+        return choice
+    timings = {}
+    for name in names:
+        start = time.perf_counter()
+        trial(name)
+        timings[name] = time.perf_counter() - start
+    best = min(timings, key=timings.__getitem__)
+    if len(names) > 1 and timings[best] < 0.05:  # short calls: time the two leaders again
+        leaders = sorted(timings, key=timings.__getitem__)[:2]
+        for name in leaders * 3:
+            start = time.perf_counter()
+            trial(name)
+            timings[name] = min(timings[name], time.perf_counter() - start)
+        best = min(leaders, key=timings.__getitem__)
+    _cache[key] = best
+    _save_cache()
+    return best
+
+
+@contextlib.contextmanager
+def record_conv_algorithms() -> Iterator[list[tuple[str, ConvGeometry]]]:
+    """Collect ``(algorithm, geometry)`` for every primitive call made inside the block."""
+    log: list[tuple[str, ConvGeometry]] = []
+    _recorders.append(log)
+    try:
+        yield log
+    finally:
+        _recorders.remove(log)
+
+
+def record(name: str, geom: ConvGeometry) -> None:
+    for log in _recorders:
+        log.append((name, geom))

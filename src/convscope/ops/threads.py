@@ -1,0 +1,156 @@
+"""Threads: how many the engine uses, for BLAS and for its own memory-bound steps.
+
+The count comes from :func:`set_num_threads`, else the first positive integer among the
+environment variables ``CONVSCOPE_NUM_THREADS``, ``OMP_NUM_THREADS``,
+``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``, else the CPUs this process may run on.
+BLAS (the GEMMs) is set through ``threadpoolctl``; copies, transforms and depthwise passes
+are shared out over a pool of Python threads (NumPy releases the GIL inside them).
+
+>>> import convscope as cs
+>>> with cs.num_threads(1):
+...     cs.get_num_threads()
+1
+>>> parallel_map(lambda i: i * i, range(4))
+[0, 1, 4, 9]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+ENV_VARS = ("CONVSCOPE_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+T = TypeVar("T")
+_threads: int | None = None
+_pool: Any = None
+_pool_size = 0
+_blas_applied: int | None = None
+
+
+def _from_environment() -> int:
+    for name in ENV_VARS:
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def get_num_threads() -> int:
+    """The number of threads convscope uses (BLAS and its own pool)."""
+    global _threads
+    if _threads is None:
+        _threads = _from_environment()
+    return _threads
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads for BLAS and for convscope's own parallel steps.
+
+    Like ``torch.set_num_threads``: ``n`` must be a positive integer (``RuntimeError``
+    otherwise, as PyTorch raises).
+    """
+    global _threads
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise RuntimeError(f"set_num_threads expects a positive integer, but got {n!r}")
+    _threads = n
+    _apply_to_blas()
+
+
+@contextlib.contextmanager
+def num_threads(n: int) -> Iterator[int]:
+    """Temporarily use ``n`` threads."""
+    previous = get_num_threads()
+    set_num_threads(n)
+    try:
+        yield n
+    finally:
+        set_num_threads(previous)
+
+
+def _apply_to_blas() -> None:
+    """Make BLAS use :func:`get_num_threads` threads (once per change; needs threadpoolctl)."""
+    global _blas_applied
+    wanted = get_num_threads()
+    if _blas_applied == wanted:
+        return
+    _blas_applied = wanted
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # BLAS keeps its own setting (its environment variables still apply)
+        return
+    threadpool_limits(limits=wanted, user_api="blas")
+
+
+def ensure_blas_threads() -> None:
+    """Called before GEMM-heavy work: apply the thread count to BLAS if it was never applied
+    (so ``CONVSCOPE_NUM_THREADS`` reaches BLAS without slowing ``import convscope``)."""
+    if _blas_applied is None and (_threads is not None or os.environ.get(ENV_VARS[0])):
+        _apply_to_blas()
+
+
+def _executor() -> Any:
+    global _pool, _pool_size
+    size = get_num_threads()
+    if _pool is None or _pool_size != size:
+        from concurrent.futures import ThreadPoolExecutor
+
+        if _pool is not None:
+            _pool.shutdown(wait=False)
+        _pool = ThreadPoolExecutor(size, thread_name_prefix="convscope")
+        _pool_size = size
+    return _pool
+
+
+def parallel_map(fn: Callable[[Any], T], items: Iterable[Any]) -> list[T]:
+    """``[fn(item) for item in items]`` on the thread pool (inline with one thread or item).
+
+    Exceptions propagate; results keep the order of ``items``.
+    """
+    items = list(items)
+    if get_num_threads() == 1 or len(items) <= 1:
+        return [fn(item) for item in items]
+    pool = _executor()
+    futures = [pool.submit(fn, item) for item in items[1:]]
+    first = fn(items[0])  # the calling thread works too
+    return [first, *(future.result() for future in futures)]
+
+
+def split(length: int, parts: int, minimum: int = 1) -> list[slice]:
+    """``length`` cut into at most ``parts`` contiguous slices of at least ``minimum``.
+
+    >>> split(10, 3)
+    [slice(0, 4, None), slice(4, 7, None), slice(7, 10, None)]
+    """
+    parts = max(1, min(parts, length // max(minimum, 1)))
+    bounds = [length * i // parts for i in range(parts + 1)]
+    return [slice(a, b) for a, b in itertools.pairwise(bounds)]
+
+
+def parallel_copy(dest: Any, source: Any, axis: int = 0, min_bytes: int = 1 << 20) -> None:
+    """``np.copyto(dest, source)`` split along ``axis`` over the threads when it is large."""
+    import numpy as np
+
+    parts = get_num_threads() if dest.nbytes >= min_bytes else 1
+    slices = split(dest.shape[axis], parts) if dest.ndim else [slice(None)]
+    if len(slices) == 1:
+        np.copyto(dest, source)
+        return
+    lead = (slice(None),) * axis
+
+    def copy(part: slice) -> None:
+        np.copyto(dest[(*lead, part)], source[(*lead, part)])
+
+    parallel_map(copy, slices)
+
+
+def chunks(items: Sequence[T], parts: int) -> list[Sequence[T]]:
+    """``items`` dealt round-robin into at most ``parts`` non-empty lists."""
+    parts = max(1, min(parts, len(items)))
+    return [items[i::parts] for i in range(parts)]

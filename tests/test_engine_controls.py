@@ -1,0 +1,202 @@
+"""Engine controls: thread count, forced algorithms, autotuning and its cache."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import convscope as cs
+import convscope.nn.functional as F
+from convscope.ops import algorithms, threads
+
+torch = pytest.importorskip("torch")
+TF = torch.nn.functional
+
+
+@pytest.fixture(autouse=True)
+def clean_policy(monkeypatch):
+    """Every test starts with the heuristic, no autotuning, an empty cache."""
+    monkeypatch.setattr(algorithms, "_forced", None)
+    monkeypatch.setattr(algorithms, "_autotune", False)
+    monkeypatch.setattr(algorithms, "_cache_file", None)
+    monkeypatch.setattr(algorithms, "_cache", {})
+    monkeypatch.setattr(algorithms, "_cache_loaded", False)
+    yield
+
+
+# ------------------------------------------------------------------------------- threads
+@pytest.mark.parametrize("bad", [0, -2, 1.5, True, "2"])
+def test_set_num_threads_rejects_what_torch_rejects(bad):
+    with pytest.raises(RuntimeError, match="positive integer"):
+        cs.set_num_threads(bad)
+
+
+def test_num_threads_setting_and_blas():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    before = cs.get_num_threads()
+    with cs.num_threads(1):
+        assert cs.get_num_threads() == 1
+        blas = [i for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+        assert blas and all(i["num_threads"] == 1 for i in blas)
+    assert cs.get_num_threads() == before
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"CONVSCOPE_NUM_THREADS": "3", "OMP_NUM_THREADS": "5"}, 3),
+        ({"OMP_NUM_THREADS": "5"}, 5),
+        ({"OMP_NUM_THREADS": "junk", "MKL_NUM_THREADS": "4"}, 4),
+    ],
+)
+def test_thread_count_honours_environment(monkeypatch, env, expected):
+    for name in threads.ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(threads, "_threads", None)
+    assert cs.get_num_threads() == expected
+
+
+def test_parallel_helpers_keep_order_and_errors():
+    with cs.num_threads(2):
+        assert threads.parallel_map(lambda v: v * 10, range(7)) == [0, 10, 20, 30, 40, 50, 60]
+        with pytest.raises(ZeroDivisionError):
+            threads.parallel_map(lambda v: 1 // v, [3, 2, 0, 1])
+        source = np.random.default_rng(0).standard_normal((6, 300, 400)).transpose(1, 0, 2)
+        dest = np.empty(source.shape)
+        threads.parallel_copy(dest, source, axis=1, min_bytes=0)
+        np.testing.assert_array_equal(dest, source)
+    assert threads.split(5, 8) == [slice(i, i + 1) for i in range(5)]
+
+
+@pytest.mark.parametrize(
+    ("shape", "weight", "kwargs"),
+    [
+        ((4, 16, 20, 18), (24, 16, 3, 3), {"padding": 1}),  # unfold / winograd
+        ((4, 12, 20, 18), (12, 1, 3, 3), {"padding": 1, "groups": 12}),  # depthwise
+        ((2, 6, 30, 30), (6, 1, 9, 9), {"padding": 4, "groups": 6}),  # fft
+        ((3, 8, 11, 13), (8, 4, 3, 3), {"stride": 2, "groups": 2}),
+    ],
+)
+def test_results_do_not_depend_on_threads(shape, weight, kwargs):
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal(shape), rng.standard_normal(weight)
+    with cs.num_threads(1):
+        one = F.conv2d(x, w, **kwargs).numpy()
+    with cs.num_threads(2), cs.workspace_budget(64 << 10):  # many tiles, copies split
+        two = F.conv2d(x, w, **kwargs).numpy()
+    np.testing.assert_allclose(two, one, rtol=1e-12, atol=1e-12)
+
+
+# ----------------------------------------------------------------------- forced algorithms
+def test_unknown_algorithm_names_fail_clearly():
+    with pytest.raises(ValueError, match="unknown convolution algorithm 'gemm'"):
+        cs.set_conv_algorithm("gemm")
+    assert cs.get_conv_algorithm() is None
+
+
+@pytest.mark.parametrize("name", algorithms.NAMES)
+def test_forced_algorithm_runs_where_it_applies_and_matches_torch(name):
+    rng = np.random.default_rng(5)
+    cases = [
+        ((2, 6, 12, 12), (6, 1, 3, 3), {"padding": 1, "groups": 6}),
+        ((2, 4, 12, 12), (5, 4, 3, 3), {"padding": 1}),
+        ((2, 4, 12, 12), (5, 4, 5, 5), {"stride": 2, "dilation": 1}),
+    ]
+    for shape, weight, kwargs in cases:
+        x, w = rng.standard_normal(shape), rng.standard_normal(weight)
+        with cs.conv_algorithm(name), cs.record_conv_algorithms() as used:
+            got = F.conv2d(x, w, **kwargs).numpy()
+        want = TF.conv2d(torch.from_numpy(x), torch.from_numpy(w), **kwargs).numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+        applies = algorithms.unsupported(name, used[0][1], kwargs.get("groups", 1), x.dtype)
+        assert (used[0][0] == name) == (applies is None)
+    assert cs.get_conv_algorithm() is None
+
+
+def test_forced_algorithm_reaches_gradients_and_transposed_phases():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 4, 9, 9))
+    w = rng.standard_normal((4, 3, 4, 4))
+    ours = [cs.tensor(a, requires_grad=True) for a in (x, w)]
+    theirs = [torch.from_numpy(a.copy()).requires_grad_() for a in (x, w)]
+    with cs.conv_algorithm("direct"), cs.record_conv_algorithms() as used:
+        y = F.conv_transpose2d(*ours, stride=2, padding=1)
+        y.backward(cs.ones(*y.shape, dtype=cs.float64))
+    y_ref = TF.conv_transpose2d(*theirs, stride=2, padding=1)
+    y_ref.backward(torch.ones_like(y_ref))
+    assert {name for name, _ in used} == {"direct"} and len(used) >= 3
+    np.testing.assert_allclose(y.numpy(), y_ref.detach().numpy(), rtol=1e-10, atol=1e-12)
+    for got, want in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(got.grad.numpy(), want.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_explicit_algorithm_that_cannot_compute_the_call_is_refused():
+    from convscope.ops.conv import conv_general
+
+    x, w = np.ones((1, 4, 6, 6)), np.ones((2, 4, 3, 3))
+    with pytest.raises(ValueError, match="depthwise needs groups == in_channels"):
+        conv_general(
+            x, w, stride=(1, 1), padding=((0, 0),) * 2, dilation=(1, 1), algorithm="depthwise"
+        )
+
+
+# ---------------------------------------------------------------------------- autotuning
+def _count_trials(monkeypatch):
+    calls = []
+    original = algorithms.implementation
+
+    def counting(name):
+        calls.append(name)
+        return original(name)
+
+    monkeypatch.setattr(algorithms, "implementation", counting)
+    return calls
+
+
+def test_autotune_times_candidates_once_per_shape_and_stays_exact(monkeypatch):
+    calls = _count_trials(monkeypatch)
+    rng = np.random.default_rng(8)
+    x, w = rng.standard_normal((2, 64, 10, 10)), rng.standard_normal((64, 64, 3, 3))
+    want = TF.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding=1).numpy()
+    cs.set_autotune(True)
+    first = F.conv2d(x, w, padding=1).numpy()
+    tried = set(calls)
+    assert tried == {"unfold", "winograd", "fft"}  # every candidate for a dense 3x3 layer
+    calls.clear()
+    with cs.record_conv_algorithms() as used:
+        second = F.conv2d(x, w, padding=1).numpy()
+    assert calls == [used[0][0]]  # cached: no more timing
+    ((key, choice),) = cs.autotune_cache().items()
+    assert choice == used[0][0] and "x(2, 64, 10, 10)" in key
+    np.testing.assert_allclose(first, want, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(second, want, rtol=1e-10, atol=1e-10)
+
+
+def test_autotune_cache_file_is_written_and_reused(tmp_path, monkeypatch):
+    path = tmp_path / "tune" / "cache.json"
+    x, w = np.ones((1, 3, 8, 8)), np.ones((3, 1, 9, 9))
+    cs.set_autotune(True, cache_file=path)
+    F.conv2d(x, w, padding=4, groups=3)
+    stored = json.loads(path.read_text())
+    assert next(iter(stored.values())) in ("depthwise", "fft", "unfold")
+    # a "new process": empty memory, the file holds a (deliberately odd) choice
+    key = next(iter(stored))
+    path.write_text(json.dumps({key: "unfold"}))
+    monkeypatch.setattr(algorithms, "_cache", {})
+    monkeypatch.setattr(algorithms, "_cache_loaded", False)
+    calls = _count_trials(monkeypatch)
+    F.conv2d(x, w, padding=4, groups=3)
+    assert calls == ["unfold"]
+
+
+def test_corrupt_autotune_cache_warns_and_is_not_fatal(tmp_path):
+    path = tmp_path / "cache.json"
+    path.write_text("{not json")
+    cs.set_autotune(True, cache_file=path)
+    with pytest.warns(UserWarning, match="ignoring unreadable autotune cache"):
+        y = F.conv2d(np.ones((1, 2, 5, 5)), np.ones((2, 2, 3, 3)))
+    assert float(y.numpy()[0, 0, 0, 0]) == 18.0
