@@ -1,9 +1,14 @@
 """Time convscope's convolutions against PyTorch in the same process, on the same threads.
 
-Prints one line per case (median time of each library, convscope/torch ratio, GFLOP/s) and
-the geometric mean of the ratios; optionally writes JSON and a markdown table.
+For every case: median time of each library (forward, and forward+backward), the ratio
+convscope/torch, effective GFLOP/s, convscope's peak traced memory and its largest
+relative error against torch; then the geometric mean of the ratios per group, the import
+time of ``import convscope`` and the installed size of convscope and torch.  Timings of the
+two libraries are interleaved (one call each, repeatedly) so that load from elsewhere on
+the machine affects both alike.
 
-    python benchmarks/bench_conv.py [--repeats 7] [--threads 2] [--json F] [--markdown F]
+    python benchmarks/bench_conv.py [--repeats 7] [--threads 2] [--only TEXT] [--no-backward]
+                                    [--json docs/benchmarks.json] [--markdown docs/benchmarks.md]
 
 This is a script, not a test: timings depend on the machine.
 """
@@ -16,16 +21,26 @@ import math
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
-from dataclasses import asdict, dataclass
+import tracemalloc
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+GROUPS = {
+    "dense": "dense convolutions (target: forward geomean <= 1.25, none > 2.0; "
+    "forward+backward geomean <= 1.5)",
+    "depthwise-small": "small-kernel depthwise, 3x3 and 7x7 (target <= 3.0)",
+    "depthwise-large": "large-kernel depthwise, 13x13 and 31x31 (target <= 0.5)",
+    "latency": "seed spectrogram stack, latency-bound (target <= 3.0)",
+}
+
 
 @dataclass(frozen=True)
-class Case:
-    name: str
-    input_shape: tuple[int, ...]
+class Layer:
     out_channels: int
     kernel_size: int | tuple[int, ...]
     stride: int = 1
@@ -36,144 +51,397 @@ class Case:
     output_padding: int = 0
 
 
+@dataclass(frozen=True)
+class Case:
+    name: str
+    group: str
+    input_shape: tuple[int, ...]
+    layers: tuple[Layer, ...] = field(default_factory=tuple)
+
+
+def case(name, group, shape, *layers):
+    return Case(name, group, shape, tuple(layers))
+
+
 CASES = [
-    Case("ResNet stem 7x7/2", (8, 3, 224, 224), 64, 7, stride=2, padding=3),
-    Case("ResNet 3x3 64ch 56x56", (8, 64, 56, 56), 64, 3, padding=1),
-    Case("ResNet 3x3 256ch 14x14", (8, 256, 14, 14), 256, 3, padding=1),
-    Case("ResNet 1x1 256->64 56x56", (8, 256, 56, 56), 64, 1),
-    Case("MobileNetV2 depthwise 3x3", (8, 144, 56, 56), 144, 3, padding=1, groups=144),
-    Case("ConvNeXt depthwise 7x7", (8, 96, 56, 56), 96, 7, padding=3, groups=96),
-    Case("RepLKNet depthwise 31x31", (1, 128, 64, 64), 128, 31, padding=15, groups=128),
-    Case("depthwise 13x13", (4, 64, 56, 56), 64, 13, padding=6, groups=64),
-    Case("U-Net ConvTranspose 2x2/2", (8, 128, 28, 28), 64, 2, stride=2, transposed=True),
-    Case(
-        "DCGAN ConvTranspose 4x4/2", (16, 256, 8, 8), 128, 4, stride=2, padding=1, transposed=True
+    case("ResNet stem 7x7/2", "dense", (8, 3, 224, 224), Layer(64, 7, stride=2, padding=3)),
+    case("ResNet 3x3 64ch 56x56", "dense", (8, 64, 56, 56), Layer(64, 3, padding=1)),
+    case("ResNet 3x3 128ch 28x28", "dense", (8, 128, 28, 28), Layer(128, 3, padding=1)),
+    case("ResNet 3x3 256ch 14x14", "dense", (8, 256, 14, 14), Layer(256, 3, padding=1)),
+    case("ResNet 1x1 256->64 56x56", "dense", (8, 256, 56, 56), Layer(64, 1)),
+    case("ResNet 3x3/2 128ch 56x56", "dense", (8, 128, 56, 56), Layer(128, 3, 2, 1)),
+    case(
+        "MobileNetV2 depthwise 3x3",
+        "depthwise-small",
+        (8, 144, 56, 56),
+        Layer(144, 3, padding=1, groups=144),
     ),
-    Case("WaveNet Conv1d k2 d8", (4, 64, 16000), 64, 2, dilation=8),
-    Case("C3D Conv3d 3x3x3", (2, 64, 16, 56, 56), 64, 3, padding=1),
-    Case("seed spectrogram Conv2d 1->2 3x3", (1, 1, 257, 188), 2, 3, padding=1),
+    case(
+        "MobileNetV2 depthwise 3x3/2",
+        "depthwise-small",
+        (8, 96, 112, 112),
+        Layer(96, 3, stride=2, padding=1, groups=96),
+    ),
+    case(
+        "ConvNeXt depthwise 7x7",
+        "depthwise-small",
+        (8, 96, 56, 56),
+        Layer(96, 7, padding=3, groups=96),
+    ),
+    case(
+        "RepLKNet depthwise 31x31",
+        "depthwise-large",
+        (1, 128, 64, 64),
+        Layer(128, 31, padding=15, groups=128),
+    ),
+    case(
+        "depthwise 13x13",
+        "depthwise-large",
+        (4, 64, 56, 56),
+        Layer(64, 13, padding=6, groups=64),
+    ),
+    case(
+        "U-Net ConvTranspose 2x2/2",
+        "dense",
+        (8, 128, 28, 28),
+        Layer(64, 2, stride=2, transposed=True),
+    ),
+    case(
+        "DCGAN ConvTranspose 4x4/2",
+        "dense",
+        (16, 256, 8, 8),
+        Layer(128, 4, stride=2, padding=1, transposed=True),
+    ),
+    case("WaveNet Conv1d k2 d8", "dense", (4, 64, 16000), Layer(64, 2, dilation=8)),
+    case("wav2vec Conv1d 1->512 k10/5", "dense", (4, 1, 16000), Layer(512, 10, stride=5)),
+    case("C3D Conv3d 3x3x3", "dense", (2, 64, 16, 56, 56), Layer(64, 3, padding=1)),
+    case(
+        "seed spectrogram stack",
+        "latency",
+        (1, 1, 257, 188),
+        Layer(2, 3, padding=1),
+        Layer(2, 5, padding=2),
+    ),
 ]
 
 
-def flops(case: Case, out_shape: tuple[int, ...]) -> float:
-    """Multiply-adds x 2 of the case (counted on the non-transposed side)."""
-    kernel = (
-        (case.kernel_size,) * (len(case.input_shape) - 2)
-        if isinstance(case.kernel_size, int)
-        else case.kernel_size
+def _module(lib, layer: Layer, in_channels: int, dims: int):
+    kind = "ConvTranspose" if layer.transposed else "Conv"
+    kwargs = dict(
+        stride=layer.stride, padding=layer.padding, groups=layer.groups, dilation=layer.dilation
     )
-    if case.transposed:
-        per_input = case.out_channels // case.groups * math.prod(kernel)
-        return 2.0 * math.prod(case.input_shape) * per_input
-    per_output = case.input_shape[1] // case.groups * math.prod(kernel)
-    return 2.0 * math.prod(out_shape) * per_output
+    if layer.transposed:
+        kwargs["output_padding"] = layer.output_padding
+    return getattr(lib.nn, f"{kind}{dims}d")(
+        in_channels, layer.out_channels, layer.kernel_size, **kwargs
+    )
 
 
-def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def build(case: Case):
+def build(c: Case):
+    """The case as a torch model and an identical convscope model, and their input."""
     import torch
 
     import convscope as cs
 
-    n = len(case.input_shape) - 2
-    kind = "ConvTranspose" if case.transposed else "Conv"
-    kwargs = dict(
-        stride=case.stride, padding=case.padding, groups=case.groups, dilation=case.dilation
-    )
-    if case.transposed:
-        kwargs["output_padding"] = case.output_padding
-    reference = getattr(torch.nn, f"{kind}{n}d")(
-        case.input_shape[1], case.out_channels, case.kernel_size, **kwargs
-    )
-    ours = getattr(cs.nn, f"{kind}{n}d")(
-        case.input_shape[1], case.out_channels, case.kernel_size, **kwargs
-    )
-    ours.load_state_dict({k: v.detach().numpy() for k, v in reference.state_dict().items()})
-    x = np.random.default_rng(0).standard_normal(case.input_shape, dtype=np.float32)
-    return reference, ours, torch.from_numpy(x), cs.from_numpy(x)
+    dims = len(c.input_shape) - 2
+    channels, ours, theirs = c.input_shape[1], [], []
+    for layer in c.layers:
+        reference = _module(torch, layer, channels, dims)
+        mine = _module(cs, layer, channels, dims)
+        mine.load_state_dict({k: v.detach().numpy() for k, v in reference.state_dict().items()})
+        theirs.append(reference)
+        ours.append(mine)
+        channels = layer.out_channels
+    x = np.random.default_rng(0).standard_normal(c.input_shape, dtype=np.float32)
+    return torch.nn.Sequential(*theirs), cs.nn.Sequential(*ours), x
 
 
-def run_case(case: Case, repeats: int) -> dict:
+def flops(model, x) -> float:
+    """Multiply-adds x 2 of one forward pass of a torch Sequential (non-transposed side)."""
     import torch
 
-    reference, ours, x_ref, x_ours = build(case)
+    total = 0.0
     with torch.no_grad():
-        expected = reference(x_ref).numpy()
-        t_ref = median_time(lambda: reference(x_ref), repeats)
-    got = ours(x_ours).numpy()
-    t_ours = median_time(lambda: ours(x_ours), repeats)
+        for layer in model:
+            y = layer(x)
+            kernel = math.prod(layer.kernel_size)
+            if layer.transposed:
+                total += 2.0 * x.numel() * layer.out_channels // layer.groups * kernel
+            else:
+                total += 2.0 * y.numel() * layer.in_channels // layer.groups * kernel
+            x = y
+    return total
+
+
+def interleaved(ours, theirs, repeats: int) -> tuple[float, float]:
+    """Median seconds of ``ours()`` and ``theirs()``, called alternately after a warm-up."""
+    ours(), theirs()
+    times_ours, times_theirs = [], []
+    for i in range(repeats):
+        for fn, times in ((ours, times_ours), (theirs, times_theirs))[:: 1 if i % 2 else -1]:
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    return statistics.median(times_ours), statistics.median(times_theirs)
+
+
+def peak_traced(fn) -> int:
+    """Peak bytes allocated through Python/NumPy while ``fn()`` runs."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def run_case(c: Case, repeats: int, backward: bool) -> dict:
+    import torch
+
+    import convscope as cs
+
+    reference, ours, x = build(c)
+    x_ref, x_ours = torch.from_numpy(x), cs.from_numpy(x)
+
+    def torch_forward():
+        with torch.no_grad():
+            return reference(x_ref)
+
+    def ours_forward():
+        with cs.no_grad():
+            return ours(x_ours)
+
+    expected = torch_forward().numpy()
+    got = ours_forward().numpy()
     err = float(np.abs(got - expected).max() / max(np.abs(expected).max(), 1e-30))
-    work = flops(case, got.shape)
-    return {
-        **asdict(case),
-        "torch_s": t_ref,
-        "convscope_s": t_ours,
-        "ratio": t_ours / t_ref,
-        "convscope_gflops": work / t_ours / 1e9,
-        "torch_gflops": work / t_ref / 1e9,
-        "max_rel_err": err,
+    t_ours, t_ref = interleaved(ours_forward, torch_forward, repeats)
+    work = flops(reference, x_ref)
+    row = {
+        "name": c.name,
+        "group": c.group,
+        "input_shape": list(c.input_shape),
+        "layers": [asdict(layer) for layer in c.layers],
+        "gflop": work / 1e9,
+        "forward": {
+            "convscope_s": t_ours,
+            "torch_s": t_ref,
+            "ratio": t_ours / t_ref,
+            "convscope_gflops": work / t_ours / 1e9,
+            "torch_gflops": work / t_ref / 1e9,
+            "convscope_peak_mib": peak_traced(ours_forward) / 2**20,
+            "max_rel_err": err,
+        },
     }
+    if backward:
+        upstream = np.random.default_rng(1).standard_normal(expected.shape, dtype=np.float32)
+        up_ref, up_ours = torch.from_numpy(upstream), cs.from_numpy(upstream)
+        x_ref_grad = x_ref.clone().requires_grad_()
+        x_ours_grad = cs.tensor(x, requires_grad=True)
+
+        def torch_step():
+            reference.zero_grad(set_to_none=True)
+            x_ref_grad.grad = None
+            reference(x_ref_grad).backward(up_ref)
+
+        def ours_step():
+            ours.zero_grad()
+            x_ours_grad.grad = None
+            ours(x_ours_grad).backward(up_ours)
+
+        torch_step(), ours_step()
+        grads = [(x_ours_grad.grad.numpy(), x_ref_grad.grad.numpy())] + [
+            (p.grad.numpy(), q.grad.numpy())
+            for p, q in zip(ours.parameters(), reference.parameters(), strict=True)
+        ]
+        grad_err = max(float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30)) for a, b in grads)
+        t_ours_b, t_ref_b = interleaved(ours_step, torch_step, repeats)
+        row["forward_backward"] = {
+            "convscope_s": t_ours_b,
+            "torch_s": t_ref_b,
+            "ratio": t_ours_b / t_ref_b,
+            "convscope_gflops": 3 * work / t_ours_b / 1e9,
+            "torch_gflops": 3 * work / t_ref_b / 1e9,
+            "convscope_peak_mib": peak_traced(ours_step) / 2**20,
+            "max_rel_err": grad_err,
+        }
+    return row
 
 
-def markdown(rows: list[dict], threads: int, geomean: float) -> str:
+def geomean(values: list[float]) -> float:
+    return math.exp(statistics.fmean(math.log(v) for v in values)) if values else float("nan")
+
+
+def summarise(rows: list[dict]) -> dict:
+    summary = {}
+    for group in GROUPS:
+        mine = [r for r in rows if r["group"] == group]
+        if not mine:
+            continue
+        entry = {
+            "forward": geomean([r["forward"]["ratio"] for r in mine]),
+            "max_forward": max(r["forward"]["ratio"] for r in mine),
+        }
+        if all("forward_backward" in r for r in mine):
+            entry["forward_backward"] = geomean([r["forward_backward"]["ratio"] for r in mine])
+        summary[group] = entry
+    return summary
+
+
+def import_time(repeats: int = 7) -> float:
+    """Median seconds of ``import convscope`` in a fresh interpreter (numpy included)."""
+    code = "import time; t = time.perf_counter(); import convscope; print(time.perf_counter() - t)"
+    runs = [
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            ).stdout
+        )
+        for _ in range(repeats)
+    ]
+    return statistics.median(runs)
+
+
+def installed_mib(distribution: str) -> float | None:
+    """Installed size of a distribution's files (its site-packages footprint), in MiB."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+    total = 0
+    for entry in dist.files or []:
+        path = Path(dist.locate_file(entry))
+        if path.is_file():
+            total += path.stat().st_size
+    if distribution == "convscope" and total < 1 << 20:  # editable install: count the source
+        import convscope
+
+        root = Path(convscope.__file__).parent
+        total = sum(
+            p.stat().st_size
+            for p in root.rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts
+        )
+    return total / 2**20
+
+
+def markdown(report: dict) -> str:
+    rows, threads = report["cases"], report["threads"]
     lines = [
-        f"Forward pass, float32, {threads} thread(s), median of repeats "
-        f"({platform.machine()}, NumPy {np.__version__}).",
+        f"float32, {threads} thread(s) for both libraries, median of {report['repeats']} "
+        f"interleaved calls; {report['machine']}, NumPy {report['numpy']}, "
+        f"torch {report['torch']}. Ratio = convscope time / torch time (below 1: faster).",
         "",
-        "| case | input | convscope ms | torch ms | ratio | convscope GFLOP/s |",
-        "|---|---|---:|---:|---:|---:|",
+        "| case | group | input | fwd ms (torch) | fwd ratio | fwd+bwd ms (torch) "
+        "| fwd+bwd ratio | GFLOP/s fwd | peak MiB fwd / fwd+bwd |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(
-            f"| {r['name']} | {tuple(r['input_shape'])} | {r['convscope_s'] * 1e3:.2f} | "
-            f"{r['torch_s'] * 1e3:.2f} | {r['ratio']:.2f} | {r['convscope_gflops']:.1f} |"
+        f, b = r["forward"], r.get("forward_backward")
+        back = (
+            (
+                f"{b['convscope_s'] * 1e3:.1f} ({b['torch_s'] * 1e3:.1f})",
+                f"{b['ratio']:.2f}",
+                f"{b['convscope_peak_mib']:.0f}",
+            )
+            if b
+            else ("-", "-", "-")
         )
-    lines.append(f"| **geometric mean** | | | | **{geomean:.2f}** | |")
+        lines.append(
+            f"| {r['name']} | {r['group']} | {tuple(r['input_shape'])} | "
+            f"{f['convscope_s'] * 1e3:.1f} ({f['torch_s'] * 1e3:.1f}) | {f['ratio']:.2f} | "
+            f"{back[0]} | {back[1]} | {f['convscope_gflops']:.1f} | "
+            f"{f['convscope_peak_mib']:.0f} / {back[2]} |"
+        )
+    lines += [
+        "",
+        "| group | forward geomean | worst forward | forward+backward geomean |",
+        "|---|---:|---:|---:|",
+    ]
+    for group, entry in report["groups"].items():
+        fb = entry.get("forward_backward")
+        lines.append(
+            f"| {GROUPS[group]} | {entry['forward']:.2f} | {entry['max_forward']:.2f} "
+            f"| {'-' if fb is None else f'{fb:.2f}'} |"
+        )
+    extra = report.get("footprint", {})
+    if extra:
+        lines += [
+            "",
+            f"`import convscope`: {extra['import_s'] * 1e3:.0f} ms (fresh interpreter, NumPy "
+            f"included). Installed size: convscope {extra['convscope_mib']:.1f} MiB, torch "
+            f"{extra['torch_mib']:.0f} MiB.",
+        ]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--only", default="", help="run only cases whose name contains this")
+    parser.add_argument("--no-backward", action="store_true", help="forward passes only")
     parser.add_argument("--json", help="write the results to this JSON file")
     parser.add_argument("--markdown", help="write a markdown table to this file")
     args = parser.parse_args()
     import torch
 
+    import convscope as cs
+
     torch.set_num_threads(args.threads)
+    cs.set_num_threads(args.threads)
     rows = []
-    for case in CASES:
-        if args.only.lower() not in case.name.lower():
+    for c in CASES:
+        if args.only.lower() not in c.name.lower():
             continue
-        row = run_case(case, args.repeats)
+        row = run_case(c, args.repeats, not args.no_backward)
         rows.append(row)
-        print(
-            f"{case.name:<34} convscope {row['convscope_s'] * 1e3:9.2f} ms  torch "
-            f"{row['torch_s'] * 1e3:9.2f} ms  ratio {row['ratio']:6.2f}  "
-            f"{row['convscope_gflops']:7.1f} GFLOP/s  rel.err {row['max_rel_err']:.1e}",
-            flush=True,
+        f, b = row["forward"], row.get("forward_backward")
+        line = (
+            f"{c.name:<30} fwd {f['convscope_s'] * 1e3:8.2f} ms vs {f['torch_s'] * 1e3:8.2f}"
+            f" ratio {f['ratio']:5.2f} ({f['convscope_gflops']:5.1f} GFLOP/s, "
+            f"peak {f['convscope_peak_mib']:5.0f} MiB, err {f['max_rel_err']:.0e})"
         )
-    geomean = math.exp(statistics.fmean(math.log(r["ratio"]) for r in rows))
-    print(f"geometric mean ratio (convscope/torch): {geomean:.2f}")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(
-                {"threads": args.threads, "geomean_ratio": geomean, "cases": rows}, fh, indent=2
+        if b:
+            line += (
+                f" | fwd+bwd {b['convscope_s'] * 1e3:8.2f} vs {b['torch_s'] * 1e3:8.2f} "
+                f"ratio {b['ratio']:5.2f} (err {b['max_rel_err']:.0e})"
             )
+        print(line, flush=True)
+    report = {
+        "command": "python " + " ".join([sys.argv[0], *sys.argv[1:]]),
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "cases": rows,
+        "groups": summarise(rows),
+    }
+    if not args.only:
+        report["footprint"] = {
+            "import_s": import_time(),
+            "convscope_mib": installed_mib("convscope"),
+            "torch_mib": installed_mib("torch"),
+        }
+    for group, entry in report["groups"].items():
+        fb = entry.get("forward_backward")
+        print(
+            f"{group:<16} forward geomean {entry['forward']:.2f} (worst "
+            f"{entry['max_forward']:.2f})" + ("" if fb is None else f", fwd+bwd {fb:.2f}")
+        )
+    if "footprint" in report:
+        fp = report["footprint"]
+        print(
+            f"import convscope {fp['import_s'] * 1e3:.0f} ms; installed convscope "
+            f"{fp['convscope_mib']:.1f} MiB vs torch {fp['torch_mib']:.0f} MiB"
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
     if args.markdown:
-        with open(args.markdown, "w") as fh:
-            fh.write(markdown(rows, args.threads, geomean))
+        Path(args.markdown).write_text(markdown(report))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..geometry import conv_output_size
-from . import algorithms, threads
+from . import algorithms, jit, threads
 from .tiling import ConvGeometry
 from .workspace import get_workspace_budget
 
@@ -35,10 +35,10 @@ ALGORITHMS = algorithms.NAMES
 def select_algorithm(geom: ConvGeometry, groups: int, dtype: np.dtype) -> str:
     """Pick an algorithm from the shapes (thresholds measured with ``benchmarks/``).
 
-    Integers always take ``unfold`` (exact).  Depthwise layers take the FFT for kernels of
-    7x7 and larger (at stride 1) and the direct depthwise kernel otherwise; 2-D 3x3 stride-1
-    layers with at least 64 input channels take Winograd F(2x2, 3x3); everything else is
-    unfold + GEMM.
+    Integers always take ``unfold`` (exact).  Depthwise layers take the FFT for large kernels
+    (from 7x7, or 10x10 with the compiled kernel; stride 1) and the direct depthwise kernel
+    otherwise; 2-D 3x3 stride-1 layers with at least 64 input channels take Winograd
+    F(2x2, 3x3); everything else is unfold + GEMM (a plain GEMM for 1x1).
     """
     if np.dtype(dtype).kind != "f" or max(geom.input_dilation) > 1:
         return "unfold"
@@ -46,7 +46,10 @@ def select_algorithm(geom: ConvGeometry, groups: int, dtype: np.dtype) -> str:
     taps = math.prod(geom.kernel_size)
     if groups == channels and channels > 1:
         small_output = math.prod(geom.output_size) < taps  # e.g. a weight gradient
-        if taps >= 49 and max(geom.stride) == 1 and not small_output:
+        # the compiled depthwise kernel beats the FFT up to about 9x9 kernels, NumPy's
+        # tap-by-tap passes only below 7x7
+        fft_from = 100 if jit.kernels() is not None else 49
+        if taps >= fft_from and max(geom.stride) == 1 and not small_output:
             return "fft"
         return "depthwise"
     if (

@@ -47,7 +47,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import tiling
+from . import jit, tiling
 
 CACHE_BYTES = 384 << 10
 """Target working set (slab, phases, accumulator, product) of one channel block."""
@@ -95,7 +95,10 @@ def run(
     nb, box = tiling.plan_tiles(n, geom.output_size, channel_cost, budget)
     per = channel_cost(nb, box)
     cb = max(1, min(c, CACHE_BYTES // per, budget // per))
-    if nb * tiling.prod([b + r for b, r in zip(box, reach, strict=True)]) >= LONG_RUN:
+    compiled = jit.kernels() is not None
+    if compiled:
+        cb = max(1, min(c, budget // per))  # the compiled kernel blocks for the cache itself
+    elif nb * tiling.prod([b + r for b, r in zip(box, reach, strict=True)]) >= LONG_RUN:
         cb = 1  # long runs already: one channel at a time, scalar weights
     units = [
         (tile, c0, min(c0 + cb, c))
@@ -104,8 +107,8 @@ def run(
     ]
     work = out.size * len(taps)
     workers = max(1, min(THREADS, len(units), budget // (cb * per)))
-    if work < MIN_PARALLEL:
-        workers = 1
+    if work < MIN_PARALLEL or compiled:
+        workers = 1  # (the compiled kernel runs its own threads)
     kernel = w.astype(dtype, copy=False).reshape(c, mult, len(taps), 1)
 
     def worker(mine: Sequence[tuple[tiling.Tile, int, int]]) -> None:
@@ -169,7 +172,19 @@ def _block(
     wide = _wide(box, reach)
     flat = [math.prod(plane[d + 1 :]) for d in range(len(box))]
     plane_size = math.prod(plane)
-    if cb == 1 and nb * plane_size >= LONG_RUN:
+    if jit.kernels() is not None:
+        acc = acc_buf.take((nb, cb, mult, box[0] * flat[0]))
+        jit.call(
+            "wide_taps",
+            planes.reshape(len(phases), nb, cb, plane_size),
+            np.array([phases.index(phase) for phase, _ in taps], dtype=np.int64),
+            np.array([sum(q * f for q, f in zip(o, flat, strict=True)) for _, o in taps]),
+            np.ascontiguousarray(kernel[c0:c1, :, :, 0]),
+            acc,
+            wide,
+        )
+        result = acc.reshape(nb, cb * mult, box[0], *plane[1:])
+    elif cb == 1 and nb * plane_size >= LONG_RUN:
         acc = acc_buf.take((mult, nb, plane_size))
         _per_channel(planes[:, :, 0], kernel[c0], taps, phases, flat, wide, acc, tmp_buf)
         result = acc.reshape(mult, nb, *plane).swapaxes(0, 1)

@@ -126,7 +126,7 @@ def split(length: int, parts: int, minimum: int = 1) -> list[slice]:
     """``length`` cut into at most ``parts`` contiguous slices of at least ``minimum``.
 
     >>> split(10, 3)
-    [slice(0, 4, None), slice(4, 7, None), slice(7, 10, None)]
+    [slice(0, 3, None), slice(3, 6, None), slice(6, 10, None)]
     """
     parts = max(1, min(parts, length // max(minimum, 1)))
     bounds = [length * i // parts for i in range(parts + 1)]

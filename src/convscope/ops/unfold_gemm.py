@@ -1,9 +1,21 @@
 """Unfold + GEMM: copy each tile's receptive windows into a matrix (im2col) and let BLAS
-multiply it by the kernel matrix.
+multiply the kernel matrix by it.
 
-For a tile of ``nb`` samples and ``P`` output positions the unfolded matrix has shape
-``(groups, C/groups * prod(K), nb * P)``, laid out so the windows are gathered by one strided
-copy and the product lands as ``(groups, O/groups, nb, P)``.
+The layout minimises copies: for a tile of ``nb`` samples and ``P`` output positions the
+unfolded matrix is ``(nb, groups, C/groups * prod(K), P)`` (sample-major, in the order the
+slab is read), and the product of each sample, ``(groups, O/groups, P)``, is written by BLAS
+straight into the output when the tile spans whole output planes (the usual case) instead
+of through a buffer.  A 1x1 convolution with stride 1 and no padding needs no unfolding at
+all: it is one GEMM per sample on the input as it is.
+
+>>> import numpy as np
+>>> from convscope.ops.conv import conv_general
+>>> x = np.arange(8.0).reshape(1, 2, 4)
+>>> conv_general(x, np.ones((3, 2, 1)), stride=(1,), padding=((0, 0),), dilation=(1,),
+...              algorithm="unfold")
+array([[[ 4.,  6.,  8., 10.],
+        [ 4.,  6.,  8., 10.],
+        [ 4.,  6.,  8., 10.]]])
 """
 
 from __future__ import annotations
@@ -25,26 +37,51 @@ def run(
     budget: int,
 ) -> None:
     dtype = tiling.compute_dtype(x.dtype)
-    size = tiling.itemsize(dtype)
     n, c = x.shape[:2]
     o, k = w.shape[0], w.shape[2:]
-    kprod = tiling.prod(k)
+    cg, og = c // groups, o // groups
+    kernel = w.astype(dtype, copy=False).reshape(groups, og, cg * tiling.prod(k))
+    if _pointwise(x, geom, dtype, out):
+        planes = x.reshape(n, groups, cg, -1)
+        np.matmul(kernel, planes, out=out.reshape(n, groups, og, -1))
+        return
+    size = tiling.itemsize(dtype)
 
     def cost(nb: int, box: Sequence[int]) -> int:
         positions = nb * tiling.prod(box)
         slab = tiling.prod(tiling.slab_shape(geom, nb, box))
-        return size * (slab + positions * (c * kprod + o))
+        return size * (slab + positions * (c * tiling.prod(k) + o))
 
     nb, box = tiling.plan_tiles(n, geom.output_size, cost, budget)
-    kernel = w.astype(dtype, copy=False).reshape(groups, o // groups, (c // groups) * kprod)
     slabs, columns, products = (tiling.Scratch(dtype) for _ in range(3))
+    whole_planes = tuple(box) == tuple(geom.output_size) and out.dtype == dtype
     for tile in tiling.iter_tiles(n, geom.output_size, nb, box):
         slab = tiling.extract_slab(x, geom, tile, dtype, slabs)
         cols = unfold(slab, geom, tile.size, groups, columns)
-        product = products.take((groups, o // groups, slab.shape[0] * tiling.prod(tile.size)))
-        np.matmul(kernel, cols.reshape(groups, kernel.shape[2], -1), out=product)
-        product = product.reshape(o, slab.shape[0], *tile.size)
-        threads.parallel_copy(out[tile.out_index], np.moveaxis(product, 1, 0), axis=1)
+        count = slab.shape[0]
+        target = out[tile.batch]
+        if whole_planes and target.flags.c_contiguous:
+            np.matmul(kernel, cols, out=target.reshape(count, groups, og, -1))
+            continue
+        product = products.take((count, groups, og, cols.shape[-1]))
+        np.matmul(kernel, cols, out=product)
+        threads.parallel_copy(out[tile.out_index], product.reshape(count, o, *tile.size), axis=1)
+
+
+def _pointwise(x: np.ndarray, geom: tiling.ConvGeometry, dtype: np.dtype, out: np.ndarray) -> bool:
+    """True for a 1x1, stride-1, unpadded convolution whose input and output can be used as
+    GEMM operands directly."""
+    ones = (1,) * len(geom.kernel_size)
+    return (
+        geom.kernel_size == ones
+        and geom.stride == ones
+        and geom.input_dilation == ones
+        and all(p == (0, 0) for p in geom.pads)
+        and x.dtype == dtype
+        and out.dtype == dtype
+        and x.flags.c_contiguous
+        and out.flags.c_contiguous
+    )
 
 
 def unfold(
@@ -54,7 +91,7 @@ def unfold(
     groups: int,
     scratch: tiling.Scratch,
 ) -> np.ndarray:
-    """Windows of ``slab`` copied into an array ``(groups, C/groups, *K, nb, *box)``."""
+    """Windows of ``slab`` copied into a matrix ``(nb, groups, C/groups * prod(K), prod(box))``."""
     nb, c = slab.shape[:2]
     k = geom.kernel_size
     sn, sc, *sx = slab.strides
@@ -70,9 +107,7 @@ def unfold(
         ),
         writeable=False,
     )
-    d = len(k)
-    order = (1, 2, *range(3, 3 + d), 0, *range(3 + d, 3 + 2 * d))
-    cols = scratch.take((groups, c // groups, *k, nb, *box))
+    cols = scratch.take((nb, groups, c // groups, *k, *box))
     # the copy is memory-bound: split it over the threads along the longer leading axis
-    threads.parallel_copy(cols, windows.transpose(order), axis=0 if groups >= c // groups else 1)
-    return cols
+    threads.parallel_copy(cols, windows, axis=0 if nb >= c // groups else 2)
+    return cols.reshape(nb, groups, (c // groups) * tiling.prod(k), tiling.prod(box))

@@ -1,0 +1,70 @@
+"""Optional compiled kernels (numba) for memory-bound loops NumPy cannot fuse.
+
+Used when numba is installed (``pip install "convscope[fast]"``) and ``BACKEND`` is
+``"auto"`` or ``"numba"``; ``"numpy"`` (or ``CONVSCOPE_JIT=0``) keeps the pure NumPy code,
+which stays the reference and is tested alongside.  Compiled code is cached on disk, so
+only the first call on a machine compiles (:func:`compile_seconds` tells how long it took).
+
+>>> BACKEND in ("auto", "numpy", "numba")
+True
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from types import ModuleType
+
+BACKEND = "numpy" if os.environ.get("CONVSCOPE_JIT", "").strip() == "0" else "auto"
+
+_kernels: ModuleType | None = None
+_failed = False
+_compile_seconds: dict[str, float] = {}
+# numba's default thread pool ("workqueue") must not be entered by two threads at once
+_launch = threading.Lock()
+
+
+def kernels() -> ModuleType | None:
+    """The compiled-kernel module, or ``None`` when the NumPy path should run."""
+    global _kernels, _failed
+    if BACKEND == "numpy" or _failed:
+        return None
+    if _kernels is None:
+        try:
+            from . import _jit_kernels
+        except ImportError:
+            if BACKEND == "numba":
+                raise ImportError(
+                    "the 'numba' backend needs numba: pip install \"convscope[fast]\""
+                ) from None
+            _failed = True
+            return None
+        _kernels = _jit_kernels
+    return _kernels
+
+
+def call(name: str, *args: object) -> None:
+    """Run kernel ``name`` on as many threads as convscope uses; the first call of each
+    signature compiles (or loads the cached code), which is timed."""
+    import numba
+
+    from .threads import get_num_threads
+
+    numba.set_num_threads(min(get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    function = getattr(kernels(), name)
+    kinds = ", ".join(str(a.dtype) if hasattr(a, "dtype") else type(a).__name__ for a in args)
+    signature = f"{name}({kinds})"
+    with _launch:
+        if signature in _compile_seconds:
+            function(*args)
+            return
+        start = time.perf_counter()
+        function(*args)
+        _compile_seconds[signature] = time.perf_counter() - start
+
+
+def compile_seconds() -> dict[str, float]:
+    """Seconds the first call of each kernel signature took in this process (compiling or
+    loading from the cache, plus one run)."""
+    return dict(_compile_seconds)

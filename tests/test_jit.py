@@ -1,0 +1,77 @@
+"""The compiled (numba) depthwise kernel against the NumPy path and PyTorch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import convscope as cs
+import convscope.nn.functional as F
+from convscope.ops import jit
+
+torch = pytest.importorskip("torch")
+numba = pytest.importorskip("numba")
+
+CASES = [  # (dims, channels, multiplier, kernel, stride, dilation, padding)
+    (2, 6, 1, 3, 1, 1, 1),
+    (2, 5, 2, (3, 5), (2, 1), 1, (2, 0)),
+    (2, 4, 1, 7, 1, 2, 3),
+    (2, 3, 3, 4, 3, (1, 2), 2),
+    (1, 7, 1, 5, 2, 3, 4),
+    (1, 4, 2, 2, 1, 1, 0),
+    (3, 3, 1, 3, (1, 2, 1), 1, 1),
+]
+
+
+def _run(dims, channels, mult, kernel, stride, dilation, padding, dtype, backend, monkeypatch):
+    monkeypatch.setattr(jit, "BACKEND", backend)
+    rng = np.random.default_rng(dims * 100 + channels)
+    shape = (2, channels, *(9, 11, 7)[:dims])
+    if np.dtype(dtype).kind == "i":
+        x = rng.integers(-5, 6, shape).astype(dtype)
+        w = rng.integers(-3, 4, (channels * mult, 1, *_k(kernel, dims))).astype(dtype)
+    else:
+        x = rng.standard_normal(shape).astype(dtype)
+        w = rng.standard_normal((channels * mult, 1, *_k(kernel, dims))).astype(dtype)
+    kwargs = {"stride": stride, "dilation": dilation, "padding": padding, "groups": channels}
+    fn = getattr(F, f"conv{dims}d")
+    with cs.conv_algorithm("depthwise"), cs.record_conv_algorithms() as used:
+        got = fn(x, w, **kwargs).numpy()
+    assert used and used[0][0] == "depthwise"
+    return got, x, w, kwargs
+
+
+def _k(kernel, dims):
+    return kernel if isinstance(kernel, tuple) else (kernel,) * dims
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_compiled_depthwise_matches_numpy_path_and_torch(case, dtype, monkeypatch):
+    compiled, x, w, kwargs = _run(*case, dtype, "numba", monkeypatch)
+    plain, *_ = _run(*case, dtype, "numpy", monkeypatch)
+    fn = getattr(torch.nn.functional, f"conv{case[0]}d")
+    want = fn(torch.from_numpy(x), torch.from_numpy(w), **kwargs).numpy()
+    assert compiled.dtype == plain.dtype == want.dtype and compiled.shape == want.shape
+    if np.dtype(dtype).kind == "i":
+        np.testing.assert_array_equal(compiled, want)
+        np.testing.assert_array_equal(plain, want)
+    else:
+        tol = 1e-10 if dtype == np.float64 else 1e-4
+        np.testing.assert_allclose(compiled, want, rtol=tol, atol=tol)
+        np.testing.assert_allclose(plain, want, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_depthwise_in_tiny_workspace_and_threads(backend, monkeypatch):
+    case = (2, 6, 2, 3, 2, 1, 1)
+    full, *_ = _run(*case, np.float64, backend, monkeypatch)
+    with cs.workspace_budget(8 << 10), cs.num_threads(2):
+        chunked, *_ = _run(*case, np.float64, backend, monkeypatch)
+    np.testing.assert_allclose(chunked, full, rtol=1e-13, atol=1e-13)
+
+
+def test_compile_time_is_recorded(monkeypatch):
+    monkeypatch.setattr(jit, "BACKEND", "auto")
+    F.conv2d(np.ones((1, 2, 5, 5), np.float32), np.ones((2, 1, 3, 3), np.float32), groups=2)
+    assert any(k.startswith("wide_taps(float32") for k in jit.compile_seconds())
