@@ -410,4 +410,4 @@ def test_gradients_through_functional_conv2d(
         np.testing.assert_allclose(
             got.grad.numpy(), want, rtol=1e-9, atol=1e-9 * np.abs(want).max()
         )
-    assert used[0] and len(used) >= 3  # forward ran the algorithm; both gradients were calls
+    assert used[0] and len(used) >= 2  # forward ran the algorithm; the gradients made calls

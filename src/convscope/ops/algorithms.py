@@ -44,6 +44,7 @@ MODULES = {
     "fft": "fft",
     "depthwise": "depthwise",
     "winograd": "winograd",
+    "fold": "fold",
 }
 NAMES = tuple(MODULES)
 
@@ -79,6 +80,8 @@ def unsupported(name: str, geom: ConvGeometry, groups: int, dtype: Any) -> str |
     floating = np.dtype(dtype).kind == "f"
     if name in ("fft", "winograd") and not floating:
         return f"{name} is not exact for {np.dtype(dtype)} inputs"
+    if name == "fold" and any(s != 1 for s in geom.stride):
+        return "fold is for stride-1 calls (transposed convolutions and input gradients)"
     if name == "depthwise" and groups != geom.input_shape[1]:
         return "depthwise needs groups == in_channels"
     if name == "winograd" and not (
@@ -89,14 +92,19 @@ def unsupported(name: str, geom: ConvGeometry, groups: int, dtype: Any) -> str |
 
 
 def candidates(geom: ConvGeometry, groups: int, dtype: Any) -> list[str]:
-    """The algorithms autotuning compares ('direct', the reference, is too slow to compete)."""
-    return [n for n in NAMES if n != "direct" and unsupported(n, geom, groups, dtype) is None]
+    """The algorithms autotuning compares for a call without zero insertion ('direct', the
+    reference, is too slow to compete; 'fold' only pays off with zero insertion)."""
+    return [
+        n
+        for n in NAMES
+        if n not in ("direct", "fold") and unsupported(n, geom, groups, dtype) is None
+    ]
 
 
 def set_conv_algorithm(name: str | None) -> None:
     """Force algorithm ``name`` for every convolution it can compute (``None``: heuristic).
 
-    Names: ``'unfold'``, ``'direct'``, ``'fft'``, ``'depthwise'``, ``'winograd'``.
+    Names: ``'unfold'``, ``'direct'``, ``'fft'``, ``'depthwise'``, ``'winograd'``, ``'fold'``.
     """
     global _forced
     _forced = None if name is None else _check_name(name)
