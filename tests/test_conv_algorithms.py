@@ -38,6 +38,14 @@ SETTINGS = settings(
 TOLERANCE = {np.float64: 1e-12, np.float32: 1e-5}
 
 
+@pytest.fixture(autouse=True)
+def numpy_kernels(monkeypatch):
+    """This module tests the NumPy paths; tests/test_jit.py covers the compiled kernel."""
+    from convscope.ops import jit
+
+    monkeypatch.setattr(jit, "BACKEND", "numpy")
+
+
 @st.composite
 def depthwise_configs(draw, input_dilation=False):
     nd = draw(st.integers(1, 3))
@@ -364,7 +372,7 @@ def test_tiny_budget_really_tiles_and_gives_the_same_result(algorithm, c, monkey
 def _forcing(algorithm, used):
     """A ``select_algorithm`` that picks ``algorithm`` wherever it applies, else 'direct'."""
 
-    def select(geom, groups, dtype):
+    def select(geom, groups, dtype, out_channels=None):
         if algorithm == "depthwise":
             fits = groups == geom.input_shape[1]
         else:

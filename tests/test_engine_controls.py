@@ -137,10 +137,10 @@ def test_forced_algorithm_reaches_gradients_and_transposed_phases():
 def test_explicit_algorithm_that_cannot_compute_the_call_is_refused():
     from convscope.ops.conv import conv_general
 
-    x, w = np.ones((1, 4, 6, 6)), np.ones((2, 4, 3, 3))
-    with pytest.raises(ValueError, match="depthwise needs groups == in_channels"):
+    x, w = np.ones((1, 4, 6, 6)), np.ones((2, 4, 5, 5))
+    with pytest.raises(ValueError, match="'winograd' cannot compute this call: winograd is for"):
         conv_general(
-            x, w, stride=(1, 1), padding=((0, 0),) * 2, dilation=(1, 1), algorithm="depthwise"
+            x, w, stride=(1, 1), padding=((0, 0),) * 2, dilation=(1, 1), algorithm="winograd"
         )
 
 

@@ -74,4 +74,51 @@ def test_depthwise_in_tiny_workspace_and_threads(backend, monkeypatch):
 def test_compile_time_is_recorded(monkeypatch):
     monkeypatch.setattr(jit, "BACKEND", "auto")
     F.conv2d(np.ones((1, 2, 5, 5), np.float32), np.ones((2, 1, 3, 3), np.float32), groups=2)
-    assert any(k.startswith("wide_taps(float32") for k in jit.compile_seconds())
+    assert any(k.startswith("grouped_taps(float32") for k in jit.compile_seconds())
+
+
+@pytest.mark.parametrize(
+    ("cin", "cout", "groups", "kernel", "stride", "padding", "dims"),
+    [(1, 2, 1, 3, 1, 1, 2), (2, 2, 1, 5, 1, 2, 2), (4, 6, 2, 3, 2, 0, 2), (3, 4, 1, 4, 3, 2, 1)],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_kernel_for_few_channel_layers(
+    cin, cout, groups, kernel, stride, padding, dims, dtype, monkeypatch
+):
+    """Layers with few channels per group take the compiled tap-by-tap kernel."""
+    monkeypatch.setattr(jit, "BACKEND", "auto")
+    rng = np.random.default_rng(cin * 10 + cout)
+    x = rng.standard_normal((2, cin, *(13, 11, 9)[:dims])).astype(dtype)
+    w = rng.standard_normal((cout, cin // groups) + (kernel,) * dims).astype(dtype)
+    args = {"stride": stride, "padding": padding, "groups": groups}
+    ours = [cs.tensor(a, requires_grad=True) for a in (x, w)]
+    theirs = [torch.from_numpy(a.copy()).requires_grad_() for a in (x, w)]
+    with cs.record_conv_algorithms() as used:
+        y = getattr(F, f"conv{dims}d")(*ours, **args)
+    assert used[0][0] == "depthwise"
+    y_ref = getattr(torch.nn.functional, f"conv{dims}d")(*theirs, **args)
+    upstream = rng.standard_normal(tuple(y_ref.shape)).astype(dtype)
+    y.backward(cs.tensor(upstream))
+    y_ref.backward(torch.from_numpy(upstream))
+    tol = 1e-10 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(y.numpy(), y_ref.detach().numpy(), rtol=tol, atol=tol)
+    for got, want in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(got.grad.numpy(), want.grad.numpy(), rtol=tol, atol=tol)
+
+
+def test_without_numba_few_channel_layers_use_gemm(monkeypatch):
+    monkeypatch.setattr(jit, "BACKEND", "numpy")
+    with cs.record_conv_algorithms() as used:
+        F.conv2d(np.ones((1, 1, 8, 8)), np.ones((2, 1, 3, 3)))
+    assert used[0][0] == "unfold"
+    from convscope.ops.conv import conv_general
+
+    with pytest.raises(ValueError, match="depthwise needs groups == in_channels"):
+        conv_general(
+            np.ones((1, 2, 5, 5)),
+            np.ones((2, 2, 3, 3)),
+            stride=(1, 1),
+            padding=((0, 0),) * 2,
+            dilation=(1, 1),
+            algorithm="depthwise",
+        )

@@ -105,8 +105,16 @@ def train(
     seed: int = 0,
     progress: Callable[[Iterable[Any], str, int], Iterable[Any]] | None = None,
     on_epoch: Callable[[EpochResult], None] | None = None,
+    tensorboard: Any = None,
 ) -> History:
-    """Train with cross-entropy, evaluating on ``test_set`` after every epoch."""
+    """Train with cross-entropy, evaluating on ``test_set`` after every epoch.
+
+    With a :class:`~convscope.apps.tensorboard.TensorBoardLogger` as ``tensorboard``: the first
+    input batch (``input/batch``), per epoch the losses and accuracies (``loss/train``,
+    ``loss/test``, ``accuracy/train``, ``accuracy/test``) and the first conv layer's feature
+    maps of the batch's first image (``conv1/feature_maps``).
+    """
+    first_batch = None
     opt = make_optimizer(optimizer, model.parameters(), lr)
     schedule = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     loader = DataLoader(
@@ -121,6 +129,9 @@ def train(
         model.train()
         batches = loader if progress is None else progress(loader, f"epoch {epoch}", len(loader))
         for x, y in batches:
+            if tensorboard is not None and first_batch is None:
+                first_batch = x
+                tensorboard.add_image("input/batch", _batch_picture(x.numpy()), 0)
             opt.zero_grad()
             loss = loss_fn(model(x), y)
             loss.backward()
@@ -130,6 +141,28 @@ def train(
         test_loss, test_acc = evaluate(model, *test_set)
         result = EpochResult(epoch, train_loss, train_acc, test_loss, test_acc)
         history.epochs.append(result)
+        if tensorboard is not None:
+            _log_epoch(tensorboard, model, first_batch, result)
         if on_epoch is not None:
             on_epoch(result)
     return history
+
+
+def _batch_picture(batch: np.ndarray) -> np.ndarray:
+    """A batch ``(N, C, H, W)`` tiled into one picture (colour if C is 3, else channel 0)."""
+    from ..viz.grids import tile, to_unit_range
+
+    return tile(to_unit_range(batch if batch.shape[1] == 3 else batch[:, 0]))
+
+
+def _log_epoch(tensorboard: Any, model: nn.Module, batch: Tensor | None, r: EpochResult) -> None:
+    tensorboard.add_scalar("loss/train", r.train_loss, r.epoch)
+    tensorboard.add_scalar("loss/test", r.test_loss, r.epoch)
+    tensorboard.add_scalar("accuracy/train", r.train_accuracy, r.epoch)
+    tensorboard.add_scalar("accuracy/test", r.test_accuracy, r.epoch)
+    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if conv is None or batch is None:
+        return
+    with no_grad():
+        maps = conv(batch[:1]).numpy()[0]
+    tensorboard.add_feature_maps("conv1/feature_maps", maps, r.epoch)

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from .common import UsageError
+from .common import OneLineParser, UsageError
 
 #: subcommand name -> module (imported when the parser is built; heavy libraries load lazily)
 COMMANDS = {
@@ -36,20 +36,14 @@ def command_module(name: str) -> ModuleType:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="convscope",
         description="PyTorch's convolution layers on NumPy, and tools to see what they do.",
         epilog="Run 'convscope COMMAND --help' for the options and examples of a command.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = command_module(name)
-        except ModuleNotFoundError as error:  # TEMPORARY while commands are being written
-            if error.name != COMMANDS[name]:
-                raise
-            continue
-        module.add_parser(sub, name)
+        command_module(name).add_parser(sub, name)
     return parser
 
 

@@ -133,12 +133,7 @@ def run(args: argparse.Namespace) -> int:
     layer_shapes()
     folder = output_dir(args.output)
     for name in TOOL_DEMOS:
-        try:
-            module = importlib.import_module(f"convscope.cli.{name}")
-        except ModuleNotFoundError as error:  # TEMPORARY while the tools are being written
-            if error.name != f"convscope.cli.{name}":
-                raise
-            continue
+        module = importlib.import_module(f"convscope.cli.{name}")
         _title(f"convscope {name}")
         module.demo(folder / name)
     print(f"\nAll outputs are in {Path(folder).resolve()}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from ..apps import train as training
@@ -16,6 +17,7 @@ EXAMPLES = """examples:
   convscope train                       # digits bundled with scikit-learn, 15 epochs
   convscope train --epochs 5 --optimizer sgd --lr 0.05 -o runs/sgd
   convscope train --images train-images-idx3-ubyte.gz --labels train-labels-idx1-ubyte.gz
+  convscope train --epochs 5 --tensorboard runs/train   # then: tensorboard --logdir runs
 """
 
 
@@ -48,6 +50,11 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         help="output folder for the checkpoint (convscope-output/train)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help="log losses, accuracies, the first batch and conv feature maps for TensorBoard",
+    )
 
 
 def _progress(enabled: bool):
@@ -97,18 +104,25 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    history = training.train(
-        model,
-        train_set,
-        test_set,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        optimizer=args.optimizer,
-        seed=args.seed,
-        progress=_progress(not args.no_progress),
-        on_epoch=report,
-    )
+    with ExitStack() as stack:
+        logger = None
+        if args.tensorboard:
+            from ..apps.tensorboard import open_logger
+
+            logger = stack.enter_context(open_logger(output_dir(args.tensorboard)))
+        history = training.train(
+            model,
+            train_set,
+            test_set,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            optimizer=args.optimizer,
+            seed=args.seed,
+            progress=_progress(not args.no_progress),
+            on_epoch=report,
+            tensorboard=logger,
+        )
     from ..io import save
 
     path = Path(out) / "model.cs"
@@ -129,4 +143,6 @@ def run(args: argparse.Namespace) -> int:
         ),
     )
     print(f"test accuracy {history.final.test_accuracy:.2%}; checkpoint written to {path}")
+    if args.tensorboard:
+        print(f"TensorBoard logs in {args.tensorboard}: tensorboard --logdir {args.tensorboard}")
     return 0

@@ -11,7 +11,7 @@ from numba import njit, prange
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def wide_taps(
+def grouped_taps(
     planes: np.ndarray,
     tap_phase: np.ndarray,
     tap_offset: np.ndarray,
@@ -19,24 +19,28 @@ def wide_taps(
     acc: np.ndarray,
     wide: int,
 ) -> None:  # pragma: no cover - compiled
-    """Depthwise multiply-accumulate over flat "wide rows", one (sample, channel) per job.
+    """Tap-by-tap multiply-accumulate over flat "wide rows", one (sample, output channel)
+    per job.
 
-    ``planes`` (phases, nb, cb, plane), ``weights`` (cb, mult, taps), ``acc``
-    (nb, cb, mult, >= wide): ``acc[n, c, m, p] = sum_t weights[c, m, t] *
-    planes[tap_phase[t], n, c, tap_offset[t] + p]`` for ``p < wide``, taps added in order.
+    ``planes`` (phases, nb, groups * cg, plane), ``weights`` (groups, og, cg, taps), ``acc``
+    (nb, groups * og, >= wide): ``acc[n, g*og + m, p] = sum_c sum_t weights[g, m, c, t] *
+    planes[tap_phase[t], n, g*cg + c, tap_offset[t] + p]`` for ``p < wide``, in that order.
+    A depthwise layer is the case ``cg = 1``.
     """
-    nb, cb, mult = acc.shape[:3]
-    taps = tap_phase.shape[0]
-    for job in prange(nb * cb):
-        n = job // cb
-        c = job % cb
-        for m in range(mult):
-            out = acc[n, c, m, :wide]
-            out[:] = 0
+    nb = acc.shape[0]
+    groups, og, cg, taps = weights.shape
+    for job in prange(nb * groups * og):
+        n = job // (groups * og)
+        g = (job // og) % groups
+        m = job % og
+        out = acc[n, g * og + m, :wide]
+        out[:] = 0
+        for ci in range(cg):
             for t in range(taps):
-                w = weights[c, m, t]
+                w = weights[g, m, ci, t]
                 # a slice starting at the offset: indices from range() are provably
                 # non-negative, so the loop has no wrap-around branch and vectorises
-                src = planes[tap_phase[t], n, c, tap_offset[t] : tap_offset[t] + wide]
+                start = tap_offset[t]
+                src = planes[tap_phase[t], n, g * cg + ci, start : start + wide]
                 for p in range(wide):
                     out[p] += w * src[p]

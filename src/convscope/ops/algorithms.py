@@ -83,7 +83,10 @@ def unsupported(name: str, geom: ConvGeometry, groups: int, dtype: Any) -> str |
     if name == "fold" and any(s != 1 for s in geom.stride):
         return "fold is for stride-1 calls (transposed convolutions and input gradients)"
     if name == "depthwise" and groups != geom.input_shape[1]:
-        return "depthwise needs groups == in_channels"
+        from .jit import kernels
+
+        if kernels() is None:
+            return "depthwise needs groups == in_channels (or numba installed)"
     if name == "winograd" and not (
         geom.kernel_size == (3, 3) and geom.stride == geom.dilation == geom.input_dilation == (1, 1)
     ):
@@ -91,14 +94,22 @@ def unsupported(name: str, geom: ConvGeometry, groups: int, dtype: Any) -> str |
     return None
 
 
-def candidates(geom: ConvGeometry, groups: int, dtype: Any) -> list[str]:
+def candidates(
+    geom: ConvGeometry, groups: int, dtype: Any, out_channels: int | None = None
+) -> list[str]:
     """The algorithms autotuning compares for a call without zero insertion ('direct', the
-    reference, is too slow to compete; 'fold' only pays off with zero insertion)."""
-    return [
-        n
-        for n in NAMES
-        if n not in ("direct", "fold") and unsupported(n, geom, groups, dtype) is None
-    ]
+    reference, is too slow to compete; 'fold' only pays off with zero insertion; the
+    compiled tap-by-tap kernel only for depthwise layers or few channels per group)."""
+    channels = geom.input_shape[1]
+    per_group = (channels // groups) * ((out_channels or channels) // groups)
+    names = []
+    for name in NAMES:
+        if name in ("direct", "fold") or unsupported(name, geom, groups, dtype) is not None:
+            continue
+        if name == "depthwise" and groups != channels and per_group > 64:
+            continue
+        names.append(name)
+    return names
 
 
 def set_conv_algorithm(name: str | None) -> None:

@@ -32,13 +32,22 @@ from .workspace import get_workspace_budget
 ALGORITHMS = algorithms.NAMES
 
 
-def select_algorithm(geom: ConvGeometry, groups: int, dtype: np.dtype) -> str:
+FEW_CHANNELS = 16
+"""Layers whose (input channels x output channels) per group is at most this take the
+compiled tap-by-tap kernel when numba is installed."""
+
+
+def select_algorithm(
+    geom: ConvGeometry, groups: int, dtype: np.dtype, out_channels: int | None = None
+) -> str:
     """Pick an algorithm from the shapes (thresholds measured with ``benchmarks/``).
 
     Integers always take ``unfold`` (exact).  Depthwise layers take the FFT for large kernels
     (from 7x7, or 10x10 with the compiled kernel; stride 1) and the direct depthwise kernel
-    otherwise; 2-D 3x3 stride-1 layers with at least 64 input channels take Winograd
-    F(2x2, 3x3); everything else is unfold + GEMM (a plain GEMM for 1x1).
+    otherwise; with numba installed, layers with few channels per group (see
+    :data:`FEW_CHANNELS`) take the compiled tap-by-tap kernel too; 2-D 3x3 stride-1 layers
+    with at least 64 input channels take Winograd F(2x2, 3x3); everything else is
+    unfold + GEMM (a plain GEMM for 1x1).
     """
     if np.dtype(dtype).kind != "f" or max(geom.input_dilation) > 1:
         return "unfold"
@@ -52,6 +61,11 @@ def select_algorithm(geom: ConvGeometry, groups: int, dtype: np.dtype) -> str:
         if taps >= fft_from and max(geom.stride) == 1 and not small_output:
             return "fft"
         return "depthwise"
+    few_channels = (
+        out_channels is not None and (channels // groups) * (out_channels // groups) <= FEW_CHANNELS
+    )
+    if few_channels and jit.kernels() is not None:
+        return "depthwise"  # e.g. Conv2d(1, 2, 3): a GEMM with 2 rows mostly moves memory
     if (
         geom.kernel_size == (3, 3)
         and geom.stride == (1, 1)
@@ -137,10 +151,10 @@ def _automatic(
     """The heuristic's choice, or with autotuning on the fastest applicable algorithm (the
     timing runs compute ``out`` as a side effect)."""
     if not algorithms.get_autotune():
-        return select_algorithm(geom, groups, x.dtype)
-    names = algorithms.candidates(geom, groups, x.dtype)
+        return select_algorithm(geom, groups, x.dtype, w.shape[0])
+    names = algorithms.candidates(geom, groups, x.dtype, w.shape[0])
     if len(names) <= 1:
-        return names[0] if names else select_algorithm(geom, groups, x.dtype)
+        return names[0] if names else select_algorithm(geom, groups, x.dtype, w.shape[0])
     key = algorithms.cache_key(geom, w.shape, groups, x.dtype, budget)
     return algorithms.tuned(
         key, names, lambda name: algorithms.implementation(name)(x, w, geom, groups, out, budget)
@@ -291,6 +305,23 @@ def conv_general_backward(
         ):
             used = (o - 1) * s + (k - 1) * d + 1  # padded cells the forward actually read
             pads.append((lo, hi - ((h - 1) * i + 1 + lo + hi - used)))
+        chosen = algorithm or algorithms.get_conv_algorithm()
+        if chosen in (None, "unfold") and (groups < x.shape[1] or x.shape[1] == 1):
+            # dense layers: GEMMs on the forward pass's own unfolding, tile by tile
+            from .unfold_gemm import weight_gradient
+
+            geom = ConvGeometry(
+                input_shape=x.shape,
+                kernel_size=tuple(kernel),
+                stride=tuple(stride),
+                pads=tuple((int(a), int(b)) for a, b in padding),
+                dilation=tuple(dilation),
+                input_dilation=input_dilation,
+                output_size=tuple(out_size),
+            )
+            grad_w = weight_gradient(x, grad, geom, groups, get_workspace_budget())
+            algorithms.record("unfold", geom)
+            return grad_x, grad_w
         # The swapped copies of input and gradient are made a batch chunk at a time, so they
         # stay within a quarter of the workspace budget; the chunks' gradients add up.
         batch = x.shape[0]

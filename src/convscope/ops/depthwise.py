@@ -72,16 +72,19 @@ def run(
     out: np.ndarray,
     budget: int,
 ) -> None:
-    """Depthwise ``conv_general`` (``groups == in_channels``) into ``out``, tile by tile."""
+    """Depthwise ``conv_general`` (``groups == in_channels``) into ``out``, tile by tile; with
+    the compiled kernel, any grouping (meant for layers with few channels per group)."""
     n, c = x.shape[:2]
-    if groups != c or w.shape[1] != 1 or w.shape[0] % c:
+    compiled = jit.kernels() is not None
+    if not compiled and (groups != c or w.shape[1] != 1 or w.shape[0] % c):
         raise ValueError(
             f"depthwise algorithm needs groups == in_channels (got groups={groups} for "
             f"{c} input channels); use 'unfold' or 'direct'"
         )
+    cg, og = c // groups, w.shape[0] // groups
     dtype = tiling.compute_dtype(x.dtype)
     size = tiling.itemsize(dtype)
-    mult = w.shape[0] // c
+    mult = -(-w.shape[0] // c)  # output channels per input channel (rounded up), for sizes
     taps = _taps(geom)
     phases = sorted({phase for phase, _ in taps})
     reach = [max(q[d] for _, q in taps) for d in range(len(geom.kernel_size))]
@@ -95,9 +98,8 @@ def run(
     nb, box = tiling.plan_tiles(n, geom.output_size, channel_cost, budget)
     per = channel_cost(nb, box)
     cb = max(1, min(c, CACHE_BYTES // per, budget // per))
-    compiled = jit.kernels() is not None
-    if compiled:
-        cb = max(1, min(c, budget // per))  # the compiled kernel blocks for the cache itself
+    if compiled:  # the kernel blocks for the cache itself; blocks hold whole groups
+        cb = max(cg, min(c, budget // per) // cg * cg)
     elif nb * tiling.prod([b + r for b, r in zip(box, reach, strict=True)]) >= LONG_RUN:
         cb = 1  # long runs already: one channel at a time, scalar weights
     units = [
@@ -109,12 +111,19 @@ def run(
     workers = max(1, min(THREADS, len(units), budget // (cb * per)))
     if work < MIN_PARALLEL or compiled:
         workers = 1  # (the compiled kernel runs its own threads)
-    kernel = w.astype(dtype, copy=False).reshape(c, mult, len(taps), 1)
+    if compiled:
+        kernel = w.astype(dtype, copy=False).reshape(groups, og, cg, len(taps))
+    else:
+        kernel = w.astype(dtype, copy=False).reshape(c, mult, len(taps), 1)
 
     def worker(mine: Sequence[tuple[tiling.Tile, int, int]]) -> None:
         buffers = [tiling.Scratch(dtype) for _ in range(4)]
         for tile, c0, c1 in mine:
-            _block(x, kernel, geom, tile, c0, c1, taps, phases, reach, out, dtype, buffers)
+            args = (x, kernel, geom, tile, c0, c1, taps, phases, reach, out, dtype, buffers)
+            if compiled:
+                _compiled_block(*args)
+            else:
+                _block(*args)
 
     if workers == 1:
         worker(units)
@@ -157,34 +166,13 @@ def _block(
     buffers: Sequence[tiling.Scratch],
 ) -> None:
     """Channels ``[c0, c1)`` of one tile: phases, one pass per tap, copy into ``out``."""
-    slab_buf, phase_buf, acc_buf, tmp_buf = buffers
-    slab = tiling.extract_slab(x[:, c0:c1], geom, tile, dtype, slab_buf)
-    nb, cb = slab.shape[:2]
+    _, _, acc_buf, tmp_buf = buffers
+    planes, plane, wide, flat = _planes(x, geom, tile, c0, c1, phases, reach, dtype, buffers)
+    nb, cb = planes.shape[1:3]
     mult = kernel.shape[1]
     box = tile.size
-    plane = [b + r for b, r in zip(box, reach, strict=True)]
-    if phases == [(0,) * len(box)] and slab.flags.c_contiguous and list(slab.shape[2:]) == plane:
-        planes = slab[None]
-    else:
-        planes = phase_buf.take((len(phases), nb, cb, *plane))
-        for i, phase in enumerate(phases):
-            _copy_phase(slab, phase, geom.stride, planes[i])
-    wide = _wide(box, reach)
-    flat = [math.prod(plane[d + 1 :]) for d in range(len(box))]
     plane_size = math.prod(plane)
-    if jit.kernels() is not None:
-        acc = acc_buf.take((nb, cb, mult, box[0] * flat[0]))
-        jit.call(
-            "wide_taps",
-            planes.reshape(len(phases), nb, cb, plane_size),
-            np.array([phases.index(phase) for phase, _ in taps], dtype=np.int64),
-            np.array([sum(q * f for q, f in zip(o, flat, strict=True)) for _, o in taps]),
-            np.ascontiguousarray(kernel[c0:c1, :, :, 0]),
-            acc,
-            wide,
-        )
-        result = acc.reshape(nb, cb * mult, box[0], *plane[1:])
-    elif cb == 1 and nb * plane_size >= LONG_RUN:
+    if cb == 1 and nb * plane_size >= LONG_RUN:
         acc = acc_buf.take((mult, nb, plane_size))
         _per_channel(planes[:, :, 0], kernel[c0], taps, phases, flat, wide, acc, tmp_buf)
         result = acc.reshape(mult, nb, *plane).swapaxes(0, 1)
@@ -194,6 +182,70 @@ def _block(
         result = acc.reshape(nb, cb * mult, box[0], *plane[1:])
     result = result[(slice(None), slice(None), *(slice(0, b) for b in box))]
     out[(tile.batch, slice(c0 * mult, c1 * mult), *tile.out_index[2:])] = result
+
+
+def _planes(
+    x: np.ndarray,
+    geom: tiling.ConvGeometry,
+    tile: tiling.Tile,
+    c0: int,
+    c1: int,
+    phases: Sequence[tuple[int, ...]],
+    reach: Sequence[int],
+    dtype: np.dtype,
+    buffers: Sequence[tiling.Scratch],
+) -> tuple[np.ndarray, list[int], int, list[int]]:
+    """Channels ``[c0, c1)`` of the tile's slab as contiguous stride-1 phase planes
+    ``(phases, nb, cb, *plane)``, with the plane shape, the wide-row length and the flat
+    strides of the plane."""
+    slab_buf, phase_buf = buffers[:2]
+    slab = tiling.extract_slab(x[:, c0:c1], geom, tile, dtype, slab_buf)
+    nb, cb = slab.shape[:2]
+    box = tile.size
+    plane = [b + r for b, r in zip(box, reach, strict=True)]
+    if phases == [(0,) * len(box)] and slab.flags.c_contiguous and list(slab.shape[2:]) == plane:
+        planes = slab[None]
+    else:
+        planes = phase_buf.take((len(phases), nb, cb, *plane))
+        for i, phase in enumerate(phases):
+            _copy_phase(slab, phase, geom.stride, planes[i])
+    flat = [math.prod(plane[d + 1 :]) for d in range(len(box))]
+    return planes, plane, _wide(box, reach), flat
+
+
+def _compiled_block(
+    x: np.ndarray,
+    kernel: np.ndarray,
+    geom: tiling.ConvGeometry,
+    tile: tiling.Tile,
+    c0: int,
+    c1: int,
+    taps: Sequence[tuple[tuple[int, ...], tuple[int, ...]]],
+    phases: Sequence[tuple[int, ...]],
+    reach: Sequence[int],
+    out: np.ndarray,
+    dtype: np.dtype,
+    buffers: Sequence[tiling.Scratch],
+) -> None:
+    """Channels ``[c0, c1)`` (whole groups) of one tile with the compiled kernel;
+    ``kernel`` is ``(groups, O/groups, C/groups, taps)``."""
+    planes, plane, wide, flat = _planes(x, geom, tile, c0, c1, phases, reach, dtype, buffers)
+    nb, cb = planes.shape[1:3]
+    og, cg = kernel.shape[1:3]
+    g0, g1 = c0 // cg, c1 // cg
+    acc = buffers[2].take((nb, (g1 - g0) * og, tile.size[0] * flat[0]))
+    jit.call(
+        "grouped_taps",
+        planes.reshape(len(phases), nb, cb, -1),
+        np.array([phases.index(phase) for phase, _ in taps], dtype=np.int64),
+        np.array([sum(q * f for q, f in zip(o, flat, strict=True)) for _, o in taps]),
+        np.ascontiguousarray(kernel[g0:g1]),
+        acc,
+        wide,
+    )
+    result = acc.reshape(nb, (g1 - g0) * og, tile.size[0], *plane[1:])
+    result = result[(slice(None), slice(None), *(slice(0, b) for b in tile.size))]
+    out[(tile.batch, slice(g0 * og, g1 * og), *tile.out_index[2:])] = result
 
 
 def _per_channel(

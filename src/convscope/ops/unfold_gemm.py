@@ -111,3 +111,38 @@ def unfold(
     # the copy is memory-bound: split it over the threads along the longer leading axis
     threads.parallel_copy(cols, windows, axis=0 if nb >= c // groups else 2)
     return cols.reshape(nb, groups, (c // groups) * tiling.prod(k), tiling.prod(box))
+
+
+def weight_gradient(
+    x: np.ndarray, grad: np.ndarray, geom: tiling.ConvGeometry, groups: int, budget: int
+) -> np.ndarray:
+    """Gradient of the weight of ``conv_general(x, w)`` (geometry ``geom``) given the output
+    gradient: ``sum over samples and positions of grad (O, P) @ unfold(x)^T (P, C/g * K)``.
+
+    Unfolds the input tile by tile exactly as the forward pass does (so every copy stays in
+    the budget and runs along output rows) and accumulates one small GEMM per sample.
+    """
+    dtype = tiling.compute_dtype(x.dtype)
+    size = tiling.itemsize(dtype)
+    n, c = x.shape[:2]
+    o, k = grad.shape[1], geom.kernel_size
+    cg, og, kprod = c // groups, o // groups, tiling.prod(k)
+
+    def cost(nb: int, box: Sequence[int]) -> int:
+        positions = nb * tiling.prod(box)
+        slab = tiling.prod(tiling.slab_shape(geom, nb, box))
+        return size * (slab + positions * (c * kprod + o) + nb * o * cg * kprod)
+
+    nb, box = tiling.plan_tiles(n, geom.output_size, cost, budget)
+    total = np.zeros((groups, og, cg * kprod), dtype)
+    slabs, columns, grads, partials = (tiling.Scratch(dtype) for _ in range(4))
+    for tile in tiling.iter_tiles(n, geom.output_size, nb, box):
+        slab = tiling.extract_slab(x, geom, tile, dtype, slabs)
+        cols = unfold(slab, geom, tile.size, groups, columns)  # (nb, g, cg*K, P)
+        count = slab.shape[0]
+        g = grads.take((count, groups, og, *tile.size))
+        np.copyto(g, grad[tile.out_index].reshape(count, groups, og, *tile.size))
+        partial = partials.take((count, groups, og, cg * kprod))
+        np.matmul(g.reshape(count, groups, og, -1), cols.transpose(0, 1, 3, 2), out=partial)
+        total += partial.sum(axis=0)
+    return total.reshape(o, cg, *k).astype(x.dtype, copy=False)

@@ -1,0 +1,339 @@
+"""``convscope audio``: a spectrogram through two Conv2d layers, or a waveform through Conv1d."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..apps import audio
+from ..random import manual_seed
+from .common import UsageError, output_dir, write_atomically
+from .conv_options import add_conv_arguments, conv_kwargs, parse_int_tuple, parse_padding
+
+EXAMPLES = """examples:
+  convscope audio                      # bundled speech, 1.5-4.5 s, spectrogram -> 2 x Conv2d
+  convscope audio song.flac --start 10 --end 13 -o out/song
+  convscope audio --n-fft 1024 --hop-length 128 --out-channels 4 --kernel-size 3,9
+  convscope audio --layers 1 --kernel-size 7 --padding same --padding-mode reflect
+  convscope audio --conv1d --kernel-size 31 --padding same     # Conv1d on the waveform
+  convscope audio --tensorboard runs/audio                      # also log to TensorBoard
+
+The convolution options configure the Conv1d layer, or the first Conv2d layer; the second
+shares --out-channels, --stride, --dilation, --padding-mode and --no-bias, takes
+--kernel-size-2 and --padding-2, and is where --groups applies (layer 1 sees one channel).
+
+Spectrogram mode writes spectrogram.png and conv<L>_channel_<C>.png for every feature map;
+--conv1d writes waveforms.png, input.wav and conv1d_channel_<C>.wav (peak-normalised).
+"""
+
+#: longest excerpt analysed; longer ranges are shortened with a warning
+MAX_EXCERPT_SECONDS = 60.0
+#: largest spectrogram (frequency rows x frames) fed to the layers
+MAX_SPECTROGRAM_CELLS = 4_000_000
+MAX_N_FFT = 65536
+
+
+def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
+    parser = sub.add_parser(
+        name,
+        help="convolve a spectrogram (Conv2d) or a waveform (Conv1d) and plot the results",
+        description=(
+            "Load audio as 16 kHz mono, take a time range, compute the STFT magnitude in dB\n"
+            "(librosa's formulas: periodic Hann window, centred frames with zero padding,\n"
+            "ref=1, amin=1e-5, top_db=80) and run it through the tutorial's two Conv2d layers,\n"
+            "printing every weight, bias and output shape and saving every feature map as PNG.\n"
+            "With --conv1d, run Conv1d over the waveform instead and save the outputs as WAV."
+        ),
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "input", nargs="?", help="WAV, FLAC or OGG file (default: the bundled speech sample)"
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        default="convscope-output/audio",
+        help="output folder (convscope-output/audio)",
+    )
+    parser.add_argument(
+        "--start", type=float, default=audio.START, help=f"start in seconds ({audio.START})"
+    )
+    parser.add_argument(
+        "--end", type=float, default=audio.END, help=f"end in seconds ({audio.END})"
+    )
+    parser.add_argument("--n-fft", type=int, default=audio.N_FFT, help=f"STFT size ({audio.N_FFT})")
+    parser.add_argument(
+        "--hop-length",
+        type=int,
+        default=audio.HOP_LENGTH,
+        help=f"samples between STFT frames ({audio.HOP_LENGTH})",
+    )
+    parser.add_argument(
+        "--conv1d", action="store_true", help="apply Conv1d to the waveform instead"
+    )
+    parser.add_argument(
+        "--layers", type=int, choices=(1, 2), default=2, help="Conv2d layers to run (2)"
+    )
+    parser.add_argument(
+        "--kernel-size-2", default="5", help="kernel size of the second Conv2d layer (5)"
+    )
+    parser.add_argument("--padding-2", default="2", help="padding of the second Conv2d layer (2)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the weights (0)")
+    parser.add_argument(
+        "--tensorboard", metavar="DIR", help="also log the pictures to a TensorBoard folder"
+    )
+    add_conv_arguments(parser, out_channels=2, kernel_size="3", padding="1")
+
+
+@dataclass
+class Excerpt:
+    """Audio samples with where they came from."""
+
+    name: str
+    samples: np.ndarray
+    sr: int
+    start: float
+    end: float
+    duration: float
+
+    @property
+    def title(self) -> str:
+        """File name and range, short enough for a plot title."""
+        return f"{Path(self.name).name}, {self.start:g}-{self.end:g} s"
+
+
+def warn(message: str) -> None:
+    print(f"convscope audio: warning: {message}", file=sys.stderr)
+
+
+def check_times(start: float, end: float) -> None:
+    """One-line ``UsageError`` for negative, infinite or empty time ranges."""
+    if not (math.isfinite(start) and math.isfinite(end)):
+        raise UsageError(f"--start and --end must be finite numbers, got {start} and {end}")
+    if start < 0:
+        raise UsageError(f"--start must be 0 s or later, got {start:g} s")
+    if end <= start:
+        raise UsageError(f"--start ({start:g} s) must be before --end ({end:g} s)")
+
+
+def load_excerpt(path: str | None, start: float, end: float) -> Excerpt:
+    """Seconds ``[start, end)`` of ``path`` (or the bundled sample) at 16 kHz mono, with the
+    range clamped to the clip and to ``MAX_EXCERPT_SECONDS`` (warnings on stderr)."""
+    check_times(start, end)
+    source = audio.sample_path() if path is None else Path(path)
+    info = audio.audio_info(source)
+    name = f"{source.name} (bundled)" if path is None else str(source)
+    if start >= info.duration:
+        raise UsageError(f"--start {start:g} s is past the end of {name} ({info.duration:.2f} s)")
+    if end > info.duration:
+        warn(f"{name} is only {info.duration:.2f} s long; using {start:g}-{info.duration:.2f} s")
+        end = info.duration
+    if end - start > MAX_EXCERPT_SECONDS:
+        warn(
+            f"analysing at most {MAX_EXCERPT_SECONDS:g} s: using {start:g}-"
+            f"{start + MAX_EXCERPT_SECONDS:g} s"
+        )
+        end = start + MAX_EXCERPT_SECONDS
+    samples, sr = audio.load_audio(source, audio.SAMPLE_RATE, start=start, end=end)
+    if samples.size == 0:
+        raise UsageError(f"{start:g}-{end:g} s of {name} holds no samples at {sr} Hz")
+    return Excerpt(name, samples, sr, start, end, info.duration)
+
+
+def _shape(array: Any) -> str:
+    return str(tuple(np.shape(array)))
+
+
+def _describe(layer: Any, output: np.ndarray, label: str) -> None:
+    bias = "none" if layer.bias is None else _shape(layer.bias)
+    print(f"{label}: {layer}")
+    print(f"  weight {_shape(layer.weight)}  bias {bias}  output {_shape(output)}")
+
+
+Writer = Callable[[str], None]
+
+
+def _png(figure: Any) -> Writer:
+    return lambda tmp: figure.savefig(tmp, format="png")
+
+
+def spectrogram_outputs(
+    excerpt: Excerpt,
+    model: Any,
+    *,
+    n_fft: int,
+    hop_length: int,
+) -> tuple[dict[str, Writer], dict[str, np.ndarray]]:
+    """Compute the spectrogram and the feature maps, print shapes; return the files to write
+    and the arrays (for TensorBoard)."""
+    bins, frames = 1 + n_fft // 2, 1 + len(excerpt.samples) // hop_length
+    if bins * frames > MAX_SPECTROGRAM_CELLS:
+        raise UsageError(
+            f"the spectrogram would have {bins} x {frames} cells (limit {MAX_SPECTROGRAM_CELLS}); "
+            "use a larger --hop-length, a smaller --n-fft or a shorter range"
+        )
+    db = audio.spectrogram(excerpt.samples, n_fft=n_fft, hop_length=hop_length)
+    x = db[None, None]
+    print(
+        f"spectrogram: STFT n_fft={n_fft}, hop_length={hop_length}, periodic Hann, centred "
+        f"(zero padding) -> dB (ref=1, amin=1e-5, top_db=80): {_shape(x)}, "
+        f"{db.min():.1f} to {db.max():.1f} dB"
+    )
+    layers = list(model)
+    maps = audio.feature_maps(layers, x)
+    files: dict[str, Writer] = {
+        "spectrogram.png": _png(
+            audio.spectrogram_figure(
+                db,
+                sr=excerpt.sr,
+                n_fft=n_fft,
+                hop_length=hop_length,
+                start=excerpt.start,
+                title=f"Spectrogram of {excerpt.title}",
+            )
+        )
+    }
+    arrays = {"spectrogram": db}
+    positions = audio.map_positions(layers, db.shape)
+    frame_seconds, bin_hz = hop_length / excerpt.sr, excerpt.sr / n_fft
+    for index, (layer, out, affine) in enumerate(zip(layers, maps, positions, strict=True), 1):
+        _describe(layer, out, f"layer {index}")
+        (f_scale, f_offset), (t_scale, t_offset) = affine
+        times = excerpt.start + (t_scale * np.arange(out.shape[3]) + t_offset) * frame_seconds
+        freqs = (f_scale * np.arange(out.shape[2]) + f_offset) * bin_hz
+        arrays[f"conv{index}"] = out[0]
+        for channel in range(out.shape[1]):
+            files[f"conv{index}_channel_{channel + 1}.png"] = _png(
+                audio.feature_map_figure(
+                    out[0, channel],
+                    times,
+                    freqs,
+                    title=f"Layer {index} ({type(layer).__name__}) feature map {channel + 1}",
+                    colorbar_label="activation (weighted sum of dB)",
+                )
+            )
+    return files, arrays
+
+
+def conv1d_outputs(
+    excerpt: Excerpt, conv: dict[str, Any]
+) -> tuple[dict[str, Writer], dict[str, np.ndarray]]:
+    """Run Conv1d over the waveform, print shapes; return the files to write."""
+    try:
+        layer, out = audio.waveform_conv(excerpt.samples, conv)
+    except ValueError as error:  # the layer's own checks (groups, padding strings, ...)
+        raise UsageError(f"bad convolution options for Conv1d: {error}") from None
+    print(f"waveform: {_shape(excerpt.samples[None, None])} at {excerpt.sr} Hz")
+    _describe(layer, out, "layer")
+    ((scale, offset),) = audio.map_positions([layer], [len(excerpt.samples)])[0]
+    out_sr = max(1, round(excerpt.sr / scale))
+    figure = audio.waveform_figure(
+        excerpt.samples,
+        out[0],
+        sr=excerpt.sr,
+        start=excerpt.start,
+        out_positions=(scale, offset),
+        title=f"{layer} on {excerpt.title}",
+    )
+    files: dict[str, Writer] = {
+        "waveforms.png": _png(figure),
+        "input.wav": lambda tmp: audio.save_wav(tmp, excerpt.samples, excerpt.sr),
+    }
+    for channel, signal in enumerate(out[0], 1):
+        files[f"conv1d_channel_{channel}.wav"] = lambda tmp, s=signal: audio.save_wav(
+            tmp, s, out_sr
+        )
+    if out_sr != excerpt.sr:
+        print(f"output channels are written at {out_sr} Hz (stride {scale})")
+    return files, {"waveforms": audio.figure_to_rgb(figure)}
+
+
+def write_files(folder: Path, files: dict[str, Writer]) -> None:
+    for name, write in files.items():
+        write_atomically(folder / name, write)
+
+
+def log_tensorboard(logger: Any, arrays: dict[str, np.ndarray]) -> None:
+    """Spectrogram and feature maps (flipped so low frequencies are at the bottom, as in the
+    PNGs), or the waveform plot.  The logger scales values for display."""
+    for name, array in arrays.items():
+        if name == "waveforms":
+            logger.add_image("audio/conv1d_waveforms", array / 255)
+        elif name == "spectrogram":
+            logger.add_image("audio/spectrogram", np.flipud(array))
+        else:
+            logger.add_feature_maps(f"audio/{name}", array[:, ::-1, :])
+
+
+def build_stack(args: argparse.Namespace, conv: dict[str, Any]) -> Any:
+    first = dict(conv, groups=1)
+    second = dict(
+        conv,
+        kernel_size=parse_int_tuple(args.kernel_size_2, "kernel-size-2"),
+        padding=parse_padding(args.padding_2),
+    )
+    try:
+        return audio.spectrogram_stack(first, second, layers=args.layers)
+    except (ValueError, RuntimeError, TypeError) as error:
+        raise UsageError(f"bad convolution options for the Conv2d layers: {error}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 1 <= args.n_fft <= MAX_N_FFT or args.hop_length < 1:
+        raise UsageError(
+            f"--n-fft must be 1-{MAX_N_FFT} and --hop-length >= 1, "
+            f"got {args.n_fft} and {args.hop_length}"
+        )
+    check_times(args.start, args.end)
+    if args.tensorboard and importlib.util.find_spec("tensorboardX") is None:
+        from ..apps.tensorboard import INSTALL_HINT
+
+        raise UsageError(f"--tensorboard needs tensorboardX (not installed): {INSTALL_HINT}")
+    conv = conv_kwargs(args)
+    manual_seed(args.seed)
+    model = None if args.conv1d else build_stack(args, conv)
+    excerpt = load_excerpt(args.input, args.start, args.end)
+    print(
+        f"input: {excerpt.name}, {excerpt.duration:.2f} s; using {excerpt.start:g}-"
+        f"{excerpt.end:g} s = {len(excerpt.samples)} samples at {excerpt.sr} Hz mono"
+    )
+    if args.conv1d:
+        files, arrays = conv1d_outputs(excerpt, conv)
+    else:
+        files, arrays = spectrogram_outputs(
+            excerpt, model, n_fft=args.n_fft, hop_length=args.hop_length
+        )
+    folder = output_dir(args.output)
+    if args.tensorboard:
+        from ..apps.tensorboard import open_logger
+
+        with open_logger(args.tensorboard) as logger:
+            write_files(folder, files)
+            log_tensorboard(logger, arrays)
+        print(f"logged {', '.join(arrays)} to TensorBoard folder {args.tensorboard}")
+    else:
+        write_files(folder, files)
+    print(f"wrote {len(files)} files to {folder}: {', '.join(files)}")
+    return 0
+
+
+def demo(folder: Path) -> None:
+    """The spectrogram stack and the Conv1d path on the bundled speech, into ``folder``."""
+    excerpt = load_excerpt(None, audio.START, audio.END)
+    print(f"input: {excerpt.name}, {excerpt.start:g}-{excerpt.end:g} s at {excerpt.sr} Hz")
+    files, _ = spectrogram_outputs(
+        excerpt, audio.spectrogram_stack(), n_fft=audio.N_FFT, hop_length=audio.HOP_LENGTH
+    )
+    more, _ = conv1d_outputs(excerpt, dict(audio.SEED_CONV1D))
+    target = output_dir(folder)
+    write_files(target, {**files, **more})
+    print(f"wrote {len(files) + len(more)} pictures and sounds to {target}")

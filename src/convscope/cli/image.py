@@ -1,0 +1,382 @@
+"""``convscope image``: apply a Conv2d to images and save every output channel (seed 001).
+
+The layer is seeded-random (PyTorch's default initialisation), classic filters (``--filters``)
+or a conv layer of a checkpoint (``--checkpoint``, ``--layer``).  Every input gives
+``<name>_channel_<i>.<ext>`` per output channel (i from 1) and ``<name>_sheet.png`` with the
+input and all channels.  Inputs are checked (existence, format, size) before anything is
+written; every file is written under a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .. import nn
+from ..apps import image as image_app
+from ..apps.filters import FILTER_INPUTS, FILTERS, channel_names, filter_conv, parse_filters
+from ..apps.kernels import conv_layers, load_checkpoint, select_layer
+from ..io.image import MAX_PIXELS, ImageInfo, image_files, probe_image, read_image, write_image
+from .common import UsageError, output_dir, write_atomically
+from .conv_options import add_conv_arguments, conv_kwargs
+
+EXAMPLES = """examples:
+  convscope image                                  # bundled photo, Conv2d(3, 4, 3, 1, 1), sigmoid
+  convscope image cat.jpg -o out/cat               # your own image
+  convscope image photos/ --batch-size 16          # every image of a folder, in batches
+  convscope image --filters sobel-x,sobel-y,laplacian --activation minmax
+  convscope image --filters all --filter-input each   # each filter on R, G and B separately
+  convscope image --checkpoint convscope-output/train/model.cs --layer 0
+  convscope image --out-channels 8 --kernel-size 5 --stride 2 --padding 2 --seed 7
+  convscope image --tensorboard runs/image         # then: tensorboard --logdir runs
+
+outputs (in --output): <name>_channel_<i>.<format> per output channel (i = 1, 2, ...),
+<name>_sheet.png (input and all channels).  Filters: --filters names one output channel per
+filter applied to the luminance (default), or with --filter-input each, one per filter and
+colour (channel c*n + j = filter j on R, G, B).
+""" + textwrap.fill("available filters: " + ", ".join(FILTERS), 92)
+
+FORMATS = {"png": "PNG", "jpg": "JPEG", "bmp": "BMP", "tiff": "TIFF"}
+#: the seed-001 layer (--out-channels and --kernel-size are None unless given, so --filters and
+#: --checkpoint can tell a deliberate value from the default)
+DEFAULT_OUT_CHANNELS, DEFAULT_KERNEL_SIZE = 4, "3"
+DEMO_FILTERS = ("sobel-x", "sobel-y", "laplacian", "gaussian", "sharpen", "emboss")
+
+
+def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
+    parser = sub.add_parser(
+        name,
+        help="apply a Conv2d to images and save every output channel",
+        description="Read JPEG/PNG/BMP/TIFF images (a file, several, or a folder; default: the "
+        "bundled photo) as (1, 3, H, W) values in [0, 1], apply a Conv2d, squash the output, "
+        "and save one image per output channel plus a contact sheet.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="image files or folders")
+    parser.add_argument("-o", "--output", default="convscope-output/image", help="output folder")
+    add_conv_arguments(parser, out_channels=DEFAULT_OUT_CHANNELS, kernel_size=DEFAULT_KERNEL_SIZE)
+    parser.set_defaults(out_channels=None, kernel_size=None)
+    weights = parser.add_argument_group("weights (default: PyTorch's initialisation, seeded)")
+    weights.add_argument("--seed", type=int, default=0, help="seed of the random layer (0)")
+    weights.add_argument("--filters", help="classic filters, e.g. sobel-x,laplacian or all")
+    weights.add_argument(
+        "--filter-input",
+        default="luminance",
+        help="luminance: each filter on the brightness, one channel per filter (default); "
+        "each: every filter on R, G and B separately",
+    )
+    weights.add_argument(
+        "--checkpoint",
+        help="weights (and bias) of a conv layer of this file; stride, padding, dilation and "
+        "groups still come from the options",
+    )
+    weights.add_argument("--layer", help="conv layer of --checkpoint (default: the first)")
+    parser.add_argument(
+        "--activation",
+        default="sigmoid",
+        help="sigmoid (default), none (raw values, clipped to [0, 1] when saved) or minmax "
+        "(each map scaled to [0, 1])",
+    )
+    parser.add_argument(
+        "--format", default="png", help="channel images: png (default), jpg, bmp, tiff"
+    )
+    parser.add_argument("--batch-size", type=int, default=8, help="images per forward pass (8)")
+    parser.add_argument(
+        "--no-sheet", action="store_true", help="skip the contact sheets (faster for big folders)"
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=MAX_PIXELS,
+        help=f"refuse images with more pixels ({MAX_PIXELS})",
+    )
+    parser.add_argument("--tensorboard", metavar="DIR", help="also log for TensorBoard here")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _choice(value: str, choices: Sequence[str], option: str) -> str:
+    if value not in choices:
+        raise UsageError(f"{option} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def collect_inputs(inputs: Sequence[str]) -> list[Path]:
+    """The image files named by ``inputs`` (folders give their images); the bundled photo
+    when there are none."""
+    if not inputs:
+        from ..samples import path
+
+        return [path("photo.jpg")]
+    files: list[Path] = []
+    for text in inputs:
+        item = Path(text)
+        if item.is_dir():
+            found = image_files(item)
+            if not found:
+                raise UsageError(f"no JPEG, PNG, BMP or TIFF images in folder {item}")
+            files.extend(found)
+        elif item.exists():
+            files.append(item)
+        else:
+            raise FileNotFoundError(f"no such file or folder: {item}")
+    return files
+
+
+def _explicit(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        option: value
+        for option, value in (
+            ("--out-channels", args.out_channels),
+            ("--kernel-size", args.kernel_size),
+            ("--groups", args.groups if args.groups != 1 else None),
+        )
+        if value is not None
+    }
+
+
+def build_conv(args: argparse.Namespace) -> tuple[nn.Conv2d, list[str] | None, str]:
+    """The layer the options ask for, labels for its channels (or None) and a description."""
+    if args.layer is not None and args.checkpoint is None:
+        raise UsageError("--layer picks a layer of --checkpoint; give --checkpoint too")
+    if args.filters is not None and args.checkpoint is not None:
+        raise UsageError("choose either --filters or --checkpoint")
+    given = _explicit(args)
+    if args.out_channels is None:
+        args.out_channels = DEFAULT_OUT_CHANNELS
+    if args.kernel_size is None:
+        args.kernel_size = DEFAULT_KERNEL_SIZE
+    options = conv_kwargs(args)
+    geometry = {k: options[k] for k in ("stride", "padding", "dilation", "padding_mode")}
+    if args.filters is not None:
+        mode = _choice(args.filter_input, FILTER_INPUTS, "--filter-input")
+        names = parse_filters(args.filters)
+        if given:
+            raise UsageError(
+                f"--filters sets the layer's {', '.join(given)}: leave them out "
+                "(filters are 3x3; --stride, --padding, --dilation, --padding-mode still apply)"
+            )
+        conv = filter_conv(names, 3, mode, **geometry)
+        where = "the luminance" if mode == "luminance" else "each colour channel"
+        return conv, channel_names(names, 3, mode), f"classic filters on {where}"
+    if args.checkpoint is not None:
+        if "--out-channels" in given or "--kernel-size" in given:
+            raise UsageError("--checkpoint sets --out-channels and --kernel-size: leave them out")
+        layer = select_layer(conv_layers(load_checkpoint(args.checkpoint)), args.layer)
+        conv = image_app.checkpoint_conv(
+            layer, bias=options["bias"], groups=options["groups"], **geometry
+        )
+        return conv, None, f"layer {layer.name!r} of {args.checkpoint}"
+    conv = image_app.random_conv(args.seed, 3, **options)
+    return conv, None, f"PyTorch default initialisation, seed {args.seed}"
+
+
+def _unique_names(paths: Sequence[Path]) -> list[str]:
+    names: list[str] = []
+    for path in paths:
+        name, k = path.stem, 2
+        while name in names:
+            name, k = f"{path.stem}_{k}", k + 1
+        names.append(name)
+    return names
+
+
+class ImageJob:
+    """What to do with every image: the layer, the activation and how to save the results."""
+
+    def __init__(
+        self,
+        conv: nn.Conv2d,
+        *,
+        activation: str = "sigmoid",
+        format: str = "png",
+        channel_titles: Sequence[str] | None = None,
+        description: str = "",
+        batch_size: int = 8,
+        max_pixels: int | None = MAX_PIXELS,
+        sheet: bool = True,
+    ) -> None:
+        self.conv, self.activation, self.format = conv, activation, format
+        self.channel_titles, self.description = channel_titles, description
+        self.batch_size, self.max_pixels, self.sheet = batch_size, max_pixels, sheet
+
+    def outputs(self, out: Path, name: str) -> list[Path]:
+        """The files written for the input called ``name``: channels, then the sheet."""
+        channels = range(1, self.conv.out_channels + 1)
+        files = [out / f"{name}_channel_{i}.{self.format}" for i in channels]
+        return [*files, out / f"{name}_sheet.png"] if self.sheet else files
+
+
+class _Item(NamedTuple):
+    index: int
+    path: Path
+    name: str
+    info: ImageInfo
+
+
+def check_inputs(paths: Sequence[Path], out: Path, job: ImageJob) -> list[_Item]:
+    """Check every input (readable, supported, within the pixel limit, large enough for the
+    kernel, not overwritten by an output) before anything is written."""
+    inputs = {p.resolve() for p in paths}
+    items = []
+    for index, (path, name) in enumerate(zip(paths, _unique_names(paths), strict=True)):
+        info = probe_image(path, job.max_pixels)
+        try:
+            image_app.output_size(job.conv, info.height, info.width)
+        except RuntimeError as error:
+            raise UsageError(f"{path} ({info.width}x{info.height}): {error}") from None
+        if any(target.resolve() in inputs for target in job.outputs(out, name)):
+            raise UsageError(f"the outputs for {path} would overwrite an input file")
+        items.append(_Item(index, path, name, info))
+    return items
+
+
+def _batches(items: Sequence[_Item], size: int) -> Iterator[list[_Item]]:
+    """Up to ``size`` images at a time, split further so each batch shares one image size."""
+    for start in range(0, len(items), size):
+        chunk = items[start : start + size]
+        for shape in dict.fromkeys((item.info.height, item.info.width) for item in chunk):
+            yield [item for item in chunk if (item.info.height, item.info.width) == shape]
+
+
+def _progress_bar(total: int, enabled: bool) -> Any:
+    if not enabled or total < 2:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="image", leave=False, file=sys.stderr)
+
+
+def _save_outputs(
+    job: ImageJob, targets: list[Path], source: Path, picture: np.ndarray, maps: np.ndarray
+) -> None:
+    from ..viz import contact_sheet, save_figure
+
+    for target, channel in zip(targets, maps, strict=False):
+        write_atomically(
+            target, lambda tmp, c=channel: write_image(tmp, c, format=FORMATS[job.format])
+        )
+    if not job.sheet:
+        return
+    figure = contact_sheet(
+        picture,
+        maps,
+        titles=job.channel_titles,
+        title=f"{source.name} -> {job.conv!r} -> {job.activation}\n{job.description}",
+        value_range=None if job.activation == "none" else (0.0, 1.0),
+    )
+    write_atomically(targets[-1], lambda tmp: save_figure(figure, tmp))
+
+
+def _log(tensorboard: Any, step: int, picture: np.ndarray, maps: np.ndarray) -> None:
+    tensorboard.add_image("input", picture, step)
+    tensorboard.add_feature_maps("feature_maps", maps, step)
+    tensorboard.add_scalar("feature_maps/mean", float(maps.mean()), step)
+    tensorboard.add_scalar("feature_maps/std", float(maps.std()), step)
+
+
+def process(
+    paths: Sequence[Path],
+    out: Path,
+    job: ImageJob,
+    *,
+    tensorboard: Any = None,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> list[Path]:
+    """Run ``job`` on the images ``paths``, writing into the existing folder ``out`` (and
+    logging to a :class:`~convscope.apps.tensorboard.TensorBoardLogger`, step = input index);
+    returns the files written.  Every input is checked before the first file is written."""
+    items = check_inputs(paths, out, job)
+    written: list[Path] = []
+    bar = _progress_bar(len(items), progress)
+    say = bar.write if bar is not None else echo
+    try:
+        for batch in _batches(items, job.batch_size):
+            pictures = np.stack([read_image(item.path, job.max_pixels) for item in batch])
+            all_maps = image_app.feature_maps(pictures, job.conv, activation=job.activation)
+            for item, picture, maps in zip(batch, pictures, all_maps, strict=True):
+                targets = job.outputs(out, item.name)
+                _save_outputs(job, targets, item.path, picture, maps)
+                written.extend(targets)
+                if tensorboard is not None:
+                    _log(tensorboard, item.index, picture, maps)
+                say(
+                    f"{item.path.name} ({item.info.width}x{item.info.height}) -> "
+                    f"{len(maps)} channels {maps.shape[2]}x{maps.shape[1]}: "
+                    f"{out / item.name}_channel_1..{len(maps)}.{job.format}"
+                    + (f", {targets[-1].name}" if job.sheet else "")
+                )
+                if bar is not None:
+                    bar.update()
+    finally:
+        if bar is not None:
+            bar.close()
+    return written
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.max_pixels < 1:
+        raise UsageError(f"--max-pixels must be at least 1, got {args.max_pixels}")
+    activation = _choice(args.activation, image_app.ACTIVATIONS, "--activation")
+    fmt = _choice(args.format.lower().removeprefix("."), tuple(FORMATS), "--format")
+    conv, titles, description = build_conv(args)
+    paths = collect_inputs(args.inputs)
+    job = ImageJob(
+        conv,
+        activation=activation,
+        format=fmt,
+        channel_titles=titles,
+        description=description,
+        batch_size=args.batch_size,
+        max_pixels=args.max_pixels,
+        sheet=not args.no_sheet,
+    )
+    check_inputs(paths, Path(args.output), job)  # before anything is created
+    with ExitStack() as stack:
+        logger = None
+        if args.tensorboard:
+            from ..apps.tensorboard import open_logger
+
+            logger = stack.enter_context(open_logger(output_dir(args.tensorboard)))
+        out = output_dir(args.output)
+        print(f"{conv!r} ({description}), activation {activation}")
+        written = process(paths, out, job, tensorboard=logger, progress=not args.no_progress)
+    print(f"{len(paths)} image(s), {len(written)} files written to {out}")
+    if args.tensorboard:
+        print(f"TensorBoard logs in {args.tensorboard}: tensorboard --logdir {args.tensorboard}")
+    return 0
+
+
+def demo(folder: Path) -> None:
+    """The seed-001 layer and six classic filters on the bundled photo, into ``folder``."""
+    from ..samples import path
+
+    photo = path("photo.jpg")
+    runs = (
+        ("seed001", image_app.random_conv(0), None, "PyTorch default initialisation, seed 0"),
+        (
+            "filters",
+            filter_conv(DEMO_FILTERS, padding_mode="replicate"),
+            list(DEMO_FILTERS),
+            "classic filters on the luminance",
+        ),
+    )
+    for sub, conv, titles, description in runs:
+        out = output_dir(folder / sub)
+        job = ImageJob(conv, channel_titles=titles, description=description)
+        process([photo], out, job, progress=False, echo=lambda _: None)
+        count = conv.out_channels
+        print(f"{description}: {conv!r}")
+        print(f"  -> {out}/photo_sheet.png, photo_channel_1..{count}.png")
