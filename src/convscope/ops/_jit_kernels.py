@@ -44,3 +44,23 @@ def grouped_taps(
                 src = planes[tap_phase[t], n, g * cg + ci, start : start + wide]
                 for p in range(wide):
                     out[p] += w * src[p]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def gather_planes(slab: np.ndarray, index: np.ndarray, planes: np.ndarray) -> None:
+    """``planes[ph, n, c, q] = slab[n, c, index[ph, q]]``: the stride phases of every
+    (sample, channel) plane, one job per plane.
+
+    ``slab`` (nb, cb, cells), ``index`` (phases, plane) unsigned, ``planes``
+    (phases, nb, cb, plane).
+    """  # pragma: no cover - compiled
+    nphase, nb, cb, size = planes.shape
+    for job in prange(nb * cb):
+        n = job // cb
+        c = job % cb
+        cells = slab[n, c]
+        for ph in range(nphase):
+            dest = planes[ph, n, c]
+            source = index[ph]
+            for q in range(size):
+                dest[q] = cells[source[q]]

@@ -194,10 +194,11 @@ def _planes(
     reach: Sequence[int],
     dtype: np.dtype,
     buffers: Sequence[tiling.Scratch],
+    compiled: bool = False,
 ) -> tuple[np.ndarray, list[int], int, list[int]]:
     """Channels ``[c0, c1)`` of the tile's slab as contiguous stride-1 phase planes
     ``(phases, nb, cb, *plane)``, with the plane shape, the wide-row length and the flat
-    strides of the plane."""
+    strides of the plane (``compiled``: the phases are gathered by the compiled kernel)."""
     slab_buf, phase_buf = buffers[:2]
     slab = tiling.extract_slab(x[:, c0:c1], geom, tile, dtype, slab_buf)
     nb, cb = slab.shape[:2]
@@ -205,6 +206,14 @@ def _planes(
     plane = [b + r for b, r in zip(box, reach, strict=True)]
     if phases == [(0,) * len(box)] and slab.flags.c_contiguous and list(slab.shape[2:]) == plane:
         planes = slab[None]
+    elif compiled:
+        planes = phase_buf.take((len(phases), nb, cb, *plane))
+        jit.call(
+            "gather_planes",
+            np.ascontiguousarray(slab).reshape(nb, cb, -1),
+            _phase_index(slab.shape[2:], phases, geom.stride, plane),
+            planes.reshape(len(phases), nb, cb, -1),
+        )
     else:
         planes = phase_buf.take((len(phases), nb, cb, *plane))
         for i, phase in enumerate(phases):
@@ -229,7 +238,9 @@ def _compiled_block(
 ) -> None:
     """Channels ``[c0, c1)`` (whole groups) of one tile with the compiled kernel;
     ``kernel`` is ``(groups, O/groups, C/groups, taps)``."""
-    planes, plane, wide, flat = _planes(x, geom, tile, c0, c1, phases, reach, dtype, buffers)
+    planes, plane, wide, flat = _planes(
+        x, geom, tile, c0, c1, phases, reach, dtype, buffers, compiled=True
+    )
     nb, cb = planes.shape[1:3]
     og, cg = kernel.shape[1:3]
     g0, g1 = c0 // cg, c1 // cg
@@ -306,6 +317,23 @@ def _broadcast(
         else:
             np.multiply(window, weight, out=tmp)
             np.add(acc, tmp, out=acc)
+
+
+def _phase_index(
+    cells: Sequence[int],
+    phases: Sequence[tuple[int, ...]],
+    stride: Sequence[int],
+    plane: Sequence[int],
+) -> np.ndarray:
+    """For each phase, the flat slab cell behind every plane cell.  Cells past the slab
+    point at cell 0: only wide-row positions that are discarded read them."""
+    flat = np.arange(math.prod(cells), dtype=np.uint64).reshape(cells)
+    index = np.zeros((len(phases), *plane), dtype=np.uint64)
+    for i, phase in enumerate(phases):
+        part = flat[tuple(slice(r, None, s) for r, s in zip(phase, stride, strict=True))]
+        have = tuple(slice(0, min(a, b)) for a, b in zip(part.shape, plane, strict=True))
+        index[(i, *have)] = part[have]
+    return index.reshape(len(phases), -1)
 
 
 def _copy_phase(

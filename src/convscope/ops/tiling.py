@@ -152,7 +152,9 @@ def extract_slab(
         return source[(slice(None), slice(None), *index)]
     shape = (source.shape[0], source.shape[1], *(hi - lo for lo, hi in region))
     slab = np.empty(shape, dtype) if scratch is None else scratch.take(shape)
-    slab.fill(0)
+    dilated = any(i != 1 for i in geom.input_dilation)
+    if dilated:
+        slab.fill(0)  # the inserted zeros
     src_index, dst_index = [], []
     for (lo, hi), (before, _), step, size in zip(
         region, geom.pads, geom.input_dilation, source.shape[2:], strict=True
@@ -161,10 +163,16 @@ def extract_slab(
         first = max(0, -((before - lo) // step))
         last = min(size - 1, (hi - 1 - before) // step)
         if last < first:
+            slab.fill(0)
             return slab
         src_index.append(slice(first, last + 1))
         start = before + first * step - lo
         dst_index.append(slice(start, start + (last - first) * step + 1, step))
+    if not dilated:  # zero only the padding around the copied block
+        for d, part in enumerate(dst_index):
+            lead = (slice(None), slice(None), *dst_index[:d])
+            slab[(*lead, slice(0, part.start))] = 0
+            slab[(*lead, slice(part.stop, None))] = 0
     from .threads import parallel_copy
 
     parallel_copy(
