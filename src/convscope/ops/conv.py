@@ -306,8 +306,10 @@ def conv_general_backward(
             used = (o - 1) * s + (k - 1) * d + 1  # padded cells the forward actually read
             pads.append((lo, hi - ((h - 1) * i + 1 + lo + hi - used)))
         chosen = algorithm or algorithms.get_conv_algorithm()
-        if chosen in (None, "unfold") and (groups < x.shape[1] or x.shape[1] == 1):
-            # dense layers: GEMMs on the forward pass's own unfolding, tile by tile
+        dense = groups < x.shape[1] or x.shape[1] == 1
+        if chosen in (None, "unfold") and dense and max(input_dilation) == 1:
+            # dense layers: GEMMs on the forward pass's own unfolding, tile by tile (with
+            # zero insertion the swapped correlation below runs by phases and skips the zeros)
             from .unfold_gemm import weight_gradient
 
             geom = ConvGeometry(

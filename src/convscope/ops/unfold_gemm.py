@@ -27,6 +27,10 @@ from numpy.lib.stride_tricks import as_strided
 
 from . import threads, tiling
 
+PER_SAMPLE_POSITIONS = 1024
+"""Output positions per sample from which each sample gets its own GEMM, written straight
+into the output; below it one GEMM covers all samples of a tile (through a buffer)."""
+
 
 def run(
     x: np.ndarray,
@@ -55,17 +59,27 @@ def run(
     nb, box = tiling.plan_tiles(n, geom.output_size, cost, budget)
     slabs, columns, products = (tiling.Scratch(dtype) for _ in range(3))
     whole_planes = tuple(box) == tuple(geom.output_size) and out.dtype == dtype
+    # few positions per sample make per-sample GEMMs too thin: one GEMM over the tile instead
+    per_sample = tiling.prod(box) >= PER_SAMPLE_POSITIONS
     for tile in tiling.iter_tiles(n, geom.output_size, nb, box):
         slab = tiling.extract_slab(x, geom, tile, dtype, slabs)
-        cols = unfold(slab, geom, tile.size, groups, columns)
         count = slab.shape[0]
         target = out[tile.batch]
-        if whole_planes and target.flags.c_contiguous:
+        if per_sample and whole_planes and target.flags.c_contiguous:
+            cols = unfold(slab, geom, tile.size, groups, columns)
             np.matmul(kernel, cols, out=target.reshape(count, groups, og, -1))
             continue
-        product = products.take((count, groups, og, cols.shape[-1]))
-        np.matmul(kernel, cols, out=product)
-        threads.parallel_copy(out[tile.out_index], product.reshape(count, o, *tile.size), axis=1)
+        if per_sample:
+            cols = unfold(slab, geom, tile.size, groups, columns)
+            product = products.take((count, groups, og, cols.shape[-1]))
+            np.matmul(kernel, cols, out=product)
+            product = product.reshape(count, o, *tile.size)
+        else:
+            cols = unfold(slab, geom, tile.size, groups, columns, samples_inner=True)
+            product = products.take((groups, og, cols.shape[-1]))
+            np.matmul(kernel, cols, out=product)
+            product = np.moveaxis(product.reshape(o, count, *tile.size), 1, 0)
+        threads.parallel_copy(out[tile.out_index], product, axis=1)
 
 
 def _pointwise(x: np.ndarray, geom: tiling.ConvGeometry, dtype: np.dtype, out: np.ndarray) -> bool:
@@ -90,8 +104,10 @@ def unfold(
     box: Sequence[int],
     groups: int,
     scratch: tiling.Scratch,
+    samples_inner: bool = False,
 ) -> np.ndarray:
-    """Windows of ``slab`` copied into a matrix ``(nb, groups, C/groups * prod(K), prod(box))``."""
+    """Windows of ``slab`` copied into a matrix ``(nb, groups, C/groups * prod(K), prod(box))``,
+    or with ``samples_inner`` ``(groups, C/groups * prod(K), nb * prod(box))``."""
     nb, c = slab.shape[:2]
     k = geom.kernel_size
     sn, sc, *sx = slab.strides
@@ -107,10 +123,17 @@ def unfold(
         ),
         writeable=False,
     )
+    rows = (c // groups) * tiling.prod(k)
+    if samples_inner:
+        d = len(k)
+        order = (1, 2, *range(3, 3 + d), 0, *range(3 + d, 3 + 2 * d))
+        cols = scratch.take((groups, c // groups, *k, nb, *box))
+        threads.parallel_copy(cols, windows.transpose(order), axis=0 if groups > 1 else 1)
+        return cols.reshape(groups, rows, nb * tiling.prod(box))
     cols = scratch.take((nb, groups, c // groups, *k, *box))
     # the copy is memory-bound: split it over the threads along the longer leading axis
     threads.parallel_copy(cols, windows, axis=0 if nb >= c // groups else 2)
-    return cols.reshape(nb, groups, (c // groups) * tiling.prod(k), tiling.prod(box))
+    return cols.reshape(nb, groups, rows, tiling.prod(box))
 
 
 def weight_gradient(
