@@ -79,13 +79,22 @@ def test_compile_time_is_recorded(monkeypatch):
 
 @pytest.mark.parametrize(
     ("cin", "cout", "groups", "kernel", "stride", "padding", "dims"),
-    [(1, 2, 1, 3, 1, 1, 2), (2, 2, 1, 5, 1, 2, 2), (4, 6, 2, 3, 2, 0, 2), (3, 4, 1, 4, 3, 2, 1)],
+    [
+        (1, 2, 1, 3, 1, 1, 2),
+        (2, 2, 1, 5, 1, 2, 2),
+        (4, 6, 2, 3, 2, 0, 2),
+        (3, 4, 1, 4, 3, 2, 1),
+        (6, 12, 6, 3, 2, 1, 2),  # depthwise, multiplier 2, strided
+        (5, 5, 5, 7, 1, 3, 2),  # depthwise 7x7
+        (4, 4, 4, 3, 1, 1, 3),  # depthwise 3-D
+    ],
 )
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_compiled_kernel_for_few_channel_layers(
     cin, cout, groups, kernel, stride, padding, dims, dtype, monkeypatch
 ):
-    """Layers with few channels per group take the compiled tap-by-tap kernel."""
+    """Depthwise layers and layers with few channels per group take the compiled tap-by-tap
+    kernels, forward and weight gradient."""
     monkeypatch.setattr(jit, "BACKEND", "auto")
     rng = np.random.default_rng(cin * 10 + cout)
     x = rng.standard_normal((2, cin, *(13, 11, 9)[:dims])).astype(dtype)
@@ -95,10 +104,10 @@ def test_compiled_kernel_for_few_channel_layers(
     theirs = [torch.from_numpy(a.copy()).requires_grad_() for a in (x, w)]
     with cs.record_conv_algorithms() as used:
         y = getattr(F, f"conv{dims}d")(*ours, **args)
-    assert used[0][0] == "depthwise"
-    y_ref = getattr(torch.nn.functional, f"conv{dims}d")(*theirs, **args)
-    upstream = rng.standard_normal(tuple(y_ref.shape)).astype(dtype)
-    y.backward(cs.tensor(upstream))
+        y_ref = getattr(torch.nn.functional, f"conv{dims}d")(*theirs, **args)
+        upstream = rng.standard_normal(tuple(y_ref.shape)).astype(dtype)
+        y.backward(cs.tensor(upstream))
+    assert used[0][0] == "depthwise" and used[-1][0] == "depthwise"  # forward, weight grad
     y_ref.backward(torch.from_numpy(upstream))
     tol = 1e-10 if dtype == np.float64 else 1e-4
     np.testing.assert_allclose(y.numpy(), y_ref.detach().numpy(), rtol=tol, atol=tol)

@@ -85,3 +85,36 @@ def gather_planes(slab: np.ndarray, index: np.ndarray, planes: np.ndarray) -> No
             source = index[ph]
             for q in range(size):
                 dest[q] = cells[source[q]]
+
+
+@njit(parallel=True, cache=True, nogil=True, fastmath={"reassoc"})
+def grouped_taps_weight(
+    planes: np.ndarray,
+    tap_phase: np.ndarray,
+    tap_offset: np.ndarray,
+    grad: np.ndarray,
+    wide: int,
+    total: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """Weight gradient of :func:`grouped_taps`, added into ``total`` (groups, og, cg, taps):
+    ``total[g, m, c, t] += sum_n sum_p grad[n, g*og + m, p] *
+    planes[tap_phase[t], n, g*cg + c, tap_offset[t] + p]`` for ``p < wide``.
+
+    ``grad`` holds the output gradient in the same wide-row layout, zero at the positions
+    past each output row.  The sums may be reassociated (vectorised), as any BLAS would.
+    """
+    groups, og, cg, taps = total.shape
+    nb = grad.shape[0]
+    for job in prange(groups * og):
+        g = job // og
+        m = job % og
+        for ci in range(cg):
+            for t in range(taps):
+                start = tap_offset[t]
+                s = total[g, m, ci, t]
+                for n in range(nb):
+                    a = grad[n, g * og + m, :wide]
+                    b = planes[tap_phase[t], n, g * cg + ci, start : start + wide]
+                    for p in range(wide):
+                        s += a[p] * b[p]
+                total[g, m, ci, t] = s

@@ -306,21 +306,36 @@ def conv_general_backward(
             used = (o - 1) * s + (k - 1) * d + 1  # padded cells the forward actually read
             pads.append((lo, hi - ((h - 1) * i + 1 + lo + hi - used)))
         chosen = algorithm or algorithms.get_conv_algorithm()
-        dense = groups < x.shape[1] or x.shape[1] == 1
+        channels = x.shape[1]
+        few = (channels // groups) * (grad.shape[1] // groups) <= FEW_CHANNELS
+        tap_by_tap = (groups == channels and channels > 1) or few
+        geom = ConvGeometry(
+            input_shape=x.shape,
+            kernel_size=tuple(kernel),
+            stride=tuple(stride),
+            pads=tuple((int(a), int(b)) for a, b in padding),
+            dilation=tuple(dilation),
+            input_dilation=input_dilation,
+            output_size=tuple(out_size),
+        )
+        if (
+            chosen in (None, "depthwise")
+            and tap_by_tap
+            and max(input_dilation) == 1
+            and x.dtype.kind == "f"
+            and jit.kernels() is not None
+        ):
+            from .depthwise import weight_gradient as tap_weight_gradient
+
+            grad_w = tap_weight_gradient(x, grad, geom, groups, get_workspace_budget())
+            algorithms.record("depthwise", geom)
+            return grad_x, grad_w
+        dense = groups < channels or channels == 1
         if chosen in (None, "unfold") and dense and max(input_dilation) == 1:
             # dense layers: GEMMs on the forward pass's own unfolding, tile by tile (with
             # zero insertion the swapped correlation below runs by phases and skips the zeros)
             from .unfold_gemm import weight_gradient
 
-            geom = ConvGeometry(
-                input_shape=x.shape,
-                kernel_size=tuple(kernel),
-                stride=tuple(stride),
-                pads=tuple((int(a), int(b)) for a, b in padding),
-                dilation=tuple(dilation),
-                input_dilation=input_dilation,
-                output_size=tuple(out_size),
-            )
             grad_w = weight_gradient(x, grad, geom, groups, get_workspace_budget())
             algorithms.record("unfold", geom)
             return grad_x, grad_w

@@ -133,6 +133,59 @@ def run(
             future.result()
 
 
+def weight_gradient(
+    x: np.ndarray, grad: np.ndarray, geom: tiling.ConvGeometry, groups: int, budget: int
+) -> np.ndarray:
+    """Weight gradient ``(O, C/groups, *K)`` of a stride-phase tap-by-tap convolution with the
+    compiled kernel: per tile and block of groups, the slab's phase planes are correlated with
+    the output gradient laid out in the same wide rows."""
+    n, c = x.shape[:2]
+    o = grad.shape[1]
+    cg, og = c // groups, o // groups
+    dtype = tiling.compute_dtype(x.dtype)
+    size = tiling.itemsize(dtype)
+    taps = _taps(geom)
+    phases = sorted({phase for phase, _ in taps})
+    reach = [max(q[d] for _, q in taps) for d in range(len(geom.kernel_size))]
+    mult = -(-o // c)
+
+    def channel_cost(nb: int, box: Sequence[int]) -> int:
+        plane = tiling.prod([b + r for b, r in zip(box, reach, strict=True)])
+        cells = tiling.prod(tiling.slab_shape(geom, 1, box)[2:])
+        return size * nb * (cells + len(phases) * plane + mult * plane)
+
+    nb, box = tiling.plan_tiles(n, geom.output_size, channel_cost, budget)
+    cb = max(cg, min(c, budget // channel_cost(nb, box)) // cg * cg)
+    total = np.zeros((groups, og, cg, len(taps)), dtype)
+    tap_phase = np.array([phases.index(phase) for phase, _ in taps], dtype=np.int64)
+    buffers = [tiling.Scratch(dtype) for _ in range(3)]
+    for tile in tiling.iter_tiles(n, geom.output_size, nb, box):
+        for c0 in range(0, c, cb):
+            c1 = min(c0 + cb, c)
+            planes, plane, wide, flat = _planes(
+                x, geom, tile, c0, c1, phases, reach, dtype, buffers, compiled=True
+            )
+            count = planes.shape[1]
+            g0, g1 = c0 // cg, c1 // cg
+            rows = buffers[2].take((count, (g1 - g0) * og, tile.size[0] * flat[0]))
+            rows.fill(0)
+            cells = rows.reshape(count, (g1 - g0) * og, tile.size[0], *plane[1:])
+            cells[(slice(None), slice(None), *(slice(0, b) for b in tile.size))] = grad[
+                (tile.batch, slice(g0 * og, g1 * og), *tile.out_index[2:])
+            ]
+            offsets = [sum(q * f for q, f in zip(off, flat, strict=True)) for _, off in taps]
+            jit.call(
+                "grouped_taps_weight",
+                planes.reshape(len(phases), count, c1 - c0, -1),
+                tap_phase,
+                np.array(offsets, dtype=np.int64),
+                rows,
+                wide,
+                total[g0:g1],
+            )
+    return total.reshape(o, cg, *geom.kernel_size).astype(x.dtype, copy=False)
+
+
 def _taps(geom: tiling.ConvGeometry) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
     """Per kernel tap (row-major order): its slab phase and its offset inside that phase."""
     per_dim = [
