@@ -173,7 +173,7 @@ def flops(model, x) -> float:
     return total
 
 
-SHORT_S = 0.05
+SHORT_S = 0.25
 """Calls shorter than this are each preceded by an untimed call of the same library: a
 library's worker threads may go on spinning for a while after a call (OpenMP's wait policy)
 and would slow the other library's next call, which only matters for short calls."""
@@ -310,6 +310,37 @@ def import_time(repeats: int = 7) -> float:
     return statistics.median(runs)
 
 
+def jit_times() -> dict[str, float] | None:
+    """Seconds of the first depthwise call in a fresh process: with an empty numba cache
+    (compiling) and again with the cache that run filled (loading), numba import included."""
+    import tempfile
+
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return None
+    code = (
+        "import time, numpy as np, convscope.nn.functional as F; t = time.perf_counter(); "
+        "F.conv2d(np.ones((1, 4, 16, 16), np.float32), np.ones((4, 1, 3, 3), np.float32), "
+        "groups=4); print(time.perf_counter() - t)"
+    )
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        runs = [
+            float(
+                subprocess.run(
+                    [sys.executable, "-c", code],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    env=env,
+                ).stdout
+            )
+            for _ in range(2)
+        ]
+    return {"first_call_compiling_s": runs[0], "first_call_cached_s": runs[1]}
+
+
 def installed_mib(distribution: str) -> float | None:
     """Installed size of a distribution's files (its site-packages footprint), in MiB."""
     from importlib import metadata
@@ -382,6 +413,12 @@ def markdown(report: dict) -> str:
             f"included). Installed size: convscope {extra['convscope_mib']:.1f} MiB, torch "
             f"{extra['torch_mib']:.0f} MiB.",
         ]
+        if extra.get("jit"):
+            lines[-1] += (
+                " Compiled kernels (numba): the first depthwise call of a process takes "
+                f"{extra['jit']['first_call_compiling_s']:.1f} s when it compiles, "
+                f"{extra['jit']['first_call_cached_s']:.1f} s with the on-disk cache."
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -431,6 +468,7 @@ def main() -> None:
     if not args.only:
         report["footprint"] = {
             "import_s": import_time(),
+            "jit": jit_times(),
             "convscope_mib": installed_mib("convscope"),
             "torch_mib": installed_mib("torch"),
         }
