@@ -131,3 +131,25 @@ def test_without_numba_few_channel_layers_use_gemm(monkeypatch):
             dilation=(1, 1),
             algorithm="depthwise",
         )
+
+
+def test_missing_numba_falls_back_to_numpy(monkeypatch):
+    import sys
+
+    monkeypatch.setattr(jit, "_kernels", None)
+    monkeypatch.setattr(jit, "_failed", False)
+    monkeypatch.setattr(jit, "BACKEND", "auto")
+    import convscope.ops
+
+    monkeypatch.setitem(sys.modules, "convscope.ops._jit_kernels", None)  # import fails
+    monkeypatch.delattr(convscope.ops, "_jit_kernels", raising=False)
+    assert jit.kernels() is None
+    x, w = np.arange(18.0).reshape(1, 2, 9), np.ones((2, 1, 3))
+    with cs.record_conv_algorithms() as used:
+        y = F.conv1d(x, w, groups=2).numpy()
+    assert used[0][0] == "depthwise"  # the NumPy path
+    np.testing.assert_array_equal(y[0, 0], [3, 6, 9, 12, 15, 18, 21])
+    monkeypatch.setattr(jit, "_failed", False)
+    monkeypatch.setattr(jit, "BACKEND", "numba")
+    with pytest.raises(ImportError, match="convscope\\[fast\\]"):
+        jit.kernels()

@@ -33,10 +33,12 @@ def kernels() -> ModuleType | None:
     if _kernels is None:
         try:
             from . import _jit_kernels
-        except ImportError:
+        except (ImportError, RuntimeError, OSError) as error:
+            # not installed, or numba cannot work here (e.g. no writable cache folder)
             if BACKEND == "numba":
                 raise ImportError(
-                    "the 'numba' backend needs numba: pip install \"convscope[fast]\""
+                    f"the 'numba' backend is unavailable ({error}); "
+                    'pip install "convscope[fast]"'
                 ) from None
             _failed = True
             return None
