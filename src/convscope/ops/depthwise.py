@@ -44,6 +44,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -85,45 +86,35 @@ def run(
     dtype = tiling.compute_dtype(x.dtype)
     size = tiling.itemsize(dtype)
     mult = -(-w.shape[0] // c)  # output channels per input channel (rounded up), for sizes
-    taps = _taps(geom)
-    phases = sorted({phase for phase, _ in taps})
-    reach = [max(q[d] for _, q in taps) for d in range(len(geom.kernel_size))]
-
-    def channel_cost(nb: int, box: Sequence[int]) -> int:
-        """Bytes of one channel's buffers for ``nb`` samples and output ``box``."""
-        plane = tiling.prod([b + r for b, r in zip(box, reach, strict=True)])
-        cells = tiling.prod(tiling.slab_shape(geom, 1, box)[2:])
-        return size * nb * (cells + len(phases) * plane + 2 * mult * plane)
-
+    plan = _TapPlan.of(geom)
+    taps = len(plan.taps)
+    channel_cost = plan.channel_cost(size, 2 * mult)
     nb, box = tiling.plan_tiles(n, geom.output_size, channel_cost, budget)
     per = channel_cost(nb, box)
     cb = max(1, min(c, CACHE_BYTES // per, budget // per))
     if compiled:  # the kernel blocks for the cache itself; blocks hold whole groups
         cb = max(cg, min(c, budget // per) // cg * cg)
-    elif nb * tiling.prod([b + r for b, r in zip(box, reach, strict=True)]) >= LONG_RUN:
+    elif nb * tiling.prod(plan.plane(box)) >= LONG_RUN:
         cb = 1  # long runs already: one channel at a time, scalar weights
     units = [
         (tile, c0, min(c0 + cb, c))
         for tile in tiling.iter_tiles(n, geom.output_size, nb, box)
         for c0 in range(0, c, cb)
     ]
-    work = out.size * len(taps)
+    work = out.size * taps
     workers = max(1, min(THREADS, len(units), budget // (cb * per)))
     if work < MIN_PARALLEL or compiled:
         workers = 1  # (the compiled kernel runs its own threads)
     if compiled:
-        kernel = w.astype(dtype, copy=False).reshape(groups, og, cg, len(taps))
+        kernel = w.astype(dtype, copy=False).reshape(groups, og, cg, taps)
     else:
-        kernel = w.astype(dtype, copy=False).reshape(c, mult, len(taps), 1)
+        kernel = w.astype(dtype, copy=False).reshape(c, mult, taps, 1)
+    block = _compiled_block if compiled else _block
 
     def worker(mine: Sequence[tuple[tiling.Tile, int, int]]) -> None:
         buffers = [tiling.Scratch(dtype) for _ in range(4)]
         for tile, c0, c1 in mine:
-            args = (x, kernel, geom, tile, c0, c1, taps, phases, reach, out, dtype, buffers)
-            if compiled:
-                _compiled_block(*args)
-            else:
-                _block(*args)
+            block(x, kernel, plan, tile, c0, c1, out, dtype, buffers)
 
     if workers == 1:
         worker(units)
@@ -144,26 +135,18 @@ def weight_gradient(
     cg, og = c // groups, o // groups
     dtype = tiling.compute_dtype(x.dtype)
     size = tiling.itemsize(dtype)
-    taps = _taps(geom)
-    phases = sorted({phase for phase, _ in taps})
-    reach = [max(q[d] for _, q in taps) for d in range(len(geom.kernel_size))]
-    mult = -(-o // c)
-
-    def channel_cost(nb: int, box: Sequence[int]) -> int:
-        plane = tiling.prod([b + r for b, r in zip(box, reach, strict=True)])
-        cells = tiling.prod(tiling.slab_shape(geom, 1, box)[2:])
-        return size * nb * (cells + len(phases) * plane + mult * plane)
-
+    plan = _TapPlan.of(geom)
+    channel_cost = plan.channel_cost(size, -(-o // c))
     nb, box = tiling.plan_tiles(n, geom.output_size, channel_cost, budget)
     cb = max(cg, min(c, budget // channel_cost(nb, box)) // cg * cg)
-    total = np.zeros((groups, og, cg, len(taps)), dtype)
-    tap_phase = np.array([phases.index(phase) for phase, _ in taps], dtype=np.int64)
+    total = np.zeros((groups, og, cg, len(plan.taps)), dtype)
+    tap_phase = plan.tap_phase()
     buffers = [tiling.Scratch(dtype) for _ in range(3)]
     for tile in tiling.iter_tiles(n, geom.output_size, nb, box):
         for c0 in range(0, c, cb):
             c1 = min(c0 + cb, c)
             planes, plane, wide, flat = _planes(
-                x, geom, tile, c0, c1, phases, reach, dtype, buffers, compiled=True
+                x, plan, tile, c0, c1, dtype, buffers, compiled=True
             )
             count = planes.shape[1]
             g0, g1 = c0 // cg, c1 // cg
@@ -173,12 +156,11 @@ def weight_gradient(
             cells[(slice(None), slice(None), *(slice(0, b) for b in tile.size))] = grad[
                 (tile.batch, slice(g0 * og, g1 * og), *tile.out_index[2:])
             ]
-            offsets = [sum(q * f for q, f in zip(off, flat, strict=True)) for _, off in taps]
             jit.call(
                 "grouped_taps_weight",
-                planes.reshape(len(phases), count, c1 - c0, -1),
+                planes.reshape(len(plan.phases), count, c1 - c0, -1),
                 tap_phase,
-                np.array(offsets, dtype=np.int64),
+                plan.tap_offsets(flat),
                 rows,
                 wide,
                 total[g0:g1],
@@ -186,41 +168,76 @@ def weight_gradient(
     return total.reshape(o, cg, *geom.kernel_size).astype(x.dtype, copy=False)
 
 
-def _taps(geom: tiling.ConvGeometry) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
-    """Per kernel tap (row-major order): its slab phase and its offset inside that phase."""
-    per_dim = [
-        [((k * d) % s, (k * d) // s) for k in range(size)]
-        for size, d, s in zip(geom.kernel_size, geom.dilation, geom.stride, strict=True)
-    ]
-    return [
-        (tuple(r for r, _ in combo), tuple(q for _, q in combo))
-        for combo in itertools.product(*per_dim)
-    ]
+@dataclass(frozen=True)
+class _TapPlan:
+    """How a call's kernel taps read the slab: per tap (row-major order) its stride phase and
+    its offset inside that phase; the distinct phases; the reach of the offsets per dim."""
+
+    geom: tiling.ConvGeometry
+    taps: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]
+    phases: tuple[tuple[int, ...], ...]
+    reach: tuple[int, ...]
+
+    @classmethod
+    def of(cls, geom: tiling.ConvGeometry) -> _TapPlan:
+        per_dim = [
+            [((k * d) % s, (k * d) // s) for k in range(size)]
+            for size, d, s in zip(geom.kernel_size, geom.dilation, geom.stride, strict=True)
+        ]
+        taps = tuple(
+            (tuple(r for r, _ in combo), tuple(q for _, q in combo))
+            for combo in itertools.product(*per_dim)
+        )
+        reach = tuple(max(q[d] for _, q in taps) for d in range(len(geom.kernel_size)))
+        return cls(geom, taps, tuple(sorted({phase for phase, _ in taps})), reach)
+
+    def plane(self, box: Sequence[int]) -> list[int]:
+        """Shape of one phase plane for an output ``box``."""
+        return [b + r for b, r in zip(box, self.reach, strict=True)]
+
+    def channel_cost(self, size: int, outputs: int) -> tiling.CostFn:
+        """Bytes of one input channel's buffers (slab, phases, ``outputs`` wide-row buffers
+        per output channel of it) for ``nb`` samples and an output box."""
+
+        def cost(nb: int, box: Sequence[int]) -> int:
+            plane = tiling.prod(self.plane(box))
+            cells = tiling.prod(tiling.slab_shape(self.geom, 1, box)[2:])
+            return size * nb * (cells + len(self.phases) * plane + outputs * plane)
+
+        return cost
+
+    def tap_phase(self) -> np.ndarray:
+        """Index into ``phases`` of every tap."""
+        return np.array([self.phases.index(phase) for phase, _ in self.taps], dtype=np.int64)
+
+    def tap_offsets(self, flat: Sequence[int]) -> np.ndarray:
+        """Flat offset of every tap inside its phase plane (plane strides ``flat``)."""
+        return np.array(
+            [sum(q * f for q, f in zip(offset, flat, strict=True)) for _, offset in self.taps],
+            dtype=np.int64,
+        )
 
 
-def _wide(box: Sequence[int], reach: Sequence[int]) -> int:
-    """Length of the flat ("wide row") accumulator of ``box`` over planes ``box + reach``."""
-    plane = [b + r for b, r in zip(box, reach, strict=True)]
+def _wide(box: Sequence[int], plane: Sequence[int]) -> int:
+    """Length of the flat ("wide row") accumulator of ``box`` over planes of shape ``plane``."""
     return sum((b - 1) * math.prod(plane[d + 1 :]) for d, b in enumerate(box)) + 1
 
 
 def _block(
     x: np.ndarray,
     kernel: np.ndarray,
-    geom: tiling.ConvGeometry,
+    plan: _TapPlan,
     tile: tiling.Tile,
     c0: int,
     c1: int,
-    taps: Sequence[tuple[tuple[int, ...], tuple[int, ...]]],
-    phases: Sequence[tuple[int, ...]],
-    reach: Sequence[int],
     out: np.ndarray,
     dtype: np.dtype,
     buffers: Sequence[tiling.Scratch],
 ) -> None:
     """Channels ``[c0, c1)`` of one tile: phases, one pass per tap, copy into ``out``."""
     _, _, acc_buf, tmp_buf = buffers
-    planes, plane, wide, flat = _planes(x, geom, tile, c0, c1, phases, reach, dtype, buffers)
+    taps, phases = plan.taps, plan.phases
+    planes, plane, wide, flat = _planes(x, plan, tile, c0, c1, dtype, buffers)
     nb, cb = planes.shape[1:3]
     mult = kernel.shape[1]
     box = tile.size
@@ -239,12 +256,10 @@ def _block(
 
 def _planes(
     x: np.ndarray,
-    geom: tiling.ConvGeometry,
+    plan: _TapPlan,
     tile: tiling.Tile,
     c0: int,
     c1: int,
-    phases: Sequence[tuple[int, ...]],
-    reach: Sequence[int],
     dtype: np.dtype,
     buffers: Sequence[tiling.Scratch],
     compiled: bool = False,
@@ -253,11 +268,12 @@ def _planes(
     ``(phases, nb, cb, *plane)``, with the plane shape, the wide-row length and the flat
     strides of the plane (``compiled``: the phases are gathered by the compiled kernel)."""
     slab_buf, phase_buf = buffers[:2]
+    geom, phases = plan.geom, plan.phases
     slab = tiling.extract_slab(x[:, c0:c1], geom, tile, dtype, slab_buf)
     nb, cb = slab.shape[:2]
     box = tile.size
-    plane = [b + r for b, r in zip(box, reach, strict=True)]
-    if phases == [(0,) * len(box)] and slab.flags.c_contiguous and list(slab.shape[2:]) == plane:
+    plane = plan.plane(box)
+    if phases == ((0,) * len(box),) and slab.flags.c_contiguous and list(slab.shape[2:]) == plane:
         planes = slab[None]
     elif compiled:
         planes = phase_buf.take((len(phases), nb, cb, *plane))
@@ -272,37 +288,32 @@ def _planes(
         for i, phase in enumerate(phases):
             _copy_phase(slab, phase, geom.stride, planes[i])
     flat = [math.prod(plane[d + 1 :]) for d in range(len(box))]
-    return planes, plane, _wide(box, reach), flat
+    return planes, plane, _wide(box, plane), flat
 
 
 def _compiled_block(
     x: np.ndarray,
     kernel: np.ndarray,
-    geom: tiling.ConvGeometry,
+    plan: _TapPlan,
     tile: tiling.Tile,
     c0: int,
     c1: int,
-    taps: Sequence[tuple[tuple[int, ...], tuple[int, ...]]],
-    phases: Sequence[tuple[int, ...]],
-    reach: Sequence[int],
     out: np.ndarray,
     dtype: np.dtype,
     buffers: Sequence[tiling.Scratch],
 ) -> None:
     """Channels ``[c0, c1)`` (whole groups) of one tile with the compiled kernel;
     ``kernel`` is ``(groups, O/groups, C/groups, taps)``."""
-    planes, plane, wide, flat = _planes(
-        x, geom, tile, c0, c1, phases, reach, dtype, buffers, compiled=True
-    )
+    planes, plane, wide, flat = _planes(x, plan, tile, c0, c1, dtype, buffers, compiled=True)
     nb, cb = planes.shape[1:3]
     og, cg = kernel.shape[1:3]
     g0, g1 = c0 // cg, c1 // cg
     acc = buffers[2].take((nb, (g1 - g0) * og, tile.size[0] * flat[0]))
     jit.call(
         "grouped_taps",
-        planes.reshape(len(phases), nb, cb, -1),
-        np.array([phases.index(phase) for phase, _ in taps], dtype=np.int64),
-        np.array([sum(q * f for q, f in zip(o, flat, strict=True)) for _, o in taps]),
+        planes.reshape(len(plan.phases), nb, cb, -1),
+        plan.tap_phase(),
+        plan.tap_offsets(flat),
         np.ascontiguousarray(kernel[g0:g1]),
         acc,
         wide,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 ENV_VARS = ("CONVSCOPE_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -148,9 +148,3 @@ def parallel_copy(dest: Any, source: Any, axis: int = 0, min_bytes: int = 1 << 2
         np.copyto(dest[(*lead, part)], source[(*lead, part)])
 
     parallel_map(copy, slices)
-
-
-def chunks(items: Sequence[T], parts: int) -> list[Sequence[T]]:
-    """``items`` dealt round-robin into at most ``parts`` non-empty lists."""
-    parts = max(1, min(parts, len(items)))
-    return [items[i::parts] for i in range(parts)]
