@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
@@ -17,10 +19,47 @@ import numpy as np
 from ..tensor import Tensor
 from .parameter import Parameter
 
+_hook_ids = itertools.count()
+
 
 class IncompatibleKeys(NamedTuple):
     missing_keys: list[str]
     unexpected_keys: list[str]
+
+
+class RemovableHandle:
+    """What ``register_*_hook`` returns: ``remove()`` unregisters the hook (also on ``with`` exit).
+
+    >>> import convscope.nn as nn
+    >>> relu = nn.ReLU()
+    >>> with relu.register_forward_hook(lambda m, i, o: None):
+    ...     len(relu._forward_hooks)
+    1
+    >>> len(relu._forward_hooks)
+    0
+    """
+
+    def __init__(self, *stores: dict) -> None:
+        self.id = next(_hook_ids)
+        self._stores = stores
+
+    def remove(self) -> None:
+        for store in self._stores:
+            store.pop(self.id, None)
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.remove()
+
+
+def _add_hook(store: OrderedDict, hook: Callable, prepend: bool, *extra: dict) -> RemovableHandle:
+    handle = RemovableHandle(store, *extra)
+    store[handle.id] = hook
+    if prepend:
+        store.move_to_end(handle.id, last=False)
+    return handle
 
 
 def _add_indent(text: str, spaces: int) -> str:
@@ -39,6 +78,9 @@ class Module:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
+        object.__setattr__(self, "_hooks_with_kwargs", set())
         object.__setattr__(self, "training", True)
 
     # ------------------------------------------------------------------ registration
@@ -93,15 +135,47 @@ class Module:
         self._buffers[name] = tensor
 
     def add_module(self, name: str, module: Module | None) -> None:
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(module).__name__} is not a Module subclass")
+        if not isinstance(name, str) or "." in name or name == "":
+            raise KeyError(f'module name can\'t contain ".", got: {name}')
         self._remove(name)
         self._modules[name] = module
 
+    register_module = add_module
+
     # ------------------------------------------------------------------ traversal
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+    def named_modules(
+        self, memo: set[int] | None = None, prefix: str = "", remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Module]]:
+        """This module and every sub-module, depth first, by dotted name (a module shared by
+        several parents is listed once unless ``remove_duplicate=False``)."""
+        if memo is None:
+            memo = set()
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
         yield prefix, self
         for name, child in self._modules.items():
             if child is not None:
-                yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+                child_prefix = f"{prefix}.{name}" if prefix else name
+                yield from child.named_modules(memo, child_prefix, remove_duplicate)
+
+    def get_submodule(self, target: str) -> Module:
+        """The sub-module at dotted path ``target`` (``''`` is this module).
+
+        >>> import convscope.nn as nn
+        >>> nn.Sequential(nn.Sequential(nn.ReLU())).get_submodule("0.0")
+        ReLU()
+        """
+        module: Module = self
+        for part in target.split(".") if target else ():
+            child = module._modules.get(part)
+            if child is None:
+                raise AttributeError(f"{type(module).__name__} has no attribute `{part}`")
+            module = child
+        return module
 
     def modules(self) -> Iterator[Module]:
         for _, module in self.named_modules():
@@ -116,25 +190,49 @@ class Module:
         for _, child in self.named_children():
             yield child
 
-    def _named(self, store: str) -> Iterator[tuple[str, Tensor]]:
-        for prefix, module in self.named_modules():
+    def _named(
+        self, store: str, prefix: str, recurse: bool, remove_duplicate: bool
+    ) -> Iterator[tuple[str, Tensor]]:
+        modules = (
+            self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
+            if recurse
+            else [(prefix, self)]
+        )
+        seen: set[int] = set()
+        for module_prefix, module in modules:
             for name, value in getattr(module, store).items():
-                if value is not None:
-                    yield (f"{prefix}.{name}" if prefix else name), value
+                if value is None or (remove_duplicate and id(value) in seen):
+                    continue
+                seen.add(id(value))
+                yield (f"{module_prefix}.{name}" if module_prefix else name), value
 
-    def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
-        yield from self._named("_parameters")  # type: ignore[misc]
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Parameter]]:
+        """Parameters by dotted name (a shared parameter once, under its first name)."""
+        yield from self._named("_parameters", prefix, recurse, remove_duplicate)  # type: ignore[misc]
 
-    def parameters(self) -> Iterator[Parameter]:
-        for _, param in self.named_parameters():
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        for _, param in self.named_parameters(recurse=recurse):
             yield param
 
-    def named_buffers(self) -> Iterator[tuple[str, Tensor]]:
-        yield from self._named("_buffers")
+    def named_buffers(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Tensor]]:
+        yield from self._named("_buffers", prefix, recurse, remove_duplicate)
 
-    def buffers(self) -> Iterator[Tensor]:
-        for _, buf in self.named_buffers():
+    def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        for _, buf in self.named_buffers(recurse=recurse):
             yield buf
+
+    def get_parameter(self, target: str) -> Parameter:
+        """The parameter at dotted path ``target`` (``'layer1.0.conv1.weight'``)."""
+        module_path, _, name = target.rpartition(".")
+        module = self.get_submodule(module_path)
+        param = module._parameters.get(name)
+        if param is None:
+            raise AttributeError(f"`{name}` is not an nn.Parameter")
+        return param
 
     # ------------------------------------------------------------------ modes and dtypes
     def train(self, mode: bool = True) -> Module:
@@ -146,17 +244,66 @@ class Module:
         return self.train(False)
 
     def apply(self, fn: Callable[[Module], None]) -> Module:
+        """Call ``fn`` on every sub-module (children first), then on this module.
+
+        >>> import convscope.nn as nn
+        >>> net = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+        >>> names = []
+        >>> _ = net.apply(lambda m: names.append(type(m).__name__))
+        >>> names
+        ['Linear', 'ReLU', 'Sequential']
+        """
         for child in self.children():
             child.apply(fn)
         fn(self)
         return self
 
-    def to(self, dtype: Any) -> Module:
-        """Convert floating-point parameters and buffers to ``dtype`` (in place)."""
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Switch gradient recording of every parameter on or off (freezing layers)."""
+        for param in self.parameters():
+            param.requires_grad_(requires_grad)
+        return self
+
+    def to(self, *args: Any, **kwargs: Any) -> Module:
+        """Convert floating-point parameters, their gradients and buffers to a dtype, in place.
+
+        Accepts ``to(dtype)``, ``to(tensor)`` (its dtype), ``to('cpu')`` / ``to(device='cpu')``
+        (convscope computes on the CPU only) and ``to('cpu', dtype)``.
+
+        >>> import convscope as cs
+        >>> conv = cs.nn.Conv2d(1, 1, 3).to(cs.float64)
+        >>> conv.weight.dtype, conv.to("cpu") is conv
+        (dtype('float64'), True)
+        """
+        dtype = kwargs.pop("dtype", None)
+        device = kwargs.pop("device", None)
+        kwargs.pop("non_blocking", None)
+        if kwargs:
+            raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
+        for arg in args:
+            if isinstance(arg, Tensor):
+                dtype = arg.dtype
+            elif isinstance(arg, str) and arg.split(":")[0] in ("cpu", "cuda", "mps", "meta"):
+                device = arg
+            else:
+                dtype = arg
+        if device is not None and str(device).split(":")[0] != "cpu":
+            raise RuntimeError(f"convscope computes on the CPU only, cannot move to {device!r}")
+        if dtype is None:
+            return self
         dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise TypeError(
+                f"nn.Module.to only accepts floating point dtypes, but got desired dtype={dtype}"
+            )
         for tensor in [*self.parameters(), *self.buffers()]:
             if tensor.data.dtype.kind == "f":
                 tensor.data = tensor.data.astype(dtype)
+                if tensor.grad is not None:
+                    tensor.grad.data = tensor.grad.data.astype(dtype)
+        return self
+
+    def cpu(self) -> Module:
         return self
 
     def float(self) -> Module:
@@ -165,12 +312,23 @@ class Module:
     def double(self) -> Module:
         return self.to(np.float64)
 
+    def half(self) -> Module:
+        return self.to(np.float16)
+
     # ------------------------------------------------------------------ state
-    def state_dict(self) -> OrderedDict[str, Tensor]:
-        """Parameters and buffers by dotted name (tensors sharing the module's memory)."""
-        state: OrderedDict[str, Tensor] = OrderedDict()
-        for name, tensor in [*self.named_parameters(), *self.named_buffers()]:
-            state[name] = Tensor(tensor.data)
+    def state_dict(
+        self, destination: Any = None, prefix: str = "", keep_vars: bool = False
+    ) -> OrderedDict[str, Tensor]:
+        """Parameters and buffers by dotted name (tensors sharing the module's memory), in
+        PyTorch's order: each module's own parameters, then its buffers, then its children."""
+        state: Any = OrderedDict() if destination is None else destination
+        for store in (self._parameters, self._buffers):
+            for name, tensor in store.items():
+                if tensor is not None:
+                    state[prefix + name] = tensor if keep_vars else Tensor(tensor.data)
+        for name, child in self._modules.items():
+            if child is not None:
+                child.state_dict(state, f"{prefix}{name}.", keep_vars)
         return state
 
     def load_state_dict(
@@ -180,7 +338,9 @@ class Module:
 
         All checks run before anything is copied: on error the module is unchanged.
         """
-        own = dict([*self.named_parameters(), *self.named_buffers()])
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
+        own = self.state_dict(keep_vars=True)
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         errors, values = [], {}
@@ -188,8 +348,17 @@ class Module:
             if key not in state_dict:
                 continue
             value = state_dict[key]
-            array = value.data if isinstance(value, Tensor) else np.asarray(value)
-            if array.shape != tensor.shape:
+            try:
+                array = value.data if isinstance(value, Tensor) else np.asarray(value)
+            except (TypeError, ValueError) as error:
+                errors.append(f"cannot read {key} as an array: {error}")
+                continue
+            if array.dtype.kind not in "biuf":
+                errors.append(
+                    f'While copying the parameter named "{key}", expected a numeric array '
+                    f"from checkpoint but got dtype {array.dtype}."
+                )
+            elif array.shape != tensor.shape:
                 errors.append(
                     f"size mismatch for {key}: copying a param with shape {array.shape} from "
                     f"checkpoint, the shape in current model is {tensor.shape}."
@@ -217,9 +386,85 @@ class Module:
             own[key].data[...] = array
         return IncompatibleKeys(missing, unexpected)
 
-    def zero_grad(self) -> None:
+    def zero_grad(self, set_to_none: bool = True) -> None:
         for param in self.parameters():
-            param.grad = None
+            if set_to_none or param.grad is None:
+                param.grad = None
+            else:
+                param.grad.data[...] = 0
+
+    # ------------------------------------------------------------------ hooks
+    def register_forward_pre_hook(
+        self, hook: Callable[..., Any], *, prepend: bool = False, with_kwargs: bool = False
+    ) -> RemovableHandle:
+        """Call ``hook(module, args)`` before ``forward``; a non-``None`` result replaces the
+        arguments (a tuple, or a single value). With ``with_kwargs=True`` the hook gets and may
+        return ``(args, kwargs)``."""
+        handle = _add_hook(self._forward_pre_hooks, hook, prepend)
+        if with_kwargs:
+            self._hooks_with_kwargs.add(("pre", handle.id))
+        return handle
+
+    def register_forward_hook(
+        self,
+        hook: Callable[..., Any],
+        *,
+        prepend: bool = False,
+        with_kwargs: bool = False,
+        always_call: bool = False,
+    ) -> RemovableHandle:
+        """Call ``hook(module, args, output)`` after ``forward``; a non-``None`` result replaces
+        the output. This is how feature maps are pulled out of a network.
+
+        >>> import convscope as cs
+        >>> import convscope.nn as nn
+        >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU())
+        >>> maps = {}
+        >>> handle = net[0].register_forward_hook(lambda m, i, o: maps.update(conv=o))
+        >>> _ = net(cs.rand(1, 1, 8, 8))
+        >>> maps["conv"].shape
+        (1, 4, 6, 6)
+        >>> handle.remove()
+        """
+        handle = _add_hook(self._forward_hooks, hook, prepend)
+        if with_kwargs:
+            self._hooks_with_kwargs.add(("post", handle.id))
+        if always_call:
+            self._hooks_with_kwargs.add(("always", handle.id))
+        return handle
+
+    def _call_with_hooks(self, args: tuple, kwargs: dict) -> Any:
+        flags = self._hooks_with_kwargs
+        for key, hook in list(self._forward_pre_hooks.items()):
+            if ("pre", key) in flags:
+                result = hook(self, args, kwargs)
+                if result is not None:
+                    args, kwargs = result
+            else:
+                result = hook(self, args)
+                if result is not None:
+                    args = result if isinstance(result, tuple) else (result,)
+        try:
+            output = self.forward(*args, **kwargs)
+        except Exception:
+            for key, hook in list(self._forward_hooks.items()):
+                if ("always", key) in flags:
+                    # the forward's own error is the one to report
+                    with contextlib.suppress(Exception):
+                        self._run_forward_hook(key, hook, args, kwargs, None)
+            raise
+        for key, hook in list(self._forward_hooks.items()):
+            result = self._run_forward_hook(key, hook, args, kwargs, output)
+            if result is not None:
+                output = result
+        return output
+
+    def _run_forward_hook(
+        self, key: int, hook: Callable[..., Any], args: tuple, kwargs: dict, output: Any
+    ) -> Any:
+        if ("post", key) in self._hooks_with_kwargs:
+            return hook(self, args, kwargs, output)
+        return hook(self, args, output)
 
     # ------------------------------------------------------------------ calling and display
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -228,6 +473,8 @@ class Module:
         )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._forward_pre_hooks or self._forward_hooks:
+            return self._call_with_hooks(args, kwargs)
         return self.forward(*args, **kwargs)
 
     def extra_repr(self) -> str:
