@@ -140,9 +140,23 @@ def conv_general(
     if phased and name not in ("direct", "fold"):
         _by_phases(x, w, geom, groups, out, algorithm, budget)
         return out
+    if name in _TRANSFORMING and not (_all_finite(x) and _all_finite(w)):
+        # a transform spreads one Inf/NaN over whole tiles or channels: the definition's
+        # non-finite pattern needs an algorithm that sums products tap by tap
+        name = "depthwise" if groups == x.shape[1] else "unfold"
     algorithms.implementation(name)(x, w, geom, groups, out, budget)
     algorithms.record(name, geom)
     return out
+
+
+_TRANSFORMING = ("fft", "winograd")
+
+
+def _all_finite(a: np.ndarray) -> bool:
+    """True when ``a`` holds no Inf or NaN: one summing pass and no full-size mask (a sum
+    that overflows only sends the call to a slower, equally exact algorithm)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.add.reduce(a, axis=None)))
 
 
 def _automatic(
