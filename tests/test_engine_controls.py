@@ -10,6 +10,7 @@ import pytest
 import convscope as cs
 import convscope.nn.functional as F
 from convscope.ops import algorithms, threads
+from convscope.ops import conv as ops_conv
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
@@ -200,3 +201,33 @@ def test_corrupt_autotune_cache_warns_and_is_not_fatal(tmp_path):
     with pytest.warns(UserWarning, match="ignoring unreadable autotune cache"):
         y = F.conv2d(np.ones((1, 2, 5, 5)), np.ones((2, 2, 3, 3)))
     assert float(y.numpy()[0, 0, 0, 0]) == 18.0
+
+
+def test_fft_uses_the_engine_thread_count(monkeypatch):
+    pytest.importorskip("scipy")
+    import scipy.fft
+
+    from convscope.ops import fft
+
+    seen = []
+    original = scipy.fft.rfft
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("workers"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(scipy.fft, "rfft", spy)
+    x = np.ones((1, 2, 40, 40), np.float32)
+    w = np.ones((2, 1, 15, 15), np.float32)
+    with cs.num_threads(1):
+        ops_conv.conv_general(
+            x,
+            w,
+            stride=(1, 1),
+            padding=((0, 0), (0, 0)),
+            dilation=(1, 1),
+            groups=2,
+            algorithm="fft",
+        )
+    assert seen and set(seen) == {1}
+    assert fft.BACKEND in ("auto", "scipy")

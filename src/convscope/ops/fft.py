@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import os
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
@@ -90,10 +89,10 @@ def _scipy_fft() -> ModuleType | None:
 
 
 def _workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - platforms without sched_getaffinity
-        return max(1, os.cpu_count() or 1)
+    """scipy's FFT threads: the engine's thread count (``cs.set_num_threads``)."""
+    from .threads import get_num_threads
+
+    return get_num_threads()
 
 
 def transforms() -> tuple[Transform, Transform]:
