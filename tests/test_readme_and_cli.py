@@ -80,3 +80,11 @@ def test_bad_command_line_exits_2_with_one_line(argv):
     )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
+
+
+def test_version_and_python_dash_m():
+    import convscope
+
+    for command in (["convscope"], [sys.executable, "-m", "convscope"]):
+        done = subprocess.run([*command, "--version"], capture_output=True, text=True, check=True)
+        assert done.stdout.strip() == f"convscope {convscope.__version__}"

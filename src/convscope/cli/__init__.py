@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="PyTorch's convolution layers on NumPy, and tools to see what they do.",
         epilog="Run 'convscope COMMAND --help' for the options and examples of a command.",
     )
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"convscope {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         command_module(name).add_parser(sub, name)
