@@ -37,8 +37,7 @@ def kernels() -> ModuleType | None:
             # not installed, or numba cannot work here (e.g. no writable cache folder)
             if BACKEND == "numba":
                 raise ImportError(
-                    f"the 'numba' backend is unavailable ({error}); "
-                    'pip install "convscope[fast]"'
+                    f"the 'numba' backend is unavailable ({error}); pip install \"convscope[fast]\""
                 ) from None
             _failed = True
             return None
