@@ -88,3 +88,23 @@ def test_version_and_python_dash_m():
     for command in (["convscope"], [sys.executable, "-m", "convscope"]):
         done = subprocess.run([*command, "--version"], capture_output=True, text=True, check=True)
         assert done.stdout.strip() == f"convscope {convscope.__version__}"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["explain", "--input-size", "100000,100000"],
+        ["explain", "--input-size", "5,5", "--kernel-size", "100000"],
+        ["explain", "--out-channels", "10000000"],
+        ["explain", "--kernel-size", "4000", "--input-size", "4000,4000", "--out-channels", "4000"],
+        ["animate", "--fps", "1e-300"],
+        ["animate", "--input-size", "100000,100000"],
+    ],
+)
+def test_oversized_requests_are_one_line_errors(argv, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith(f"convscope {argv[0]}: error:")
+    assert list(tmp_path.iterdir()) == []  # nothing written

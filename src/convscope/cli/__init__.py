@@ -64,6 +64,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, ValueError, RuntimeError, TypeError, OSError) as error:
         print(f"convscope {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except MemoryError as error:  # a size no option check caught: still one line, exit 2
+        print(
+            f"convscope {args.command}: error: not enough memory for this request ({error}); "
+            "choose smaller sizes",
+            file=sys.stderr,
+        )
+        return 2
+    except (ArithmeticError, IndexError) as error:  # overflow, division by zero
+        print(f"convscope {args.command}: error: value out of range: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"convscope {args.command}: interrupted", file=sys.stderr)
         return 130

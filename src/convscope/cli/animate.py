@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..viz import animation
-from .common import UsageError, output_dir, write_atomically
+from .common import UsageError, check_elements, output_dir, write_atomically
 from .conv_options import PADDING_MODES, parse_int_tuple, parse_padding
 
 EXAMPLES = """examples:
@@ -33,6 +33,7 @@ EXAMPLES = """examples:
 
 #: the gallery files ``convscope demo`` writes (a few, to keep the demo quick)
 DEMO_SET = ("no_padding_no_strides", "padding_strides", "dilation", "padding_strides_transposed")
+MAX_CELLS = 128 * 128  # an animation draws a frame per output cell: beyond this it is unwatchable
 _CONV_OPTIONS = ("input_size", "kernel_size", "stride", "padding", "dilation", "output_padding")
 
 
@@ -139,6 +140,7 @@ def config_from_args(args: argparse.Namespace) -> animation.AnimationConfig:
             f"animations are 1-D or 2-D, but the options describe {dim}-D "
             f"(input size {'x'.join(map(str, size))})"
         )
+    check_elements(size, "the animated input", limit=MAX_CELLS)  # one frame per output cell
     return animation.AnimationConfig(
         size,
         **kwargs,
@@ -150,8 +152,8 @@ def config_from_args(args: argparse.Namespace) -> animation.AnimationConfig:
 
 def _duration(args: argparse.Namespace) -> int:
     if args.fps is not None:
-        if not 0 < args.fps <= 50:
-            raise UsageError(f"--fps must be in (0, 50], got {args.fps}")
+        if not 0.01 <= args.fps <= 50:
+            raise UsageError(f"--fps must be between 0.01 and 50, got {args.fps}")
         return max(20, round(1000 / args.fps))
     duration = 700 if args.duration is None else args.duration
     if duration < 20:

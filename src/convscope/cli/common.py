@@ -22,6 +22,31 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+#: largest tensor (elements) a command builds from its size options; beyond it the request is
+#: refused up front instead of failing on allocation (2**27 float32 values = 512 MiB)
+MAX_ELEMENTS = 1 << 27
+
+
+def check_elements(shape: tuple[int, ...], what: str, limit: int = MAX_ELEMENTS) -> None:
+    """``UsageError`` when a tensor of ``shape`` would hold more than ``limit`` elements.
+
+    >>> check_elements((1, 3, 224, 224), "input")
+    >>> check_elements((1, 2, 100000, 100000), "input")
+    Traceback (most recent call last):
+    ...
+    convscope.cli.common.UsageError: input of shape 1x2x100000x100000 has 20000000000 elements; \
+the limit is 134217728: choose smaller sizes
+    """
+    count = 1
+    for size in shape:
+        count *= int(size)
+    if count > limit:
+        raise UsageError(
+            f"{what} of shape {'x'.join(map(str, shape))} has {count} elements; the limit is "
+            f"{limit}: choose smaller sizes"
+        )
+
+
 def output_dir(path: str | os.PathLike) -> Path:
     """Create (if needed) and return a writable output folder, or raise ``UsageError``."""
     folder = Path(path)

@@ -19,6 +19,8 @@ from typing import Any
 from .common import UsageError
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+MAX_CHANNELS = 4096  # the tools draw and explain layers: far beyond any picture's use
+MAX_EXTENT = 4096  # largest kernel size, stride or dilation the tools accept
 
 
 def parse_int_tuple(text: str, name: str) -> int | tuple[int, ...]:
@@ -88,9 +90,9 @@ def add_conv_arguments(
 
 def conv_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments for ``nn.ConvNd(in_channels, **kwargs)`` from parsed options."""
-    if args.out_channels < 1:
-        raise UsageError(f"--out-channels must be positive, got {args.out_channels}")
-    return {
+    if not 1 <= args.out_channels <= MAX_CHANNELS:
+        raise UsageError(f"--out-channels must be in 1..{MAX_CHANNELS}, got {args.out_channels}")
+    kwargs = {
         "out_channels": args.out_channels,
         "kernel_size": parse_int_tuple(args.kernel_size, "kernel-size"),
         "stride": parse_int_tuple(args.stride, "stride"),
@@ -100,3 +102,9 @@ def conv_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "bias": not args.no_bias,
         "padding_mode": args.padding_mode,
     }
+    for name in ("kernel_size", "stride", "dilation"):
+        values = kwargs[name] if isinstance(kwargs[name], tuple) else (kwargs[name],)
+        if any(abs(v) > MAX_EXTENT for v in values):
+            option = name.replace("_", "-")
+            raise UsageError(f"--{option} values must be at most {MAX_EXTENT}, got {values}")
+    return kwargs

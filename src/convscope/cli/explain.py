@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .common import UsageError, output_dir, write_atomically
+from .common import UsageError, check_elements, output_dir, write_atomically
 from .conv_options import add_conv_arguments, conv_kwargs, parse_int_tuple
 
 EXAMPLES = """examples:
@@ -133,7 +133,9 @@ def _input_shape(args: argparse.Namespace, dim: int, in_default: int) -> tuple[i
     channels = in_default if args.in_channels is None else args.in_channels
     if batch < 1 or channels < 1 or min(spatial) < 1:
         raise UsageError("--batch, --in-channels and --input-size must be positive")
-    return (batch, channels, *spatial)
+    shape = (batch, channels, *spatial)
+    check_elements(shape, "the input")
+    return shape
 
 
 def _shape_given_input(args: argparse.Namespace, x: np.ndarray, dim: int) -> np.ndarray:
