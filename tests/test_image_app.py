@@ -356,7 +356,7 @@ BAD_CASES = {
     "kernel larger than image": (["{good}", "--kernel-size", "40"], "Kernel size can't be greater"),
     "groups not dividing": (["{good}", "--groups", "2"], "in_channels must be divisible by groups"),
     "bad out-channels": (["{good}", "--out-channels", "x"], "invalid int value"),
-    "zero out-channels": (["{good}", "--out-channels", "0"], "--out-channels must be positive"),
+    "zero out-channels": (["{good}", "--out-channels", "0"], "--out-channels must be in 1..4096"),
     "unknown filter": (["{good}", "--filters", "sobel-z"], "unknown filter 'sobel-z'"),
     "filters + out-channels": (
         ["{good}", "--filters", "box", "--out-channels", "5"],

@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from ..random import default_generator
+from ..random import default_generator, torch_stream
 from ..tensor import Tensor
 
 _LINEAR = (
@@ -79,12 +79,24 @@ def _empty(tensor: Tensor) -> bool:
     return False
 
 
+def _draw_dtype(tensor: Tensor) -> np.dtype:
+    return tensor.dtype if tensor.dtype.kind == "f" else np.dtype(np.float64)
+
+
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
-    return _fill(tensor, default_generator().uniform(a, b, tensor.shape))
+    """Fill with U(a, b): the values PyTorch draws after the same ``manual_seed``.
+
+    >>> import convscope as cs
+    >>> _ = cs.manual_seed(0)
+    >>> [round(v, 4) for v in uniform_(cs.empty(3), -1.0, 1.0).tolist()]
+    [-0.0075, 0.5364, -0.823]
+    """
+    return _fill(tensor, torch_stream().uniform(tensor.shape, a, b, _draw_dtype(tensor)))
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
-    return _fill(tensor, default_generator().normal(mean, std, tensor.shape))
+    """Fill with N(mean, std²): PyTorch's values after the same ``manual_seed``."""
+    return _fill(tensor, torch_stream().normal(tensor.shape, mean, std, _draw_dtype(tensor)))
 
 
 def trunc_normal_(
