@@ -15,7 +15,7 @@ import numpy as np
 
 from ..apps import audio
 from ..random import manual_seed
-from .common import UsageError, output_dir, write_atomically
+from .common import UsageError, write_all
 from .conv_options import add_conv_arguments, conv_kwargs, parse_int_tuple, parse_padding
 
 EXAMPLES = """examples:
@@ -257,9 +257,9 @@ def conv1d_outputs(
     return files, {"waveforms": audio.figure_to_rgb(figure)}
 
 
-def write_files(folder: Path, files: dict[str, Writer]) -> None:
-    for name, write in files.items():
-        write_atomically(folder / name, write)
+def write_files(folder: Path, files: dict[str, Writer]) -> Path:
+    """All of ``files`` or, when one fails, none (see ``common.write_all``)."""
+    return write_all(folder, files)
 
 
 def log_tensorboard(logger: Any, arrays: dict[str, np.ndarray]) -> None:
@@ -312,16 +312,15 @@ def run(args: argparse.Namespace) -> int:
         files, arrays = spectrogram_outputs(
             excerpt, model, n_fft=args.n_fft, hop_length=args.hop_length
         )
-    folder = output_dir(args.output)
     if args.tensorboard:
         from ..apps.tensorboard import open_logger
 
+        folder = write_files(Path(args.output), files)
         with open_logger(args.tensorboard) as logger:
-            write_files(folder, files)
             log_tensorboard(logger, arrays)
         print(f"logged {', '.join(arrays)} to TensorBoard folder {args.tensorboard}")
     else:
-        write_files(folder, files)
+        folder = write_files(Path(args.output), files)
     print(f"wrote {len(files)} files to {folder}: {', '.join(files)}")
     return 0
 
@@ -334,6 +333,5 @@ def demo(folder: Path) -> None:
         excerpt, audio.spectrogram_stack(), n_fft=audio.N_FFT, hop_length=audio.HOP_LENGTH
     )
     more, _ = conv1d_outputs(excerpt, dict(audio.SEED_CONV1D))
-    target = output_dir(folder)
-    write_files(target, {**files, **more})
+    target = write_files(folder, {**files, **more})
     print(f"wrote {len(files) + len(more)} pictures and sounds to {target}")

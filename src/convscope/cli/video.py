@@ -8,7 +8,7 @@ import argparse
 from ..apps import video
 from ..io.video import MAX_FRAMES, require_av
 from ..random import manual_seed
-from .common import UsageError, output_dir, write_atomically
+from .common import UsageError, write_all
 from .conv_options import add_conv_arguments, conv_kwargs
 
 EXAMPLES = """examples:
@@ -96,8 +96,6 @@ def run(args: argparse.Namespace) -> int:
         files[f"output_channel_{channel + 1}.mp4"] = lambda tmp, f=frames: video.write_video(
             tmp, f, out_fps
         )
-    folder = output_dir(args.output)
-    for filename, write in files.items():
-        write_atomically(folder / filename, write)
+    folder = write_all(args.output, files)
     print(f"wrote {len(files)} files to {folder}: {', '.join(files)}")
     return 0
