@@ -16,9 +16,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..ops.pad import LAYER_MODES
 from .common import UsageError
 
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+PADDING_MODES = tuple(LAYER_MODES)
 MAX_CHANNELS = 4096  # the tools draw and explain layers: far beyond any picture's use
 MAX_EXTENT = 4096  # largest kernel size, stride or dilation the tools accept
 

@@ -26,12 +26,7 @@ from .. import geometry
 from ..ops import conv as conv_ops
 from ..ops import pad as pad_ops
 
-_PAD_MODES = {
-    "zeros": "constant",
-    "reflect": "reflect",
-    "replicate": "replicate",
-    "circular": "circular",
-}
+_PAD_MODES = pad_ops.LAYER_MODES
 
 
 @dataclass(frozen=True)

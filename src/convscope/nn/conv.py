@@ -20,13 +20,14 @@ from typing import Any
 import numpy as np
 
 from .. import _dtypes, geometry
+from ..ops.pad import LAYER_MODES
 from ..tensor import Tensor
 from . import functional as F
 from . import init
 from .module import Module
 from .parameter import Parameter
 
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+PADDING_MODES = tuple(LAYER_MODES)
 _FUNCTIONS = {
     (1, False): F.conv1d,
     (2, False): F.conv2d,

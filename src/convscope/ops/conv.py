@@ -3,7 +3,7 @@
 ``conv_general`` correlates a batched input ``(N, C, *S)`` with a kernel ``(O, C/groups, *K)``
 given per-side padding (negative crops), stride, kernel dilation, input dilation (zeros
 inserted between input cells, which is what a transposed convolution needs) and groups.
-1-D, 2-D, 3-D, transposed convolutions and (later) gradients are all calls of it.
+1-D, 2-D, 3-D and transposed convolutions and their gradients are all calls of it.
 
 Algorithms are interchangeable implementations of the primitive; ``algorithm=None`` lets
 :func:`select_algorithm` choose.  Each works in tiles that fit the workspace budget.

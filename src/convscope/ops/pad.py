@@ -17,6 +17,15 @@ import numpy as np
 
 MODES = ("constant", "reflect", "replicate", "circular")
 
+#: a convolution layer's ``padding_mode`` -> the ``pad`` mode that implements it (the one
+#: table every layer, explanation, animation and command reads)
+LAYER_MODES = {
+    "zeros": "constant",
+    "reflect": "reflect",
+    "replicate": "replicate",
+    "circular": "circular",
+}
+
 
 def _cropped(array: np.ndarray, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
     lead = array.ndim - len(pairs)

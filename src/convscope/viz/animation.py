@@ -40,12 +40,7 @@ from .animation_draw import Layout, Scene, draw_frames, layout
 from .animation_save import FORMATS, MP4_HINT, check_format, save
 
 MAX_CELLS = 32  # per side of the input, working grid and output: larger is unreadable anyway
-_PAD_OPS = {
-    "zeros": "constant",
-    "reflect": "reflect",
-    "replicate": "replicate",
-    "circular": "circular",
-}
+_PAD_OPS = pad_ops.LAYER_MODES
 
 
 @dataclass(frozen=True)
