@@ -400,3 +400,14 @@ def test_help_examples_run(capsys, command):
     for line in lines:
         assert main(shlex.split(line)[1:]) == 0, line
     capsys.readouterr()
+
+
+def test_strided_same_and_causal_say_they_extend_pytorch(capsys):
+    from convscope.cli import main
+
+    assert main(["shape", "--input-size", "7,7", "--stride", "2", "--padding", "same"]) == 0
+    assert "PyTorch refuses padding='same' with stride > 1" in capsys.readouterr().out
+    assert main(["shape", "--input-size", "7", "--padding", "causal"]) == 0
+    assert "convscope extension" in capsys.readouterr().out
+    assert main(["shape", "--input-size", "7,7", "--padding", "same"]) == 0
+    assert "PyTorch refuses" not in capsys.readouterr().out

@@ -226,7 +226,16 @@ class ShapeAnswer:
 
 def _padding_note(layer: ConvLayer, pads: geometry.Pairs) -> tuple[str, ...]:
     if isinstance(layer.padding, str):
-        return (f"padding={layer.padding!r} resolves to (before, after) = {_pairs_text(pads)}",)
+        notes = [f"padding={layer.padding!r} resolves to (before, after) = {_pairs_text(pads)}"]
+        strides = layer.stride if isinstance(layer.stride, tuple) else (layer.stride,)
+        if layer.padding == "same" and any(s > 1 for s in strides):
+            notes.append(
+                "PyTorch refuses padding='same' with stride > 1; convscope extends it the way "
+                "TensorFlow does (output = ceil(input / stride))"
+            )
+        elif layer.padding == "causal":
+            notes.append("padding='causal' is a convscope extension (PyTorch has no such string)")
+        return tuple(notes)
     if any(lo != hi for lo, hi in pads):
         return (f"padding (before, after) per dimension = {_pairs_text(pads)}",)
     return ()
