@@ -33,6 +33,18 @@ from ..viz.grids import tile, to_unit_range
 INSTALL_HINT = 'pip install "convscope[tensorboard]"'
 
 
+def viewer_hint(folder: str) -> str:
+    """How to look at the logs: TensorBoard's viewer is a separate package from the writer.
+
+    >>> print(viewer_hint("runs/x").split(": ", 1)[1])
+    view them with `tensorboard --logdir runs/x` (the viewer: pip install tensorboard)
+    """
+    return (
+        f"TensorBoard logs in {folder}: view them with `tensorboard --logdir {folder}` "
+        "(the viewer: pip install tensorboard)"
+    )
+
+
 class TensorBoardUnavailable(RuntimeError):
     """tensorboardX is not installed (a ``RuntimeError``: the command line reports it in one
     line with exit code 2)."""

@@ -347,7 +347,7 @@ def run(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         logger = None
         if args.tensorboard:
-            from ..apps.tensorboard import open_logger
+            from ..apps.tensorboard import open_logger, viewer_hint
 
             logger = stack.enter_context(open_logger(output_dir(args.tensorboard)))
         out = output_dir(args.output)
@@ -355,7 +355,7 @@ def run(args: argparse.Namespace) -> int:
         written = process(paths, out, job, tensorboard=logger, progress=not args.no_progress)
     print(f"{len(paths)} image(s), {len(written)} files written to {out}")
     if args.tensorboard:
-        print(f"TensorBoard logs in {args.tensorboard}: tensorboard --logdir {args.tensorboard}")
+        print(viewer_hint(args.tensorboard))
     return 0
 
 

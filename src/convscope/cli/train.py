@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         logger = None
         if args.tensorboard:
-            from ..apps.tensorboard import open_logger
+            from ..apps.tensorboard import open_logger, viewer_hint
 
             logger = stack.enter_context(open_logger(output_dir(args.tensorboard)))
         history = training.train(
@@ -144,5 +144,5 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"test accuracy {history.final.test_accuracy:.2%}; checkpoint written to {path}")
     if args.tensorboard:
-        print(f"TensorBoard logs in {args.tensorboard}: tensorboard --logdir {args.tensorboard}")
+        print(viewer_hint(args.tensorboard))
     return 0
