@@ -17,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from ..autograd.engine import is_grad_enabled
 from .module import Module, _add_indent
 
 
@@ -104,6 +105,10 @@ class Sequential(_Indexed):
         return self._modules[self._key(idx)]
 
     def forward(self, input: Any) -> Any:
+        if not is_grad_enabled():  # inference: fuse Conv-BatchNorm-activation runs
+            from .fusion import run_sequence
+
+            return run_sequence(list(self._modules.values()), input)
         for module in self:
             input = module(input)
         return input

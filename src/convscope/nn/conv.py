@@ -142,10 +142,15 @@ class _ConvNd(Module):
 
 class _ConvForward(_ConvNd):
     def forward(self, input: Any) -> Tensor:
+        return self._convolve(input, self.bias)
+
+    def _convolve(self, input: Any, bias: Any) -> Tensor:
+        """The layer's convolution with ``bias`` in place of its own (``None``: no bias), the
+        fused inference path's entry (see ``nn.fusion``)."""
         conv = self._conv()
         if self.padding_mode == "zeros":
             return conv(
-                input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
+                input, self.weight, bias, self.stride, self.padding, self.dilation, self.groups
             )
         spatial = np.shape(input)[-self._dims :]
         pads = geometry.resolve_padding(
@@ -157,7 +162,7 @@ class _ConvForward(_ConvNd):
         )
         torch_order = [v for lo_hi in reversed(pads) for v in lo_hi]
         padded = F.pad(input, torch_order, mode=self.padding_mode)
-        return conv(padded, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        return conv(padded, self.weight, bias, self.stride, 0, self.dilation, self.groups)
 
 
 class _ConvTransposeForward(_ConvNd):
@@ -214,10 +219,14 @@ class _ConvTransposeForward(_ConvNd):
         )
 
     def forward(self, input: Any, output_size: Sequence[int] | None = None) -> Tensor:
+        return self._convolve(input, self.bias, output_size)
+
+    def _convolve(self, input: Any, bias: Any, output_size: Sequence[int] | None = None) -> Tensor:
+        """The layer's transposed convolution with ``bias`` in place of its own."""
         return self._conv()(
             input,
             self.weight,
-            self.bias,
+            bias,
             self.stride,
             self.padding,
             self._output_padding(input, output_size),

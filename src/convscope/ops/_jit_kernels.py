@@ -6,6 +6,8 @@ the first process on a machine pays for compiling.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
@@ -118,3 +120,58 @@ def grouped_taps_weight(
                     for p in range(wide):
                         s += a[p] * b[p]
                 total[g, m, ci, t] = s
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def epilogue(
+    planes: np.ndarray,
+    scale: np.ndarray,
+    shift: np.ndarray,
+    residual: np.ndarray,
+    has_residual: bool,
+    activation: int,
+) -> None:  # pragma: no cover - compiled
+    """``planes[r] = act(planes[r] * scale[r % C] + shift[r % C] (+ residual[r]))`` in place,
+    one (sample, channel) plane per job: an affine pass, then the activation on the same,
+    still cached, row (codes: see ``ops.epilogue.ACTIVATIONS``)."""
+    rows, size = planes.shape
+    channels = scale.shape[0]
+    for r in prange(rows):
+        row = planes[r]
+        s = scale[r % channels]
+        b = shift[r % channels]
+        if has_residual:
+            extra = residual[r]
+            for i in range(size):
+                row[i] = row[i] * s + b + extra[i]
+        else:
+            for i in range(size):
+                row[i] = row[i] * s + b
+        if activation == 1:
+            for i in range(size):
+                if row[i] < 0:
+                    row[i] = 0
+        elif activation == 2:
+            for i in range(size):
+                row[i] = min(max(row[i], 0), 6)
+        elif activation == 3:
+            for i in range(size):
+                v = row[i]
+                row[i] = v * min(max(v + 3, 0), 6) / 6
+        elif activation == 4:
+            for i in range(size):
+                v = row[i]
+                row[i] = v / (1 + np.exp(-v))
+        elif activation == 5:
+            for i in range(size):
+                row[i] = min(max(row[i] + 3, 0), 6) / 6
+        elif activation == 6:
+            for i in range(size):
+                row[i] = 1 / (1 + np.exp(-row[i]))
+        elif activation == 7:
+            for i in range(size):
+                v = row[i]
+                row[i] = 0.5 * v * (1 + math.erf(v * 0.7071067811865476))
+        elif activation == 8:
+            for i in range(size):
+                row[i] = np.tanh(row[i])

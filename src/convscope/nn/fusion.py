@@ -1,0 +1,206 @@
+"""Inference fusion: convolution -> BatchNorm -> (+ residual) -> activation as one pass.
+
+In evaluation mode with no gradient to record, the BatchNorm after a convolution is a
+per-channel affine map, and it, the convolution's bias, a residual addition and a simple
+activation can all be applied in place on the convolution's fresh output
+(:mod:`convscope.ops.epilogue`) instead of as separate layers, each making a full-size copy.
+The modules keep PyTorch's semantics: the fused path runs only when nothing could tell the
+difference — every module involved in eval mode (BatchNorm with running statistics), no
+tensor requiring a gradient while gradients are recorded, no forward hooks or replaced
+``forward`` (so hooks, summaries and explanations see every layer), and a float32/float64
+input. Otherwise the layers run one by one, as written.
+
+``Sequential`` fuses its runs of ``Conv*, BatchNorm*, activation`` by itself; model code with
+explicit calls (ResNet's blocks) uses :func:`conv_bn_act`.
+
+>>> import convscope as cs
+>>> import convscope.nn as nn
+>>> block = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()).eval()
+>>> x = cs.rand(2, 3, 8, 8)
+>>> with cs.no_grad():
+...     fused = block(x)
+...     separate = block[2](block[1](block[0](x)))
+>>> bool((fused - separate).abs().max() < 1e-5)
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..autograd.engine import is_grad_enabled
+from ..ops import epilogue
+from ..tensor import Tensor
+from .conv import _ConvNd
+from .module import Module
+from .normalization import _BatchNorm
+
+# activation class name -> epilogue name; matched on the exact convscope class
+_ACTIVATIONS = {
+    "ReLU": "relu",
+    "ReLU6": "relu6",
+    "Hardswish": "hardswish",
+    "SiLU": "silu",
+    "Hardsigmoid": "hardsigmoid",
+    "Sigmoid": "sigmoid",
+    "GELU": "gelu",
+    "Tanh": "tanh",
+}
+
+
+def _plain(module: Module) -> bool:
+    """No hooks and no instance-level ``forward`` (a summary or a user may have wrapped it)."""
+    return (
+        not module._forward_hooks
+        and not module._forward_pre_hooks
+        and "forward" not in module.__dict__
+    )
+
+
+def _is_conv(module: Any) -> bool:
+    """A convscope convolution layer as shipped (no subclass with its own forward)."""
+    from . import conv
+
+    return type(module) in (
+        conv.Conv1d,
+        conv.Conv2d,
+        conv.Conv3d,
+        conv.ConvTranspose1d,
+        conv.ConvTranspose2d,
+        conv.ConvTranspose3d,
+    ) and _plain(module)
+
+
+def _is_eval_batch_norm(module: Any) -> bool:
+    return (
+        isinstance(module, _BatchNorm)
+        and type(module).forward is _BatchNorm.forward
+        and not module.training
+        and module.running_mean is not None
+        and module.running_var is not None
+        and _plain(module)
+    )
+
+
+def activation_name(module: Any) -> str | None:
+    """The epilogue name of ``module`` if it is a plain convscope activation the epilogue can
+    apply here, else ``None``."""
+    from .. import nn
+
+    name = _ACTIVATIONS.get(type(module).__name__)
+    if name is None or type(module) is not getattr(nn, type(module).__name__, None):
+        return None
+    if name == "gelu" and module.approximate != "none":
+        return None
+    if not _plain(module) or not epilogue.supported(name):
+        return None
+    return name
+
+
+def _needs_graph(tensors: Sequence[Any]) -> bool:
+    return is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in tensors)
+
+
+def _affine(conv: _ConvNd, bn: _BatchNorm | None, dtype: np.dtype) -> tuple[Any, Any]:
+    """Per-channel ``(scale, shift)`` of BatchNorm after the convolution's bias, computed in
+    float64 (``None`` where the identity)."""
+    bias = None if conv.bias is None else conv.bias.data.astype(np.float64)
+    if bn is None:
+        return None, bias
+    scale = 1.0 / np.sqrt(bn.running_var.data.astype(np.float64) + bn.eps)
+    if bn.weight is not None:
+        scale = scale * bn.weight.data
+    shift = -bn.running_mean.data.astype(np.float64) * scale
+    if bias is not None:
+        shift += bias * scale
+    if bn.bias is not None:
+        shift += bn.bias.data
+    return scale.astype(dtype), shift.astype(dtype)
+
+
+def _fusable(x: Any, conv: Any, bn: Any, act: Any, residual: Any) -> tuple[bool, str | None]:
+    if not _is_conv(conv):
+        return False, None
+    if bn is not None and not _is_eval_batch_norm(bn):
+        return False, None
+    name = None if act is None else activation_name(act)
+    if act is not None and name is None:
+        return False, None
+    params = [conv.weight, conv.bias]
+    if bn is not None:
+        params += [bn.weight, bn.bias]
+    if _needs_graph([x, residual, *params]):
+        return False, None
+    if np.dtype(getattr(x, "dtype", None) or np.float64) not in (np.float32, np.float64):
+        return False, None
+    return True, name
+
+
+def conv_bn_act(
+    x: Any,
+    conv: Module,
+    bn: Module | None = None,
+    act: Module | None = None,
+    residual: Any = None,
+) -> Tensor:
+    """``act(bn(conv(x)) + residual)`` (each part optional but ``conv``), fused into the
+    convolution's output when nothing can tell the difference (see the module docstring),
+    else computed layer by layer.
+
+    >>> import convscope as cs
+    >>> import convscope.nn as nn
+    >>> conv, bn = nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4).eval()
+    >>> x = cs.rand(1, 4, 6, 6)
+    >>> with cs.no_grad():
+    ...     y = conv_bn_act(x, conv, bn, nn.ReLU(), residual=x)
+    ...     z = nn.ReLU()(bn(conv(x)) + x)
+    >>> bool((y - z).abs().max() < 1e-5)
+    True
+    """
+    fusable, name = _fusable(x, conv, bn, act, residual)
+    if fusable:
+        y = conv._convolve(x, None)
+        out = y.data
+        ranks_ok = bn is None or out.ndim in bn._ranks
+        same_shape = residual is None or np.shape(residual) == out.shape
+        if ranks_ok and same_shape and out.flags.c_contiguous:
+            scale, shift = _affine(conv, bn, out.dtype)
+            batched = out if out.ndim == conv._dims + 2 else out[None]
+            extra = None if residual is None else np.asarray(getattr(residual, "data", residual))
+            if extra is not None and extra.ndim != batched.ndim:
+                extra = extra[None]
+            epilogue.apply(batched, scale=scale, shift=shift, residual=extra, activation=name)
+            return y
+        if conv.bias is not None:  # cannot fuse after all: finish the layers one by one
+            y = y + conv.bias.reshape((-1,) + (1,) * conv._dims)
+    else:
+        y = conv(x)
+    if bn is not None:
+        y = bn(y)
+    if residual is not None:
+        y = y + residual
+    if act is not None:
+        y = act(y)
+    return y
+
+
+def run_sequence(modules: Sequence[Module], input: Any) -> Any:
+    """Apply ``modules`` in order like ``Sequential``, fusing each ``Conv*, BatchNorm*,
+    activation`` run (BatchNorm or activation may be absent) that :func:`conv_bn_act` can."""
+    i, count = 0, len(modules)
+    while i < count:
+        module = modules[i]
+        if _is_conv(module):
+            bn = modules[i + 1] if i + 1 < count and _is_eval_batch_norm(modules[i + 1]) else None
+            after = i + 1 + (bn is not None)
+            act = modules[after] if after < count and activation_name(modules[after]) else None
+            if bn is not None or act is not None:
+                input = conv_bn_act(input, module, bn, act)
+                i = after + (act is not None)
+                continue
+        input = module(input)
+        i += 1
+    return input

@@ -1,0 +1,175 @@
+"""The fused inference path (conv -> BatchNorm -> residual -> activation in one in-place pass)
+equals the layers run one by one, and PyTorch; it steps aside whenever fusing could be seen."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import convscope as cs
+import convscope.nn as nn
+from convscope.nn import fusion
+from convscope.ops import epilogue, jit
+
+torch = pytest.importorskip("torch")
+
+
+def _copy(ours: nn.Module, theirs) -> None:
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+
+
+def _randomise_bn(theirs) -> None:
+    gen = torch.Generator().manual_seed(0)
+    for module in theirs.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            c = module.num_features
+            module.running_mean.copy_(torch.randn(c, generator=gen) * 0.5)
+            module.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
+            if module.affine:
+                module.weight.data.copy_(torch.randn(c, generator=gen))
+                module.bias.data.copy_(torch.randn(c, generator=gen))
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    calls = []
+    original = epilogue.apply
+
+    def recording(out, **kwargs):
+        calls.append(kwargs.get("activation"))
+        return original(out, **kwargs)
+
+    monkeypatch.setattr(epilogue, "apply", recording)
+    return calls
+
+
+ACTIVATIONS = ["ReLU", "ReLU6", "Sigmoid", "Tanh", "GELU", "SiLU", "Hardswish", "Hardsigmoid", None]
+
+
+def _layers(lib, dims, transposed, bias, affine, activation):
+    conv = getattr(lib, f"Conv{'Transpose' if transposed else ''}{dims}d")
+    bn = getattr(lib, f"BatchNorm{dims}d")
+    layers = [
+        conv(4, 6, 3, stride=2 if transposed else 1, padding=1, bias=bias),
+        bn(6, affine=affine),
+    ]
+    if activation is not None:
+        layers.append(getattr(lib, activation)())
+    return lib.Sequential(*layers)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize(
+    ("dims", "transposed", "bias", "affine"),
+    [
+        (2, False, True, True),
+        (1, False, False, True),
+        (3, False, True, False),
+        (2, True, True, True),
+    ],
+)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fused_sequential_equals_torch_and_the_unfused_layers(
+    activation, dims, transposed, bias, affine, dtype, spy
+):
+    if activation is not None and not hasattr(nn, activation):
+        pytest.skip(f"nn.{activation} not available")
+    theirs = _layers(torch.nn, dims, transposed, bias, affine, activation).eval()
+    _randomise_bn(theirs)
+    ours = _layers(nn, dims, transposed, bias, affine, activation).eval()
+    _copy(ours, theirs)
+    if dtype == "float64":
+        theirs, ours = theirs.double(), ours.double()
+    shape = (2, 4) + (5,) * dims
+    x = np.random.default_rng(1).standard_normal(shape).astype(dtype)
+    with cs.no_grad():
+        fused = ours(cs.tensor(x)).numpy()
+        separate = x
+        for layer in ours:
+            separate = layer(cs.tensor(separate)).numpy()
+    name = fusion.activation_name(ours[-1]) if activation else None
+    expect_fused = activation is None or name is not None
+    assert spy == ([name] if expect_fused else [])
+    with torch.no_grad():
+        reference = theirs(torch.from_numpy(x)).numpy()
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    scale = np.abs(reference).max()
+    assert np.abs(fused - reference).max() <= tol * scale
+    assert np.abs(separate - reference).max() <= tol * scale
+    assert fused.dtype == np.dtype(dtype)
+
+
+def test_conv_bn_act_with_residual_matches_torch(spy):
+    tconv, tbn = torch.nn.Conv2d(8, 8, 3, padding=1, bias=False), torch.nn.BatchNorm2d(8)
+    tbn.eval()
+    _randomise_bn(tbn)
+    conv, bn = nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8).eval()
+    _copy(conv, tconv)
+    _copy(bn, tbn)
+    x = np.random.default_rng(2).standard_normal((2, 8, 7, 7)).astype(np.float32)
+    with cs.no_grad():
+        ours = fusion.conv_bn_act(cs.tensor(x), conv, bn, nn.ReLU(), residual=cs.tensor(x))
+    with torch.no_grad():
+        t = torch.from_numpy(x)
+        theirs = torch.relu(tbn(tconv(t)) + t).numpy()
+    np.testing.assert_allclose(ours.numpy(), theirs, rtol=1e-5, atol=1e-5)
+    assert spy == ["relu"]
+    # the unbatched form goes through the same path
+    with cs.no_grad():
+        single = fusion.conv_bn_act(
+            cs.tensor(x[0]), conv, None, nn.ReLU(), residual=cs.tensor(x[0])
+        )
+    with torch.no_grad():
+        t0 = torch.from_numpy(x[0])
+        np.testing.assert_allclose(
+            single.numpy(), torch.relu(tconv(t0) + t0).numpy(), rtol=1e-5, atol=1e-5
+        )
+
+
+def _block() -> nn.Sequential:
+    block = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU())
+    block[1].running_mean.data[:] = [0.1, -0.2, 0.3, 0.0]
+    return block.eval()
+
+
+def test_hooks_training_gradients_and_summaries_see_every_layer(spy):
+    x = cs.rand(1, 3, 6, 6)
+    block = _block()
+    seen = []
+    with block[0].register_forward_hook(lambda m, a, out: seen.append(out.shape)), cs.no_grad():
+        block(x)
+    assert seen == [(1, 4, 4, 4)] and spy == []
+
+    block(x)  # gradients recorded: layer by layer, with a graph
+    assert spy == []
+
+    block.train()
+    before = block[1].running_mean.numpy().copy()
+    with cs.no_grad():
+        block(x)
+    assert spy == [] and not np.array_equal(before, block[1].running_mean.numpy())
+
+    block = _block()
+    with cs.no_grad():
+        cs.summary(block, (1, 3, 6, 6))
+    assert spy == []
+    with cs.no_grad():
+        block(x)
+    assert spy == ["relu"]
+
+
+def test_numpy_path_fuses_in_place_activations_only(monkeypatch, spy):
+    monkeypatch.setattr(jit, "BACKEND", "numpy")
+    block = _block()
+    x = cs.rand(2, 3, 6, 6)
+    with cs.no_grad():
+        fused = block(x).numpy()
+    assert spy == ["relu"]
+    separate = block[2](block[1](block[0](x))).detach().numpy()
+    np.testing.assert_allclose(fused, separate, rtol=1e-6, atol=1e-6)
+    if hasattr(nn, "SiLU"):
+        silu = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.SiLU()).eval()
+        assert fusion.activation_name(silu[2]) is None
+        with cs.no_grad():
+            silu(x)
+        assert spy == ["relu", None]  # conv + BatchNorm fused, SiLU run as a layer
