@@ -231,3 +231,27 @@ def test_fft_uses_the_engine_thread_count(monkeypatch):
         )
     assert seen and set(seen) == {1}
     assert fft.BACKEND in ("auto", "scipy")
+
+
+@pytest.mark.parametrize(
+    ("shape", "expected"),
+    [
+        ((8, 64, 56, 56), "winograd"),
+        ((8, 256, 28, 28), "winograd"),
+        ((8, 512, 7, 7), "unfold"),  # few positions, many channels: measured 2.6x slower
+        ((8, 256, 14, 14), "unfold"),
+        ((1, 64, 28, 28), "unfold"),  # batch 1: the transforms do not pay off
+    ],
+)
+def test_selector_keeps_winograd_to_shapes_where_it_wins(shape, expected):
+    _, c, h, w = shape
+    geom = ops_conv.ConvGeometry(
+        input_shape=shape,
+        kernel_size=(3, 3),
+        stride=(1, 1),
+        pads=((1, 1), (1, 1)),
+        dilation=(1, 1),
+        input_dilation=(1, 1),
+        output_size=(h, w),
+    )
+    assert ops_conv.select_algorithm(geom, 1, np.dtype(np.float32), c) == expected

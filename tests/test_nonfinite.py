@@ -57,7 +57,7 @@ def test_dense_3x3_non_finite_matches_direct(algorithm, where):
 
 def test_finite_inputs_still_use_the_transforms():
     rng = np.random.default_rng(2)
-    x = rng.standard_normal((1, 64, 8, 8)).astype(np.float32)
+    x = rng.standard_normal((2, 64, 56, 56)).astype(np.float32)
     w = rng.standard_normal((4, 64, 3, 3)).astype(np.float32)
     used, _ = _check_like_direct(x, w, groups=1, padding=((1, 1), (1, 1)))
     assert used == ["winograd"]
