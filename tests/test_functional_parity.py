@@ -821,3 +821,24 @@ def test_non_contiguous_inputs_match_torch():
         b[:3],
         {"stride": 2},
     )
+
+
+def test_validated_calls_are_remembered_but_never_skip_a_check(reference):
+    """A second call with the same signature reuses the resolved arguments; any change of
+    shape, dtype or argument (type included) is validated afresh."""
+    from convscope.nn.functional import conv as conv_module
+
+    x, w = cs.rand(1, 2, 6, 6), cs.rand(3, 2, 3, 3)
+    first = F.conv2d(x, w, stride=2, padding=1)
+    size = len(conv_module._PLANS)
+    again = F.conv2d(x, w, stride=2, padding=1)
+    assert len(conv_module._PLANS) == size
+    np.testing.assert_array_equal(first.numpy(), again.numpy())
+    with pytest.raises(TypeError):
+        F.conv2d(x, w, stride=2.0, padding=1)
+    with pytest.raises(RuntimeError):
+        F.conv2d(cs.rand(1, 4, 6, 6), w, stride=2, padding=1)
+    with pytest.raises(RuntimeError):
+        F.conv2d(x, w.double(), stride=2, padding=1)
+    listed = F.conv2d(x, w, stride=[2, 2], padding=[1, 1])  # lists: validated every time
+    np.testing.assert_array_equal(listed.numpy(), first.numpy())

@@ -126,10 +126,78 @@ def _convolve(
     groups: int,
     output_padding: Any = None,
 ) -> Tensor:
-    """Validate, then compute a (transposed when ``output_padding`` is given) convolution."""
+    """Validate, then compute a (transposed when ``output_padding`` is given) convolution.
+
+    The validated, resolved arguments are remembered per call signature (shapes, dtypes and
+    the arguments with their types), so a layer called again on inputs of the same shape
+    skips straight to the arithmetic.
+    """
     transposed = output_padding is not None
     x, w = _array(input, "input", op), _array(weight, "weight", op)
     b = None if bias is None else _array(bias, "bias", op)
+    key = _signature(op, x, w, b, stride, padding, dilation, groups, output_padding)
+    plan = _PLANS.get(key) if key is not None else None
+    if plan is None:
+        plan = _resolve(op, n, x, w, b, stride, padding, dilation, groups, output_padding)
+        if key is not None:
+            if len(_PLANS) >= _MAX_PLANS:
+                _PLANS.pop(next(iter(_PLANS)))
+            _PLANS[key] = plan
+    batched = _as_tensor(input)
+    if x.ndim == n + 1:
+        batched = batched.unsqueeze(0)
+    weight_t = _as_tensor(weight)
+    if transposed:
+        weight_t = _autograd.transpose_kernel(weight_t, groups)
+    y = _autograd.conv(batched, weight_t, groups=groups, **plan)
+    if b is not None:
+        y = y + _as_tensor(bias).reshape((-1,) + (1,) * n)
+    return y if x.ndim == n + 2 else y.squeeze(0)
+
+
+_PLANS: dict[tuple, dict[str, Any]] = {}
+_MAX_PLANS = 4096
+
+
+def _frozen(value: Any) -> Any:
+    """``value`` with its type, hashable; ``None`` stands for "not cacheable" (lists...)."""
+    if isinstance(value, tuple):
+        parts = tuple(_frozen(v) for v in value)
+        return None if any(p is None for p in parts) else (tuple, parts)
+    if isinstance(value, (int, str)) or value is None:
+        return (type(value), value)
+    return None
+
+
+def _signature(
+    op: str,
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None,
+    *arguments: Any,
+) -> tuple | None:
+    frozen = _frozen(arguments)
+    if frozen is None:
+        return None
+    bias = None if b is None else (b.shape, b.dtype.str)
+    return (op, x.shape, x.dtype.str, w.shape, w.dtype.str, bias, frozen)
+
+
+def _resolve(
+    op: str,
+    n: int,
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None,
+    stride: Any,
+    padding: Any,
+    dilation: Any,
+    groups: int,
+    output_padding: Any,
+) -> dict[str, Any]:
+    """Every check PyTorch makes, then the primitive's arguments (stride, padding pairs,
+    dilation, input dilation) for this call."""
+    transposed = output_padding is not None
     _check_argument_types(op, stride, padding, dilation, groups, output_padding)
     stride_t = geometry.ntuple(stride, n, "stride", op)
     dilation_t = geometry.ntuple(dilation, n, "dilation", op)
@@ -143,35 +211,22 @@ def _convolve(
     kernel = w.shape[2:]
     geometry.check_stride_dilation(stride_t, dilation_t)
     geometry.check_kernel(kernel)
-    batched = _as_tensor(input)
-    if x.ndim == n + 1:
-        batched = batched.unsqueeze(0)
-    spatial = batched.shape[2:]
-    weight_t = _as_tensor(weight)
+    spatial = x.shape[-n:]
     if transposed:
         geometry.check_output_padding(out_pad, stride_t, dilation_t)
         geometry.conv_transpose_output_size(spatial, kernel, stride_t, pads, out_pad, dilation_t)
         conv_pads, input_dilation = geometry.transpose_as_conv(
             kernel, stride_t, pads, out_pad, dilation_t
         )
-        y = _autograd.conv(
-            batched,
-            _autograd.transpose_kernel(weight_t, groups),
-            stride=(1,) * n,
-            padding=conv_pads,
-            dilation=dilation_t,
-            input_dilation=input_dilation,
-            groups=groups,
-        )
-    else:
-        pads = geometry.resolve_padding(norm_padding, spatial, kernel, stride_t, dilation_t)
-        geometry.conv_output_size(spatial, kernel, stride_t, pads, dilation_t)
-        y = _autograd.conv(
-            batched, weight_t, stride=stride_t, padding=pads, dilation=dilation_t, groups=groups
-        )
-    if b is not None:
-        y = y + _as_tensor(bias).reshape((-1,) + (1,) * n)
-    return y if x.ndim == n + 2 else y.squeeze(0)
+        return {
+            "stride": (1,) * n,
+            "padding": tuple(conv_pads),
+            "dilation": dilation_t,
+            "input_dilation": tuple(input_dilation),
+        }
+    pads = geometry.resolve_padding(norm_padding, spatial, kernel, stride_t, dilation_t)
+    geometry.conv_output_size(spatial, kernel, stride_t, pads, dilation_t)
+    return {"stride": stride_t, "padding": tuple(pads), "dilation": dilation_t}
 
 
 def _check_fill_value(value: Any, dtype: np.dtype) -> None:
