@@ -353,8 +353,10 @@ def test_interpolate_integers_and_errors():
         lambda t: tF.interpolate(t, scale_factor=1.5),
         grad=False,
     )
+    with pytest.raises(NotImplementedError):  # torch: linear wants 3-D input
+        F.interpolate(cs.ones(1, 1, 4, 4), scale_factor=2, mode="linear")
     with pytest.raises(NotImplementedError):
-        F.interpolate(cs.ones(1, 1, 4, 4), scale_factor=2, mode="bilinear")
+        tF.interpolate(torch.ones(1, 1, 4, 4), scale_factor=2, mode="linear")
 
 
 # ================================================================================ batch norm

@@ -23,7 +23,7 @@ from .pooling import (
     MaxPool2d,
     MaxPool3d,
 )
-from .upsampling import Upsample
+from .upsampling import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 
 __all__ = [
     "GELU",
@@ -63,6 +63,8 @@ __all__ = [
     "Softmax",
     "Tanh",
     "Upsample",
+    "UpsamplingBilinear2d",
+    "UpsamplingNearest2d",
     "functional",
     "init",
 ]

@@ -1,4 +1,4 @@
-"""``Upsample``: nearest-neighbour resampling to a size or by a scale factor.
+"""``Upsample`` and its two fixed-mode shorthands: resampling to a size or by a scale factor.
 
 >>> import convscope as cs
 >>> import convscope.nn as nn
@@ -19,11 +19,14 @@ from .module import Module
 
 
 class Upsample(Module):
-    """Resample ``(N, C, *spatial)`` with ``functional.interpolate`` (modes ``'nearest'`` and
-    ``'nearest-exact'``).
+    """Resample ``(N, C, *spatial)`` with ``functional.interpolate`` (every mode it has).
+
+    Like PyTorch's, the representation names the size or scale factor and the mode only.
 
     >>> Upsample(size=(3, 4))
     Upsample(size=(3, 4), mode='nearest')
+    >>> Upsample(scale_factor=1.5, mode="bilinear", align_corners=True)
+    Upsample(scale_factor=1.5, mode='bilinear')
     """
 
     def __init__(
@@ -60,3 +63,26 @@ class Upsample(Module):
         else:
             info = f"size={self.size!r}"
         return info + f", mode={self.mode!r}"
+
+
+class UpsamplingNearest2d(Upsample):
+    """``Upsample`` with ``mode='nearest'`` (for 4-D input).
+
+    >>> UpsamplingNearest2d(scale_factor=2)
+    UpsamplingNearest2d(scale_factor=2.0, mode='nearest')
+    """
+
+    def __init__(self, size: Any = None, scale_factor: Any = None) -> None:
+        super().__init__(size, scale_factor, mode="nearest")
+
+
+class UpsamplingBilinear2d(Upsample):
+    """``Upsample`` with ``mode='bilinear'`` and ``align_corners=True`` (for 4-D input).
+
+    >>> import convscope as cs
+    >>> UpsamplingBilinear2d(size=3)(cs.tensor([[[[0.0, 2.0]]]])).tolist()
+    [[[[0.0, 1.0, 2.0], [0.0, 1.0, 2.0], [0.0, 1.0, 2.0]]]]
+    """
+
+    def __init__(self, size: Any = None, scale_factor: Any = None) -> None:
+        super().__init__(size, scale_factor, mode="bilinear", align_corners=True)

@@ -40,7 +40,7 @@ from .pooling import (
     max_pool2d,
     max_pool3d,
 )
-from .resampling import interpolate
+from .resampling import interpolate, upsample, upsample_bilinear, upsample_nearest
 
 __all__ = [
     "adaptive_avg_pool1d",
@@ -75,4 +75,7 @@ __all__ = [
     "sigmoid",
     "softmax",
     "tanh",
+    "upsample",
+    "upsample_bilinear",
+    "upsample_nearest",
 ]
