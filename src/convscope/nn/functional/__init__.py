@@ -28,7 +28,13 @@ from .activation import (
 )
 from .conv import conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d, pad
 from .loss import binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss
-from .normalization import batch_norm
+from .normalization import (
+    batch_norm,
+    group_norm,
+    instance_norm,
+    layer_norm,
+    local_response_norm,
+)
 from .pooling import (
     adaptive_avg_pool1d,
     adaptive_avg_pool2d,
@@ -61,9 +67,13 @@ __all__ = [
     "dropout",
     "flatten",
     "gelu",
+    "group_norm",
+    "instance_norm",
     "interpolate",
+    "layer_norm",
     "leaky_relu",
     "linear",
+    "local_response_norm",
     "log_softmax",
     "max_pool1d",
     "max_pool2d",

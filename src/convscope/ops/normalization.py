@@ -1,0 +1,313 @@
+"""Array kernels of the normalisation layers (no autograd).
+
+Every layer sees its input as a C-contiguous ``(A, C, S)`` array: statistics are first taken
+per *row* ``(a, c)`` over the ``S`` trailing elements, then merged into the layer's units
+(BatchNorm merges over ``A``, GroupNorm over the channels of a group, InstanceNorm and
+LayerNorm use the rows as they are).  Elementwise work is done block by block, each block small
+enough for its temporaries to stay in cache, so a pass over the data reads memory once.
+
+Accuracy: each row is summed with NumPy's pairwise summation around the row's own mean (two
+passes over a cached block), rows are merged in float64 (Chan's formula), so a large mean (say
+``100 + randn``) costs no digits; the layers subtract a centre rounded to the input dtype, which
+is exact for values near it, and fold the rounding of that centre into the per-row constants.
+
+>>> import numpy as np
+>>> x = np.array([[[1.0, 2.0, 3.0, 6.0]]])
+>>> mean, m2 = moments(x)
+>>> mean.tolist(), m2.tolist()
+([[3.0]], [[14.0]])
+>>> affine(x, np.array([[2.0]]), np.array([[0.5]]), centre=np.array([[3.0]])).tolist()
+[[[-3.5, -1.5, 0.5, 6.5]]]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+#: elements per block: a block and its temporaries stay in the cache between passes
+BLOCK = 1 << 16
+
+Index = tuple[slice, slice]
+
+
+def blocks(shape: tuple[int, int, int]) -> Iterator[Index]:
+    """``(rows of A, rows of C)`` index pairs covering an ``(A, C, S)`` array in blocks of about
+    :data:`BLOCK` elements (whole ``S`` rows always).
+
+    >>> [(a.start, a.stop, c.start, c.stop) for a, c in blocks((2, 3, 40000))]
+    [(0, 1, 0, 1), (0, 1, 1, 2), (0, 1, 2, 3), (1, 2, 0, 1), (1, 2, 1, 2), (1, 2, 2, 3)]
+    """
+    a_count, c_count, s_count = shape
+    plane = c_count * s_count
+    if plane <= BLOCK:
+        step = max(1, BLOCK // max(plane, 1))
+        for a in range(0, a_count, step):
+            yield slice(a, min(a + step, a_count)), slice(0, c_count)
+        return
+    step = max(1, BLOCK // max(s_count, 1))
+    for a in range(a_count):
+        for c in range(0, c_count, step):
+            yield slice(a, a + 1), slice(c, min(c + step, c_count))
+
+
+def rows(values: np.ndarray, index: Index) -> np.ndarray:
+    """The block of per-row constants ``values`` at ``index``, shaped to broadcast against the
+    ``(a, c, S)`` block: ``values`` is ``(C,)`` (one per channel) or ``(A, C)`` (one per row).
+    """
+    ia, ic = index
+    if values.ndim == 1:
+        return values[ic, None]
+    return values[ia, ic, None]
+
+
+class _Scratch:
+    """One reusable buffer for a block's temporary (blocks have at most the first's size)."""
+
+    def __init__(self, dtype: np.dtype) -> None:
+        self.dtype, self.buffer = dtype, None
+
+    def take(self, shape: tuple[int, ...]) -> np.ndarray:
+        size = int(np.prod(shape))
+        if self.buffer is None or self.buffer.size < size:
+            self.buffer = np.empty(size, self.dtype)
+        return self.buffer[:size].reshape(shape)
+
+
+def moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row mean and sum of squared deviations of an ``(A, C, S)`` array, both float64
+    ``(A, C)``: ``mean[a, c] = x[a, c].mean()``, ``m2[a, c] = ((x[a, c] - mean) ** 2).sum()``.
+
+    >>> m, m2 = moments(np.array([[[100.0, 101.0], [1.0, 1.0]]], np.float32))
+    >>> m.tolist(), m2.tolist()
+    ([[100.5, 1.0]], [[0.5, 0.0]])
+    """
+    count = x.shape[2]
+    mean = np.zeros(x.shape[:2])
+    m2 = np.zeros(x.shape[:2])
+    if count == 0 or x.size == 0:
+        mean[...] = np.nan
+        return mean, m2
+    scratch = _Scratch(x.dtype)
+    for index in blocks(x.shape):
+        block = x[index]
+        centre = block.sum(axis=2, keepdims=True)
+        centre /= count
+        dev = np.subtract(block, centre, out=scratch.take(block.shape))
+        residual = dev.sum(axis=2).astype(np.float64)
+        squares = np.einsum("acs,acs->ac", dev, dev).astype(np.float64)
+        mean[index] = centre[..., 0] + residual / count
+        m2[index] = squares - residual * residual / count
+    np.maximum(m2, 0, out=m2)
+    return mean, m2
+
+
+def affine(
+    x: np.ndarray,
+    scale: np.ndarray,
+    shift: np.ndarray,
+    *,
+    centre: np.ndarray | None = None,
+    col_scale: np.ndarray | None = None,
+    col_shift: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """``out = ((x - centre) * scale + shift) * col_scale + col_shift`` on an ``(A, C, S)``
+    array, one block at a time (every block is read from memory once).
+
+    ``centre``, ``scale``, ``shift`` hold one value per channel ``(C,)`` or per row ``(A, C)``
+    (cast to ``x``'s dtype); ``col_scale`` and ``col_shift`` are ``(S,)``; ``None`` skips a
+    step.  With no centre and no column terms this is the single fused pass of an eval-mode
+    BatchNorm.
+
+    >>> affine(np.ones((2, 2, 1)), np.array([2.0, 3.0]), np.array([0.0, 1.0]))[:, :, 0].tolist()
+    [[2.0, 4.0], [2.0, 4.0]]
+    """
+    dtype = x.dtype
+    out = np.empty(x.shape, dtype) if out is None else out
+    scale, shift = scale.astype(dtype, copy=False), shift.astype(dtype, copy=False)
+    if centre is not None:
+        centre = centre.astype(dtype, copy=False)
+    for index in blocks(x.shape):
+        o = out[index]
+        if centre is not None:
+            np.subtract(x[index], rows(centre, index), out=o)
+            np.multiply(o, rows(scale, index), out=o)
+        else:
+            np.multiply(x[index], rows(scale, index), out=o)
+        np.add(o, rows(shift, index), out=o)
+        if col_scale is not None:
+            np.multiply(o, col_scale, out=o)
+        if col_shift is not None:
+            np.add(o, col_shift, out=o)
+    return out
+
+
+def grad_sums(
+    g: np.ndarray, x: np.ndarray, centre: np.ndarray, col_weight: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row ``sum(h)`` and ``sum(h * (x - centre))`` in float64 ``(A, C)``, where
+    ``h = g * col_weight`` (or ``g``): the two reductions of a normalisation's backward.
+
+    >>> s, d = grad_sums(np.ones((1, 1, 3)), np.array([[[1.0, 2.0, 4.0]]]), np.array([2.0]))
+    >>> s.tolist(), d.tolist()
+    ([[3.0]], [[1.0]])
+    """
+    total = np.zeros(x.shape[:2])
+    dot = np.zeros(x.shape[:2])
+    centre = centre.astype(x.dtype, copy=False)
+    weighted, deviations = _Scratch(x.dtype), _Scratch(x.dtype)
+    for index in blocks(x.shape):
+        h = g[index]
+        if col_weight is not None:
+            h = np.multiply(h, col_weight, out=weighted.take(h.shape))
+        dev = np.subtract(x[index], rows(centre, index), out=deviations.take(h.shape))
+        total[index] = h.sum(axis=2)
+        dot[index] = np.einsum("acs,acs->ac", h, dev)
+    return total, dot
+
+
+def column_sums(
+    g: np.ndarray, x: np.ndarray, centre: np.ndarray, scale: np.ndarray, shift: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 ``(S,)`` sums over all rows of ``g * x_hat`` and of ``g``, where
+    ``x_hat = (x - centre) * scale + shift`` with per-row constants: the weight and bias
+    gradients of LayerNorm.
+
+    >>> w, b = column_sums(np.ones((2, 1, 2)), np.zeros((2, 1, 2)), np.zeros((2, 1)),
+    ...                    np.ones((2, 1)), np.array([[1.0], [2.0]]))
+    >>> w.tolist(), b.tolist()
+    ([3.0, 3.0], [2.0, 2.0])
+    """
+    weight = np.zeros(x.shape[2])
+    bias = np.zeros(x.shape[2])
+    dtype = x.dtype
+    centre, scale = centre.astype(dtype, copy=False), scale.astype(dtype, copy=False)
+    shift = shift.astype(dtype, copy=False)
+    scratch = _Scratch(dtype)
+    for index in blocks(x.shape):
+        block = g[index]
+        hat = np.subtract(x[index], rows(centre, index), out=scratch.take(block.shape))
+        np.multiply(hat, rows(scale, index), out=hat)
+        np.add(hat, rows(shift, index), out=hat)
+        np.multiply(hat, block, out=hat)
+        weight += hat.sum(axis=(0, 1), dtype=np.float64)
+        bias += block.sum(axis=(0, 1), dtype=np.float64)
+    return weight, bias
+
+
+def combine(
+    g: np.ndarray,
+    x: np.ndarray,
+    centre: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    c: np.ndarray,
+    col_weight: np.ndarray | None = None,
+) -> np.ndarray:
+    """``a * h + b * (x - centre) + c`` with ``h = g * col_weight`` (or ``g``) and per-row
+    (or per-channel) constants: the input gradient of every normalisation.
+
+    >>> combine(np.ones((1, 1, 2)), np.array([[[1.0, 3.0]]]), np.array([2.0]), np.array([2.0]),
+    ...         np.array([1.0]), np.array([0.5])).tolist()
+    [[[1.5, 3.5]]]
+    """
+    dtype = x.dtype
+    out = np.empty(x.shape, dtype)
+    centre, a = centre.astype(dtype, copy=False), a.astype(dtype, copy=False)
+    b, c = b.astype(dtype, copy=False), c.astype(dtype, copy=False)
+    scratch = _Scratch(dtype)
+    for index in blocks(x.shape):
+        o = out[index]
+        np.subtract(x[index], rows(centre, index), out=o)
+        np.multiply(o, rows(b, index), out=o)
+        h = g[index]
+        term = scratch.take(h.shape)
+        if col_weight is not None:
+            np.multiply(h, col_weight, out=term)
+            np.multiply(term, rows(a, index), out=term)
+        else:
+            np.multiply(h, rows(a, index), out=term)
+        np.add(o, term, out=o)
+        np.add(o, rows(c, index), out=o)
+    return out
+
+
+# ---------------------------------------------------------------- local response norm
+def _window_sums(squares: np.ndarray, before: int, after: int) -> np.ndarray:
+    """``out[:, c] = squares[:, c - before : c + after + 1].sum(1)`` on an ``(N, C, S)`` array,
+    channels outside ``[0, C)`` counting as zeros."""
+    channels = squares.shape[1]
+    out = np.zeros_like(squares)
+    for offset in range(-before, after + 1):
+        lo, hi = max(0, -offset), min(channels, channels - offset)
+        if lo < hi:
+            out[:, lo:hi] += squares[:, lo + offset : hi + offset]
+    return out
+
+
+def local_response_norm(
+    x: np.ndarray, size: int, alpha: float, beta: float, k: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``y = x / (k + alpha * mean of x**2 over a window of size channels) ** beta`` on an
+    ``(N, C, S)`` array, the window ``[c - size // 2, c + (size - 1) // 2]`` padded with zeros
+    and always divided by ``size``; also returns the denominator base ``k + alpha * mean``.
+
+    >>> y, base = local_response_norm(np.full((1, 2, 1), 2.0), 2, 1.0, 1.0, 1.0)
+    >>> y.ravel().tolist(), base.ravel().tolist()
+    ([0.6666666666666666, 0.4], [3.0, 5.0])
+    """
+    base = _window_sums(x * x, size // 2, (size - 1) // 2)
+    base *= x.dtype.type(alpha / size)
+    base += x.dtype.type(k)
+    y = np.power(base, -x.dtype.type(beta))
+    y *= x
+    return y, base
+
+
+def local_response_norm_backward(
+    g: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    base: np.ndarray,
+    size: int,
+    alpha: float,
+    beta: float,
+) -> np.ndarray:
+    """The input gradient of :func:`local_response_norm` (``y`` and ``base`` from its forward).
+
+    Each output ``c`` depends on ``x[c]`` directly and on the squares in its window, so the
+    gradient is ``g / base ** beta`` minus ``2 * alpha * beta / size * x`` times the sum, over the
+    outputs whose window holds the channel, of ``g * y / base``.
+
+    >>> x = np.full((1, 2, 1), 2.0)
+    >>> y, base = local_response_norm(x, 2, 1.0, 1.0, 1.0)
+    >>> local_response_norm_backward(np.ones_like(x), x, y, base, 2, 1.0, 1.0).ravel().tolist()
+    [-0.27111111111111114, 0.04000000000000001]
+    """
+    dtype = x.dtype.type
+    direct = np.power(base, -dtype(beta))
+    direct *= g
+    gathered = g * y
+    gathered /= base
+    # the transpose of the window: output c reads channels [c - before, c + after]
+    spread = _window_sums(gathered, (size - 1) // 2, size // 2)
+    spread *= x
+    spread *= dtype(2 * alpha * beta / size)
+    direct -= spread
+    return direct
+
+
+__all__ = [
+    "BLOCK",
+    "affine",
+    "blocks",
+    "column_sums",
+    "combine",
+    "grad_sums",
+    "local_response_norm",
+    "local_response_norm_backward",
+    "moments",
+    "rows",
+]
