@@ -111,3 +111,157 @@ class Softmax(Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
+
+
+class _InplaceActivation(Module):
+    """An activation with only an ``inplace`` option; ``_function`` names its functional form."""
+
+    _function = ""
+    _show_inplace = True  # torch's repr shows inplace=True for some of these only
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input: Any) -> Tensor:
+        return getattr(F, self._function)(input, inplace=self.inplace)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace and self._show_inplace else ""
+
+
+class ReLU6(_InplaceActivation):
+    """``min(max(x, 0), 6)`` (MobileNetV2).
+
+    >>> ReLU6(inplace=True)
+    ReLU6(inplace=True)
+    """
+
+    _function = "relu6"
+
+
+class Hardsigmoid(_InplaceActivation):
+    """``relu6(x + 3) / 6`` (MobileNetV3's squeeze-excitation gate).
+
+    >>> Hardsigmoid()
+    Hardsigmoid()
+    """
+
+    _function = "hardsigmoid"
+    _show_inplace = False
+
+
+class Hardswish(_InplaceActivation):
+    """``x * relu6(x + 3) / 6`` (MobileNetV3).
+
+    >>> Hardswish(inplace=True)
+    Hardswish()
+    """
+
+    _function = "hardswish"
+    _show_inplace = False
+
+
+class SiLU(_InplaceActivation):
+    """``x * sigmoid(x)`` (EfficientNet).
+
+    >>> SiLU(inplace=True)
+    SiLU(inplace=True)
+    """
+
+    _function = "silu"
+
+
+class Mish(_InplaceActivation):
+    """``x * tanh(softplus(x))``.
+
+    >>> Mish()
+    Mish()
+    """
+
+    _function = "mish"
+    _show_inplace = False
+
+
+class Hardtanh(Module):
+    """``x`` clamped to ``[min_val, max_val]``.
+
+    >>> Hardtanh(-2.0, 2.0)
+    Hardtanh(min_val=-2.0, max_val=2.0)
+    """
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> None:
+        super().__init__()
+        if min_val > max_val:
+            raise ValueError("min_val cannot be greater than max_val")
+        self.min_val, self.max_val, self.inplace = min_val, max_val, inplace
+
+    def forward(self, input: Any) -> Tensor:
+        return F.hardtanh(input, self.min_val, self.max_val, self.inplace)
+
+    def extra_repr(self) -> str:
+        inplace = ", inplace=True" if self.inplace else ""
+        return f"min_val={self.min_val}, max_val={self.max_val}{inplace}"
+
+
+class ELU(Module):
+    """``x`` where positive, ``alpha * (exp(x) - 1)`` elsewhere.
+
+    >>> ELU()
+    ELU(alpha=1.0)
+    """
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
+        super().__init__()
+        self.alpha, self.inplace = alpha, inplace
+
+    def forward(self, input: Any) -> Tensor:
+        return F.elu(input, self.alpha, self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
+
+
+class Softplus(Module):
+    """``log(1 + exp(beta * x)) / beta``, linear above ``threshold``.
+
+    >>> Softplus()
+    Softplus(beta=1.0, threshold=20.0)
+    """
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
+        super().__init__()
+        self.beta, self.threshold = beta, threshold
+
+    def forward(self, input: Any) -> Tensor:
+        return F.softplus(input, self.beta, self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, threshold={self.threshold}"
+
+
+class PReLU(Module):
+    """Leaky ReLU with a learned slope (one, or one per channel), initialised to ``init``.
+
+    >>> PReLU(3)
+    PReLU(num_parameters=3)
+    >>> list(PReLU().state_dict())
+    ['weight']
+    """
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, dtype: Any = None) -> None:
+        import numpy as np
+
+        from .. import _dtypes
+        from .parameter import Parameter
+
+        super().__init__()
+        self.num_parameters = num_parameters
+        dtype = _dtypes.get_default_dtype() if dtype is None else np.dtype(dtype)
+        self.weight = Parameter(np.full(num_parameters, init, dtype=dtype))
+
+    def forward(self, input: Any) -> Tensor:
+        return F.prelu(input, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"

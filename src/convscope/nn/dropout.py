@@ -41,3 +41,40 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"
+
+
+class _ChannelDropout(Dropout):
+    _function = ""
+
+    def forward(self, input: Any) -> Tensor:
+        return getattr(F, self._function)(input, self.p, self.training, self.inplace)
+
+
+class Dropout1d(_ChannelDropout):
+    """Zero whole channels of ``(N, C, L)`` in training.
+
+    >>> Dropout1d(0.2)
+    Dropout1d(p=0.2, inplace=False)
+    """
+
+    _function = "dropout1d"
+
+
+class Dropout2d(_ChannelDropout):
+    """Zero whole channels of ``(N, C, H, W)`` in training.
+
+    >>> Dropout2d()
+    Dropout2d(p=0.5, inplace=False)
+    """
+
+    _function = "dropout2d"
+
+
+class Dropout3d(_ChannelDropout):
+    """Zero whole channels of ``(N, C, D, H, W)`` in training.
+
+    >>> Dropout3d()
+    Dropout3d(p=0.5, inplace=False)
+    """
+
+    _function = "dropout3d"

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ... import _dtypes
+from ...autograd import activations as _act
 from ...autograd import functions as _fn
 from ...random import default_generator
 from ...tensor import Tensor
@@ -186,3 +187,169 @@ def flatten(input: Any, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     if start > end:
         raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
     return x.flatten(start, end)
+
+
+def _activation(op: str, input: Any, inplace: bool, compute: Any) -> Tensor:
+    x = _tensor_arg(input, "input", op)
+    _require_float(x, op)
+    return _inplace(x, compute(x), inplace)
+
+
+def relu6(input: Any, inplace: bool = False) -> Tensor:
+    """``min(max(input, 0), 6)``.
+
+    >>> import convscope as cs
+    >>> relu6(cs.tensor([-1.0, 3.0, 9.0])).tolist()
+    [0.0, 3.0, 6.0]
+    """
+    return _activation("relu6", input, inplace, _act.relu6)
+
+
+def hardtanh(
+    input: Any, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False
+) -> Tensor:
+    """``input`` clamped to ``[min_val, max_val]``.
+
+    >>> import convscope as cs
+    >>> hardtanh(cs.tensor([-2.0, 0.5])).tolist()
+    [-1.0, 0.5]
+    """
+    if min_val > max_val:
+        raise ValueError("min_val cannot be greater than max_val")
+    return _activation("hardtanh", input, inplace, lambda x: _act.hardtanh(x, min_val, max_val))
+
+
+def hardsigmoid(input: Any, inplace: bool = False) -> Tensor:
+    """``relu6(input + 3) / 6``.
+
+    >>> import convscope as cs
+    >>> hardsigmoid(cs.tensor([0.0])).tolist()
+    [0.5]
+    """
+    return _activation("hardsigmoid", input, inplace, _act.hardsigmoid)
+
+
+def hardswish(input: Any, inplace: bool = False) -> Tensor:
+    """``input * relu6(input + 3) / 6`` (MobileNetV3).
+
+    >>> import convscope as cs
+    >>> hardswish(cs.tensor([-4.0, 3.0])).tolist()
+    [-0.0, 3.0]
+    """
+    return _activation("hardswish", input, inplace, _act.hardswish)
+
+
+def silu(input: Any, inplace: bool = False) -> Tensor:
+    """``input * sigmoid(input)`` (swish; EfficientNet).
+
+    >>> import convscope as cs
+    >>> silu(cs.tensor([0.0])).tolist()
+    [0.0]
+    """
+    return _activation("silu", input, inplace, _act.silu)
+
+
+def mish(input: Any, inplace: bool = False) -> Tensor:
+    """``input * tanh(softplus(input))``.
+
+    >>> import convscope as cs
+    >>> round(mish(cs.tensor([1.0])).item(), 4)
+    0.8651
+    """
+    return _activation("mish", input, inplace, _act.mish)
+
+
+def elu(input: Any, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """``input`` where positive, ``alpha * (exp(input) - 1)`` elsewhere.
+
+    >>> import convscope as cs
+    >>> round(elu(cs.tensor([-1.0])).item(), 4)
+    -0.6321
+    """
+    return _activation("elu", input, inplace, lambda x: _act.elu(x, alpha))
+
+
+def softplus(input: Any, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """``log(1 + exp(beta * input)) / beta``, the identity where ``beta * input > threshold``.
+
+    >>> import convscope as cs
+    >>> round(softplus(cs.tensor([0.0])).item(), 4)
+    0.6931
+    """
+    return _activation("softplus", input, False, lambda x: _act.softplus(x, beta, threshold))
+
+
+def prelu(input: Any, weight: Any) -> Tensor:
+    """``input`` where positive, ``weight * input`` elsewhere (``weight``: one value, or one
+    per channel of dimension 1).
+
+    >>> import convscope as cs
+    >>> prelu(cs.tensor([[-2.0, 1.0]]), cs.tensor([0.25])).tolist()
+    [[-0.5, 1.0]]
+    """
+    x = _tensor_arg(input, "input", "prelu")
+    w = _tensor_arg(weight, "weight", "prelu")
+    _require_float(x, "prelu")
+    if w.numel() != 1:
+        channels = x.shape[1] if x.ndim >= 2 else 1
+        if w.ndim != 1 or w.numel() != channels:
+            raise RuntimeError(
+                f"Mismatch of parameter numbers and input channel size. Found parameter numbers "
+                f"= {w.numel()} and channel size = {channels}."
+            )
+    return _act.prelu(x, w)
+
+
+def _channel_dropout(
+    op: str, input: Any, p: float, training: bool, inplace: bool, n: int
+) -> Tensor:
+    """Zero whole channels (dimension -n-1 of an ``(N, C, *spatial)`` or ``(C, *spatial)``
+    input) with probability ``p``, scaling the rest by ``1/(1-p)``."""
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    x = _tensor_arg(input, "input", op)
+    if x.ndim not in (n + 1, n + 2):
+        raise RuntimeError(
+            f"{op}: Expected {n + 1}D or {n + 2}D input, but received a {x.ndim}D input."
+        )
+    if not training or p == 0 or x.numel() == 0:
+        return x
+    mask_shape = x.shape[: x.ndim - n] + (1,) * n
+    if p == 1:
+        noise = np.zeros(mask_shape, x.dtype)
+    else:
+        keep = default_generator().random(mask_shape) >= p
+        noise = keep.astype(x.dtype) / x.dtype.type(1 - p)
+    return _inplace(x, x * noise, inplace)
+
+
+def dropout1d(input: Any, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero whole channels of ``(N, C, L)`` or ``(C, L)``.
+
+    >>> import convscope as cs
+    >>> dropout1d(cs.ones(1, 2, 3), training=False).shape
+    (1, 2, 3)
+    """
+    return _channel_dropout("dropout1d", input, p, training, inplace, 1)
+
+
+def dropout2d(input: Any, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero whole channels of ``(N, C, H, W)`` or ``(C, H, W)``.
+
+    >>> import convscope as cs
+    >>> _ = cs.manual_seed(0)
+    >>> y = dropout2d(cs.ones(1, 8, 2, 2), p=0.5)
+    >>> sorted(set(y.flatten().tolist())) in ([0.0, 2.0], [2.0], [0.0])
+    True
+    """
+    return _channel_dropout("dropout2d", input, p, training, inplace, 2)
+
+
+def dropout3d(input: Any, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero whole channels of ``(N, C, D, H, W)`` or ``(C, D, H, W)``.
+
+    >>> import convscope as cs
+    >>> dropout3d(cs.ones(1, 2, 2, 2, 2), training=False).shape
+    (1, 2, 2, 2, 2)
+    """
+    return _channel_dropout("dropout3d", input, p, training, inplace, 3)
