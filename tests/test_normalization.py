@@ -429,46 +429,63 @@ def test_error_messages_name_the_values():
 
 
 # ---------------------------------------------------------------- accuracy and the kernels
-def _bn_errors(lib_run, x, g, w, b):
-    """Max relative errors of a float32 BatchNorm2d (output, dx, dw, db) against torch's
-    float64 result on the same data."""
-    reference = _torch_bn(x.astype(np.float64), g.astype(np.float64), w, b)
-    values = lib_run(x, g, w, b)
-    return [
-        np.abs(v.astype(np.float64) - r).max() / np.abs(r).max()
-        for v, r in zip(values, reference, strict=True)
-    ]
+def _run(lib, call, x, g, w, b):
+    """``call(x, w, b)`` in ``lib`` (convscope or torch), back-propagating ``g``: the output
+    and the gradients of x, w and b as float64 arrays."""
+    make = cs.tensor if lib is cs else torch.tensor
+    xt, wt, bt = (make(a, requires_grad=True) for a in (x, w, b))
+    y = call(F if lib is cs else tF, xt, wt, bt)
+    y.backward(make(g))
+    return [np.asarray(t.data if lib is cs else t.detach().numpy(), np.float64)
+            for t in (y, xt.grad, wt.grad, bt.grad)]  # fmt: skip
 
 
-def _torch_bn(x, g, w, b):
-    xt = torch.tensor(x, requires_grad=True)
-    wt = torch.tensor(w.astype(x.dtype), requires_grad=True)
-    bt = torch.tensor(b.astype(x.dtype), requires_grad=True)
-    y = tF.batch_norm(xt, None, None, wt, bt, training=True)
-    y.backward(torch.tensor(g))
-    return [t.detach().numpy() for t in (y, xt.grad, wt.grad, bt.grad)]
-
-
-def _ours_bn(x, g, w, b):
-    xt, wt, bt = (
-        cs.tensor(a, requires_grad=True) for a in (x, w.astype(x.dtype), b.astype(x.dtype))
-    )
-    y = F.batch_norm(xt, None, None, wt, bt, training=True)
-    y.backward(cs.tensor(g))
-    return [np.asarray(t.data) for t in (y, xt.grad, wt.grad, bt.grad)]
-
-
-def test_float32_batch_norm_gradients_as_accurate_as_torchs_with_a_large_mean():
+def _float32_errors(call, shape, channels, offset):
+    """Max errors (relative to the largest magnitude) of convscope's and torch's float32
+    output, dx, dweight and dbias against torch's float64 result on the same data: values
+    around ``offset`` with unit spread, and an upstream gradient correlated with them."""
     rng = np.random.default_rng(9)
-    x = (100 + rng.standard_normal((8, 16, 14, 14))).astype(np.float32)
-    g = rng.standard_normal(x.shape).astype(np.float32)
-    w = rng.uniform(0.5, 1.5, 16).astype(np.float32)
-    b = rng.uniform(-1, 1, 16).astype(np.float32)
-    ours = _bn_errors(_ours_bn, x, g, w, b)
-    theirs = _bn_errors(_torch_bn, x, g, w, b)
+    x = (offset + rng.standard_normal(shape)).astype(np.float32)
+    g = (0.5 * (x - offset) + rng.standard_normal(shape)).astype(np.float32)
+    w = rng.uniform(0.5, 1.5, channels).astype(np.float32)
+    b = rng.uniform(-1, 1, channels).astype(np.float32)
+    wide = [a.astype(np.float64) for a in (x, g, w, b)]
+    reference = _run(torch, call, *wide)
+
+    def errors(values):
+        return [
+            np.abs(v - r).max() / np.abs(r).max() for v, r in zip(values, reference, strict=True)
+        ]
+
+    return errors(_run(cs, call, x, g, w, b)), errors(_run(torch, call, x, g, w, b))
+
+
+@pytest.mark.parametrize("offset", [100.0, 1000.0])
+def test_float32_batch_norm_gradients_as_accurate_as_torchs_with_a_large_mean(offset):
+    ours, theirs = _float32_errors(
+        lambda f, x, w, b: f.batch_norm(x, None, None, w, b, training=True),
+        (8, 16, 14, 14),
+        16,
+        offset,
+    )
     for name, mine, torchs in zip(("output", "dx", "dweight", "dbias"), ours, theirs, strict=True):
         # 1e-7: float32 rounding of the result itself, whatever torch happens to reach
         assert mine <= max(2 * torchs, 1e-7), f"{name}: {mine:.2e} vs torch {torchs:.2e}"
+        assert mine < 1e-6, f"{name}: {mine:.2e}"
+
+
+@pytest.mark.parametrize(
+    ("call", "shape", "channels"),
+    [
+        (lambda f, x, w, b: f.layer_norm(x, (96,), w, b), (64, 96), 96),
+        (lambda f, x, w, b: f.group_norm(x, 4, w, b), (4, 16, 10, 10), 16),
+        (lambda f, x, w, b: f.instance_norm(x, weight=w, bias=b), (4, 16, 10, 10), 16),
+    ],
+)
+def test_float32_norms_keep_their_digits_with_a_large_mean(call, shape, channels):
+    ours, _ = _float32_errors(call, shape, channels, 1000.0)
+    for name, mine in zip(("output", "dx", "dweight", "dbias"), ours, strict=True):
+        assert mine < 1e-6, f"{name}: {mine:.2e}"  # torch's float32 reaches 1e-5..3e-5 here
 
 
 def test_eval_batch_norm_is_one_affine_pass(monkeypatch):
@@ -512,3 +529,10 @@ def test_kernels_in_small_blocks(monkeypatch, block, name, args, shape):
     ours, theirs = build(name, *args)
     x = np.random.default_rng(11).standard_normal(shape)
     step(ours, theirs, x, f"{name} in blocks of {block}")
+
+
+def test_local_response_norm_of_integers_like_torch():
+    x = np.arange(1, 25).reshape(2, 4, 3)
+    for size in (1, 2, 3, 5):
+        ours = F.local_response_norm(cs.tensor(x), size, alpha=1.0, beta=0.7)
+        close(ours, tF.local_response_norm(torch.tensor(x), size, alpha=1.0, beta=0.7), "int")

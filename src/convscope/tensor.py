@@ -234,6 +234,28 @@ class Tensor:
         drop = {d for d in dims if self.shape[d] == 1}
         return self.reshape(tuple(s for i, s in enumerate(self.shape) if i not in drop))
 
+    def chunk(self, chunks: builtins.int, dim: builtins.int = 0) -> tuple[Tensor, ...]:
+        from .tensor_functions import chunk
+
+        return chunk(self, chunks, dim)
+
+    def split(self, split_size: Any, dim: builtins.int = 0) -> tuple[Tensor, ...]:
+        from .tensor_functions import split
+
+        return split(self, split_size, dim)
+
+    def std(
+        self,
+        dim: Any = None,
+        unbiased: builtins.bool | None = None,
+        keepdim: builtins.bool = False,
+        correction: builtins.int | None = None,
+    ) -> Tensor:
+        return _fn.var(self, dim, unbiased, keepdim, correction).sqrt()
+
+    def __abs__(self) -> Tensor:
+        return _fn.abs(self)
+
     def __getitem__(self, index: Any) -> Tensor:
         return _fn.getitem(self, _index_arg(index))
 

@@ -235,7 +235,7 @@ def combine(
 
 
 # ---------------------------------------------------------------- local response norm
-def _window_sums(squares: np.ndarray, before: int, after: int) -> np.ndarray:
+def window_sums(squares: np.ndarray, before: int, after: int) -> np.ndarray:
     """``out[:, c] = squares[:, c - before : c + after + 1].sum(1)`` on an ``(N, C, S)`` array,
     channels outside ``[0, C)`` counting as zeros."""
     channels = squares.shape[1]
@@ -258,12 +258,29 @@ def local_response_norm(
     >>> y.ravel().tolist(), base.ravel().tolist()
     ([0.6666666666666666, 0.4], [3.0, 5.0])
     """
-    base = _window_sums(x * x, size // 2, (size - 1) // 2)
+    base = window_sums(x * x, size // 2, (size - 1) // 2)
     base *= x.dtype.type(alpha / size)
     base += x.dtype.type(k)
     y = np.power(base, -x.dtype.type(beta))
     y *= x
     return y, base
+
+
+def local_response_norm_integer(
+    x: np.ndarray, size: int, alpha: float, beta: float, k: float, dtype: np.dtype
+) -> np.ndarray:
+    """:func:`local_response_norm` of an integer ``(N, C, S)`` array as PyTorch computes it:
+    the window mean of the squares is an integer mean (truncated), the result is ``dtype``.
+
+    >>> y = local_response_norm_integer(np.array([[[3], [2]]]), 2, 1.0, 1.0, 0.0, np.float64)
+    >>> y.ravel().tolist()
+    [0.75, 0.3333333333333333]
+    """
+    dtype = np.dtype(dtype)
+    wide = x.astype(np.int64)
+    mean = window_sums(wide * wide, size // 2, (size - 1) // 2) // size
+    base = mean.astype(dtype) * dtype.type(alpha) + dtype.type(k)
+    return x.astype(dtype) / np.power(base, dtype.type(beta))
 
 
 def local_response_norm_backward(
@@ -292,7 +309,7 @@ def local_response_norm_backward(
     gathered = g * y
     gathered /= base
     # the transpose of the window: output c reads channels [c - before, c + after]
-    spread = _window_sums(gathered, (size - 1) // 2, size // 2)
+    spread = window_sums(gathered, (size - 1) // 2, size // 2)
     spread *= x
     spread *= dtype(2 * alpha * beta / size)
     direct -= spread
@@ -308,6 +325,8 @@ __all__ = [
     "grad_sums",
     "local_response_norm",
     "local_response_norm_backward",
+    "local_response_norm_integer",
     "moments",
     "rows",
+    "window_sums",
 ]

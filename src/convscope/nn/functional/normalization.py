@@ -19,8 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from ... import _dtypes
 from ...autograd import normalization as norm
 from ...autograd.engine import attach
+from ...ops import normalization as norm_ops
 from ...tensor import Tensor
 from ._common import _dim, _require_float, _tensor_arg
 from .conv import _array, _as_tensor
@@ -136,10 +138,10 @@ def batch_norm(
     units = norm.Units("channels")
     y, mean, var = norm.normalize(x, x3, units, w, b, eps, name="NativeBatchNorm")
     count = x3.shape[0] * x3.shape[2]
-    if rm is not None:
-        _update_running(rm, mean, momentum)
-    if rv is not None:
-        _update_running(rv, var * (count / (count - 1)), momentum)
+    if running_mean is not None:
+        _update_running(running_mean, mean, momentum)
+    if running_var is not None:
+        _update_running(running_var, var * (count / (count - 1)), momentum)
     return y
 
 
@@ -328,6 +330,11 @@ def local_response_norm(
     if size <= 0:
         window = f"kH: {size} kW: 1" if x.ndim == 3 else f"kT: {size} kH: 1 kW: 1"
         raise RuntimeError(f"kernel size should be greater than zero, but got {window}")
+    if x.dtype.kind in "iu":  # an integer mean of the squares, a float result (as torch)
+        x3 = np.ascontiguousarray(x.data).reshape(x.shape[0], x.shape[1], -1)
+        dtype = _dtypes.get_default_dtype()
+        y = norm_ops.local_response_norm_integer(x3, int(size), alpha, beta, k, dtype)
+        return Tensor(y.reshape(x.shape))
     _require_float(x, "local_response_norm")
     return norm.local_response_norm(x, int(size), alpha, beta, k)
 
