@@ -14,6 +14,7 @@ shapes and values, ``TypeError`` for wrong types), then calls the one N-d primit
 [[[-2, 1, -1, -1, 3]]]
 """
 
+from ..shuffle import channel_shuffle, pixel_shuffle, pixel_unshuffle
 from .activation import (
     dropout,
     dropout1d,
@@ -69,6 +70,7 @@ __all__ = [
     "avg_pool3d",
     "batch_norm",
     "binary_cross_entropy_with_logits",
+    "channel_shuffle",
     "conv1d",
     "conv2d",
     "conv3d",
@@ -101,6 +103,8 @@ __all__ = [
     "mse_loss",
     "nll_loss",
     "pad",
+    "pixel_shuffle",
+    "pixel_unshuffle",
     "prelu",
     "relu",
     "relu6",
