@@ -72,3 +72,31 @@ def test_errors_match_torch(layer, shape):
         layer(torch.nn)(torch.zeros(shape))
     with pytest.raises(RuntimeError):
         layer(nn)(cs.zeros(*shape))
+
+
+@pytest.mark.parametrize(
+    ("dims", "shape", "output_size"),
+    [
+        (1, (2, 3, 10), 4),
+        (1, (3, 7), 7),
+        (2, (2, 3, 9, 7), (4, 3)),
+        (2, (2, 3, 5, 7), (None, 2)),
+        (2, (1, 2, 7, 7), 1),
+        (3, (1, 2, 5, 6, 7), (2, 3, 4)),
+    ],
+)
+def test_adaptive_max_pool(dims, shape, output_size):
+    ours = getattr(nn, f"AdaptiveMaxPool{dims}d")(output_size, return_indices=True)
+    theirs = getattr(torch.nn, f"AdaptiveMaxPool{dims}d")(output_size, return_indices=True)
+    assert repr(ours) == repr(theirs)
+    x = np.random.default_rng(3).standard_normal(shape)
+    xs, xt = cs.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    (ys, is_), (yt, it) = ours(xs), theirs(xt)
+    np.testing.assert_array_equal(ys.detach().numpy(), yt.detach().numpy())
+    np.testing.assert_array_equal(is_.numpy(), it.numpy())
+    g = np.random.default_rng(4).standard_normal(ys.shape)
+    ys.backward(cs.tensor(g))
+    yt.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(xs.grad.numpy(), xt.grad.numpy(), rtol=1e-13)
+    plain = getattr(nn, f"AdaptiveMaxPool{dims}d")(output_size)(cs.tensor(x.astype(np.float32)))
+    assert plain.dtype == np.float32 and plain.shape == ys.shape

@@ -211,3 +211,49 @@ class AdaptiveAvgPool3d(_AdaptiveAvgPoolNd):
     """
 
     _dims = 3
+
+
+class _AdaptiveMaxPoolNd(Module):
+    _dims = 0
+
+    def __init__(self, output_size: Any, return_indices: bool = False) -> None:
+        super().__init__()
+        self.output_size, self.return_indices = output_size, return_indices
+
+    def forward(self, input: Any) -> Any:
+        function = getattr(F, f"adaptive_max_pool{self._dims}d")
+        return function(input, self.output_size, self.return_indices)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveMaxPool1d(_AdaptiveMaxPoolNd):
+    """Max pooling of ``(N, C, L)`` to ``output_size`` cells.
+
+    >>> AdaptiveMaxPool1d(4)
+    AdaptiveMaxPool1d(output_size=4)
+    """
+
+    _dims = 1
+
+
+class AdaptiveMaxPool2d(_AdaptiveMaxPoolNd):
+    """Max pooling of ``(N, C, H, W)`` to ``output_size``; ``None`` keeps a size.
+
+    >>> import convscope as cs
+    >>> AdaptiveMaxPool2d((None, 2))(cs.rand(1, 3, 5, 7)).shape
+    (1, 3, 5, 2)
+    """
+
+    _dims = 2
+
+
+class AdaptiveMaxPool3d(_AdaptiveMaxPoolNd):
+    """Max pooling of ``(N, C, D, H, W)`` to ``output_size``.
+
+    >>> AdaptiveMaxPool3d(1)
+    AdaptiveMaxPool3d(output_size=1)
+    """
+
+    _dims = 3
