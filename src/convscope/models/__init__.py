@@ -27,16 +27,13 @@ from ._blocks import (
 )
 from ._registry import get_model, get_model_builder, list_models, register_model
 
-try:  # TEMP until nn.LayerNorm lands  # noqa: SIM105
-    from .convnext import (
-        ConvNeXt,
-        convnext_base,
-        convnext_large,
-        convnext_small,
-        convnext_tiny,
-    )
-except AttributeError:  # TEMP
-    pass
+from .convnext import (
+    ConvNeXt,
+    convnext_base,
+    convnext_large,
+    convnext_small,
+    convnext_tiny,
+)
 from .efficientnet import (
     EfficientNet,
     efficientnet_b0,
