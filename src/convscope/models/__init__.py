@@ -26,7 +26,6 @@ from ._blocks import (
     stochastic_depth,
 )
 from ._registry import get_model, get_model_builder, list_models, register_model
-
 from .convnext import (
     ConvNeXt,
     convnext_base,
