@@ -27,6 +27,7 @@ COMMANDS = {
     "shape": "convscope.cli.shape",
     "summary": "convscope.cli.summary",
     "animate": "convscope.cli.animate",
+    "classify": "convscope.cli.classify",
 }
 
 
