@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,12 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         help="convscope (cs.save), PyTorch (torch.save) or safetensors file",
     )
     parser.add_argument("--layer", help="conv layer to draw (default: every conv layer)")
+    parser.add_argument(
+        "--model",
+        help="a convscope.models architecture (e.g. resnet18): draw its --layer, with the "
+        "state dict of --weights",
+    )
+    parser.add_argument("--weights", help="state dict for --model (torch.save, cs.save, ...)")
     parser.add_argument(
         "-o",
         "--output",
@@ -146,9 +153,96 @@ def _fresh_conv(args: argparse.Namespace) -> nn.Conv2d:
     )
 
 
+def colour_filters(weight: np.ndarray, cell: int = 56, columns: int = 8) -> np.ndarray:
+    """First-layer filters ``(O, 3, kh, kw)`` as one RGB picture: each filter scaled on its
+    own to 0..255 (its three channels together), enlarged by repetition, in a grid.
+
+    >>> colour_filters(np.random.default_rng(0).standard_normal((10, 3, 7, 7))).shape
+    (118, 466, 3)
+    """
+    out, _, kh, kw = weight.shape
+    zoom = max(1, cell // max(kh, kw))
+    rows, gap = -(-out // columns), 2
+    height, width = kh * zoom, kw * zoom
+    picture = np.full(
+        (rows * (height + gap) + gap, min(out, columns) * (width + gap) + gap, 3), 255, np.uint8
+    )
+    for index, filt in enumerate(weight):
+        low, high = float(filt.min()), float(filt.max())
+        scaled = (filt - low) / (high - low) if high > low else np.zeros_like(filt)
+        tile = np.kron(scaled.transpose(1, 2, 0), np.ones((zoom, zoom, 1)))
+        r, c = divmod(index, columns)
+        top, left = gap + r * (height + gap), gap + c * (width + gap)
+        picture[top : top + height, left : left + width] = np.rint(tile * 255).astype(np.uint8)
+    return picture
+
+
+def _draw_model_layer(args: argparse.Namespace) -> int:
+    """``--model``: the filters of one layer of a convscope.models network."""
+    from PIL import Image
+
+    from .. import models
+    from ..apps import classify
+    from ..nn.conv import _ConvNd
+
+    if args.model not in models.list_models():
+        raise UsageError(f"unknown --model {args.model!r}; see convscope.models.list_models()")
+    if args.layer is None:
+        raise UsageError("--model needs --layer, e.g. --layer conv1")
+    weights = args.weights or args.checkpoint
+    model = models.get_model(args.model)
+    if weights is None:
+        print(
+            "convscope kernels: note: no --weights given, so these are random initial filters",
+            file=sys.stderr,
+        )
+    else:
+        if not Path(weights).is_file():
+            raise UsageError(f"--weights: no such file: {weights}")
+        state = classify.read_weights(weights)
+        model = models.get_model(args.model, num_classes=classify.num_classes_of(state) or 1000)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as error:
+            first = " ".join(str(error).split("\n\t")[1:2])[:300]
+            raise UsageError(f"--weights {weights} do not fit {args.model}: {first}") from None
+    names = dict(model.named_modules())
+    if args.layer not in names:
+        convs = ", ".join([n for n, m in names.items() if isinstance(m, _ConvNd)][:5])
+        raise UsageError(f"{args.model} has no layer {args.layer!r}; conv layers: {convs}, ...")
+    module = names[args.layer]
+    if not isinstance(module, _ConvNd):
+        raise UsageError(f"layer {args.layer!r} is a {type(module).__name__}, not a convolution")
+    weight = module.weight.numpy()
+    if weight.ndim != 4:
+        raise UsageError(f"layer {args.layer!r} is not 2-D (weight {weight.shape}): not drawn")
+    out = output_dir(args.output)
+    if weight.ndim == 4 and weight.shape[1] == 3:
+        path = out / _file_name(f"{args.model}.{args.layer}")
+        picture = Image.fromarray(colour_filters(weight))
+        write_atomically(path, lambda tmp: picture.save(tmp, format="PNG"))
+        print(f"{args.model}.{args.layer}: {_describe(weight)} -> {path} (colour filters)")
+        return 0
+    from ..viz import kernel_grid
+
+    figure = kernel_grid(
+        weight,
+        title=f"{args.model}: layer {args.layer!r}, weight {tuple(weight.shape)}",
+        max_channels=args.max_channels,
+    )
+    path = out / _file_name(f"{args.model}.{args.layer}")
+    _save(figure, path)
+    print(f"{args.model}.{args.layer}: {_describe(weight)} -> {path}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     if args.max_channels < 1:
         raise UsageError(f"--max-channels must be at least 1, got {args.max_channels}")
+    if args.model is not None:
+        return _draw_model_layer(args)
+    if args.weights is not None:
+        raise UsageError("--weights goes with --model; a plain checkpoint is the CHECKPOINT")
     if args.checkpoint is None:
         if args.layer is not None:
             raise UsageError("--layer picks a layer of a checkpoint; give the CHECKPOINT too")
