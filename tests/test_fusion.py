@@ -173,3 +173,10 @@ def test_numpy_path_fuses_in_place_activations_only(monkeypatch, spy):
         with cs.no_grad():
             silu(x)
         assert spy == ["relu", None]  # conv + BatchNorm fused, SiLU run as a layer
+
+
+def test_float16_runs_layer_by_layer(spy):
+    block = _block().half()
+    with cs.no_grad():
+        y = block(cs.rand(1, 3, 6, 6).half())
+    assert y.dtype == np.float16 and spy == []

@@ -134,7 +134,8 @@ def _fusable(x: Any, conv: Any, bn: Any, act: Any, residual: Any) -> tuple[bool,
         params += [bn.weight, bn.bias]
     if _needs_graph([x, residual, *params]):
         return False, None
-    if np.dtype(getattr(x, "dtype", None) or np.float64) not in (np.float32, np.float64):
+    dtype = getattr(x, "dtype", None)
+    if dtype is None or np.dtype(dtype) not in (np.float32, np.float64):
         return False, None
     return True, name
 
