@@ -60,3 +60,30 @@ def test_inner_layer_grid_and_errors(weights, tmp_path, capsys):
         assert text in capsys.readouterr().err.strip().splitlines()[-1]
     assert main(["kernels", "--model", "vgg11", "--weights", str(path), "--layer", "x"]) == 2
     assert "do not fit vgg11" in capsys.readouterr().err
+
+
+def test_image_model_layer_maps_equal_torchs(weights, tmp_path, capsys):
+    import convscope as cs
+    from convscope import samples
+    from convscope.apps import classify
+    from convscope.cli.image import model_feature_maps
+
+    path, model = weights
+    ours = cs.models.resnet18()
+    ours.load_state_dict(cs.load_torch(path))
+    picture = classify.load_image(samples.path("photo.jpg"))[None]
+    maps = model_feature_maps(ours, "layer1.0.conv1", picture)
+    caught = {}
+    model.eval().layer1[0].conv1.register_forward_hook(lambda m, a, o: caught.update(o=o))
+    with torch.no_grad():
+        model(torch.from_numpy(picture))
+    reference = caught["o"].numpy()
+    assert np.abs(maps - reference).max() <= 1e-4 * np.abs(reference).max()
+
+    out = tmp_path / "maps"
+    argv = ["image", "--model", "resnet18", "--weights", str(path), "-o", str(out)]
+    assert main([*argv, "--layer", "layer1.0.conv1"]) == 0
+    assert (out / "photo_resnet18.layer1.0.conv1.png").exists()
+    assert main([*argv, "--layer", "nope"]) == 2
+    assert "no layer 'nope'" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert main([*argv[:3], "-o", str(out)]) == 2  # --layer missing

@@ -78,7 +78,17 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         help="weights (and bias) of a conv layer of this file; stride, padding, dilation and "
         "groups still come from the options",
     )
-    weights.add_argument("--layer", help="conv layer of --checkpoint (default: the first)")
+    weights.add_argument(
+        "--layer",
+        help="conv layer of --checkpoint (default: the first); with --model the layer whose "
+        "output is shown, e.g. layer1.0.conv1",
+    )
+    weights.add_argument(
+        "--model",
+        help="a convscope.models network (e.g. resnet18): show --layer's feature maps on the "
+        "ImageNet-preprocessed photo (a forward hook)",
+    )
+    weights.add_argument("--weights", help="state dict for --model (torch.save, cs.save, ...)")
     parser.add_argument(
         "--activation",
         default="sigmoid",
@@ -324,7 +334,90 @@ def process(
     return written
 
 
+MODEL_MAPS_SHOWN = 16  # feature maps drawn per image with --model (the first channels)
+
+
+def model_feature_maps(model: Any, layer: str, batch: np.ndarray) -> np.ndarray:
+    """The output of ``model``'s sub-module ``layer`` for ``batch`` (eval, no gradients),
+    caught with a forward hook.
+
+    >>> import convscope as cs
+    >>> net = cs.nn.Sequential(cs.nn.Conv2d(3, 4, 3), cs.nn.ReLU())
+    >>> model_feature_maps(net, "0", np.zeros((1, 3, 8, 8), np.float32)).shape
+    (1, 4, 6, 6)
+    """
+    import convscope as cs
+
+    caught: dict[str, np.ndarray] = {}
+    handle = model.get_submodule(layer).register_forward_hook(
+        lambda module, args, output: caught.update(maps=output.numpy().copy())
+    )
+    try:
+        with cs.no_grad():
+            model.eval()(cs.tensor(batch))
+    finally:
+        handle.remove()
+    return caught["maps"]
+
+
+def _run_model(args: argparse.Namespace) -> int:
+    """``--model``: one network layer's feature maps per photo, as a contact sheet."""
+    from .. import models
+    from ..apps import classify
+    from ..viz import contact_sheet, save_figure
+
+    if args.model not in models.list_models():
+        raise UsageError(f"unknown --model {args.model!r}; see convscope.models.list_models()")
+    if args.layer is None:
+        raise UsageError("--model needs --layer, e.g. --layer layer1.0.conv1")
+    if args.checkpoint is not None or args.filters is not None:
+        raise UsageError("--model replaces --checkpoint and --filters; give one of them")
+    model = models.get_model(args.model)
+    if args.weights is None:
+        print(
+            "convscope image: note: no --weights given, so the maps come from random weights",
+            file=sys.stderr,
+        )
+    else:
+        if not Path(args.weights).is_file():
+            raise UsageError(f"--weights: no such file: {args.weights}")
+        state = classify.read_weights(args.weights)
+        model = models.get_model(args.model, num_classes=classify.num_classes_of(state) or 1000)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as error:
+            first = " ".join(str(error).split("\n\t")[1:2])[:300]
+            raise UsageError(f"--weights {args.weights} do not fit {args.model}: {first}") from None
+    names = dict(model.named_modules())
+    if args.layer not in names or args.layer == "":
+        some = ", ".join(n for n in list(names)[1:6])
+        raise UsageError(f"{args.model} has no layer {args.layer!r}; layers: {some}, ...")
+    paths = collect_inputs(args.inputs)
+    out = output_dir(args.output)
+    for path in paths:
+        picture = classify.load_image(path)
+        maps = model_feature_maps(model, args.layer, picture[None])[0]
+        if maps.ndim != 3:
+            raise UsageError(f"layer {args.layer!r} gives {maps.shape}, not (C, H, W) maps")
+        unit = picture * classify.STD[:, None, None] + classify.MEAN[:, None, None]
+        figure = contact_sheet(
+            np.clip(unit, 0, 1),
+            maps[:MODEL_MAPS_SHOWN],
+            title=f"{path.name} -> {args.model}.{args.layer}: {tuple(maps.shape)} "
+            f"(first {min(len(maps), MODEL_MAPS_SHOWN)} channels, each on its own scale)",
+            value_range=None,
+        )
+        target = out / f"{path.stem}_{args.model}.{args.layer}.png"
+        write_atomically(target, lambda tmp, f=figure: save_figure(f, tmp))
+        print(f"{path.name}: {args.model}.{args.layer} output {tuple(maps.shape)} -> {target}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.model is not None:
+        return _run_model(args)
+    if args.weights is not None:
+        raise UsageError("--weights goes with --model")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.max_pixels < 1:
