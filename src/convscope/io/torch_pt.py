@@ -13,6 +13,7 @@ containers), each mapped to a small function of this module; any other global, a
 from __future__ import annotations
 
 import io
+import math
 import pickle
 import zipfile
 from collections import OrderedDict
@@ -83,7 +84,12 @@ def _strided(flat: np.ndarray, offset: Any, size: Any, stride: Any) -> np.ndarra
             f"its storage of {flat.size} elements"
         )
     strides = [s * flat.itemsize for s in stride]
-    return np.lib.stride_tricks.as_strided(flat[offset:], size, strides, writeable=False).copy()
+    view = np.lib.stride_tricks.as_strided(flat[offset:], size, strides, writeable=False)
+    if math.prod(size) > flat.size:
+        # more elements than the storage holds (an expand()ed or overlapping view): keep the
+        # read-only view, never a hidden copy many times the file's size
+        return view
+    return view.copy()
 
 
 def _tensor(
@@ -97,6 +103,11 @@ def _tensor(
     for flag, value in (metadata or {}).items():
         if flag not in ("conj", "neg"):
             raise CheckpointError(f"unsupported tensor metadata {flag!r}")
+        if value and not array.flags.writeable:
+            raise CheckpointError(
+                f"a {flag} flag on an expanded view of {array.size} elements would need a copy "
+                f"far larger than its storage of {storage.decoded[dtype].size} elements"
+            )
         if value:
             array = np.conj(array) if flag == "conj" else -array
     return Tensor(array, requires_grad=requires_grad is True)
