@@ -111,3 +111,24 @@ def test_no_graph_under_no_grad():
     with cs.no_grad():
         for layer in (nn.ReLU6(), nn.SiLU(), nn.Hardswish(), nn.Mish()):
             assert layer(x).grad_fn is None
+
+
+def test_erf_matches_math_erf_with_and_without_scipy(monkeypatch):
+    import builtins
+    import math
+
+    from convscope.autograd.functions import erf
+
+    x = np.concatenate([np.linspace(-6, 6, 2001), [-30.0, -1e-8, 0.0, 1e-8, 30.0]])
+    reference = np.array([math.erf(v) for v in x])
+    np.testing.assert_allclose(erf(x), reference, rtol=1e-15, atol=1e-16)
+    real_import = builtins.__import__
+
+    def no_scipy(name, *args, **kwargs):
+        if name.startswith("scipy"):
+            raise ImportError("no scipy here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_scipy)
+    np.testing.assert_allclose(erf(x), reference, rtol=1e-15, atol=1e-16)
+    assert erf(x.astype(np.float32)).dtype == np.float32

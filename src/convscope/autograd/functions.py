@@ -21,8 +21,13 @@ _erf = np.frompyfunc(math.erf, 1, 1)
 
 
 def erf(values: np.ndarray) -> np.ndarray:
-    """Elementwise error function (exact, via ``math.erf``)."""
-    return _erf(values).astype(values.dtype)
+    """Elementwise error function: ``scipy.special.erf`` (vectorised, the ``fast`` extra)
+    when installed, else ``math.erf`` element by element (exact, about 100 ns each)."""
+    try:
+        from scipy.special import erf as vectorised
+    except ImportError:
+        return _erf(values).astype(values.dtype)
+    return vectorised(values).astype(values.dtype, copy=False)
 
 
 def _new(data: Any, parents: Sequence[Any], rule: Any, name: str) -> Tensor:
