@@ -13,6 +13,11 @@ Loading never executes code from a file.  A file that cannot be loaded raises
 that asks for anything but tensors and plain containers raises :class:`UnsafeCheckpointError`
 (a ``CheckpointError`` and a ``pickle.UnpicklingError``).
 
+Loading is also bounded by the file's size, so that a small crafted file can neither crash
+Python nor exhaust memory or time: array data allocated is at most ``max(64 MiB, 16 x file
+size)`` bytes (zip bombs, one storage viewed many times), containers nest at most 1000 deep,
+dicts and sets take at most 32 keys sharing a hash; anything beyond is a ``CheckpointError``.
+
 >>> import io
 >>> import convscope as cs
 >>> buffer = io.BytesIO()

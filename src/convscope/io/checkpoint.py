@@ -32,12 +32,21 @@ import numpy as np
 from ..nn.parameter import Parameter
 from ..tensor import Tensor
 from ._common import (
+    MAX_DEPTH,
+    Budget,
     CheckpointError,
     FileLike,
+    KeyGuard,
     array_of,
-    decode_array,
+    checked_shape,
+    decode,
+    file_size,
+    member,
+    nbytes,
     open_zip,
     raw_bytes,
+    read_member,
+    read_metadata,
     reading,
 )
 
@@ -86,7 +95,10 @@ def load(f: FileLike) -> Any:
     ``requires_grad``), NumPy arrays and scalars as NumPy arrays and scalars, tuples as tuples
     and ``OrderedDict`` as ``OrderedDict``; arrays never share memory with each other.  A file
     that is not a complete convscope checkpoint raises :class:`convscope.io.CheckpointError`
-    naming the file and the problem.
+    naming the file and the problem; so does a crafted one, before it can exhaust memory or
+    time: an array member named twice (``save`` writes each once), members that unpack to more
+    than ``max(64 MiB, 16 x file size)`` bytes in all (zip bombs), containers nested too deep,
+    dicts with many keys sharing a hash.
 
     >>> import io
     >>> import convscope as cs
@@ -100,21 +112,23 @@ def load(f: FileLike) -> Any:
     ...
     convscope.io.CheckpointError: <BytesIO>: not a zip archive (truncated or corrupt?)
     """
-    with reading(f, "convscope checkpoint"), open_zip(f) as archive:
-        names = archive.namelist()
-        if INDEX not in names:
-            hint = any(n.endswith("data.pkl") for n in names)
-            raise CheckpointError(
-                "a PyTorch file: load it with convscope.load_torch"
-                if hint
-                else f"not a convscope checkpoint (no {INDEX})"
-            )
-        index = json.loads(archive.read(INDEX).decode("utf-8"))
-        if not isinstance(index, dict) or index.get("format") != FORMAT:
-            raise CheckpointError(f"not a convscope checkpoint ({INDEX} has no format tag)")
-        if index.get("version") != VERSION:
-            raise CheckpointError(f"unsupported checkpoint version {index.get('version')!r}")
-        return _decode(index["root"], archive)
+    with reading(f, "convscope checkpoint"):
+        budget = Budget(file_size(f))
+        with open_zip(f) as archive:
+            names = archive.namelist()
+            if INDEX not in names:
+                hint = any(n.endswith("data.pkl") for n in names)
+                raise CheckpointError(
+                    "a PyTorch file: load it with convscope.load_torch"
+                    if hint
+                    else f"not a convscope checkpoint (no {INDEX})"
+                )
+            index = json.loads(read_metadata(archive, archive.getinfo(INDEX), budget))
+            if not isinstance(index, dict) or index.get("format") != FORMAT:
+                raise CheckpointError(f"not a convscope checkpoint ({INDEX} has no format tag)")
+            if index.get("version") != VERSION:
+                raise CheckpointError(f"unsupported checkpoint version {index.get('version')!r}")
+            return _Decoder(archive, budget).decode(index["root"], 0)
 
 
 def _encode(obj: Any, arrays: list[np.ndarray], where: str) -> Any:
@@ -160,32 +174,66 @@ def _array_kind(obj: Tensor | np.ndarray | np.generic) -> str:
     return "ndarray" if isinstance(obj, np.ndarray) else "scalar"
 
 
-def _decode(node: Any, archive: zipfile.ZipFile) -> Any:
-    if node is None or isinstance(node, bool | int | float | str):
-        return node
-    if isinstance(node, list):
-        return [_decode(v, archive) for v in node]
-    kind = node.get("type") if isinstance(node, dict) else None
-    if kind == "tuple":
-        return tuple(_decode(v, archive) for v in node["items"])
-    if kind in ("dict", "ordered_dict"):
-        pairs = [(_decode(k, archive), _decode(v, archive)) for k, v in node["items"]]
-        if not all(isinstance(k, _KEY_TYPES) for k, _ in pairs):
-            raise CheckpointError("a dict key is not a string, number or null")
-        return (OrderedDict if kind == "ordered_dict" else dict)(pairs)
-    if kind == "float" and node["value"] in ("nan", "inf", "-inf"):
-        return float(node["value"])
-    if kind in ("tensor", "parameter", "ndarray", "scalar"):
-        if not str(node["data"]).startswith("arrays/"):
-            raise CheckpointError(f"array member {node['data']!r} outside arrays/")
-        try:
-            array = decode_array(archive.read(node["data"]), node["dtype"], node["shape"])
-        except CheckpointError as error:
-            raise CheckpointError(f"{node['data']}: {error}") from None
-        if kind == "ndarray":
-            return array
-        if kind == "scalar":
-            return array[()]
-        cls = Parameter if kind == "parameter" else Tensor
-        return cls(array, requires_grad=node.get("requires_grad") is True)
-    raise CheckpointError(f"unrecognised node {str(node)[:80]!r}")
+class _Decoder:
+    """Turns the nodes of ``checkpoint.json`` back into objects, reading each array member once.
+
+    A member named by two nodes is refused (``save`` writes each array once), so the arrays
+    read never exceed the file's members; containers nested more than MAX_DEPTH deep and
+    dicts with many keys sharing a hash are refused too.
+    """
+
+    def __init__(self, archive: zipfile.ZipFile, budget: Budget):
+        self.archive, self.budget = archive, budget
+        self.used: set[str] = set()
+
+    def decode(self, node: Any, depth: int) -> Any:
+        if node is None or isinstance(node, bool | int | float | str):
+            return node
+        if depth >= MAX_DEPTH:
+            raise CheckpointError(f"containers nested more than {MAX_DEPTH} levels deep")
+        if isinstance(node, list):
+            return [self.decode(v, depth + 1) for v in node]
+        kind = node.get("type") if isinstance(node, dict) else None
+        if kind == "tuple":
+            return tuple(self.decode(v, depth + 1) for v in node["items"])
+        if kind in ("dict", "ordered_dict"):
+            pairs = [
+                (self.decode(k, depth + 1), self.decode(v, depth + 1)) for k, v in node["items"]
+            ]
+            if not all(isinstance(k, _KEY_TYPES) for k, _ in pairs):
+                raise CheckpointError("a dict key is not a string, number or null")
+            KeyGuard(k for k, _ in pairs)
+            return (OrderedDict if kind == "ordered_dict" else dict)(pairs)
+        if kind == "float" and node["value"] in ("nan", "inf", "-inf"):
+            return float(node["value"])
+        if kind in ("tensor", "parameter", "ndarray", "scalar"):
+            name = node["data"]
+            if not isinstance(name, str) or not name.startswith("arrays/"):
+                raise CheckpointError(f"array member {str(name)[:80]!r} outside arrays/")
+            try:
+                array = self.array(name, node["dtype"], node["shape"])
+            except CheckpointError as error:
+                raise CheckpointError(f"{name}: {error}") from None
+            if kind == "ndarray":
+                return array
+            if kind == "scalar":
+                return array[()]
+            cls = Parameter if kind == "parameter" else Tensor
+            return cls(array, requires_grad=node.get("requires_grad") is True)
+        raise CheckpointError(f"unrecognised node {str(node)[:80]!r}")
+
+    def array(self, name: str, dtype: Any, shape: Any) -> np.ndarray:
+        """The array in member ``name``, whose size must be what ``dtype`` and ``shape`` need."""
+        if name in self.used:
+            raise CheckpointError("used twice (save writes each array once)")
+        self.used.add(name)
+        info = member(self.archive, name, "array member")
+        shape = checked_shape(shape)
+        expected = nbytes(dtype, shape)
+        if info.file_size != expected:
+            raise CheckpointError(
+                f"expected {expected} bytes of {dtype} data for shape {shape}, "
+                f"found {info.file_size} (truncated or corrupt)"
+            )
+        raw = read_member(self.archive, info, self.budget)
+        return decode(raw, dtype, budget=self.budget).reshape(shape)

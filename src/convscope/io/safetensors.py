@@ -4,6 +4,9 @@ Layout (https://huggingface.co/docs/safetensors): an 8-byte little-endian header
 ``N`` bytes of JSON ``{"__metadata__": {str: str}, NAME: {"dtype": "F32", "shape": [2, 3],
 "data_offsets": [BEGIN, END]}, ...}`` (padded with spaces to a multiple of 8 bytes), then the
 data: each tensor's little-endian C-order bytes at ``BEGIN:END`` of what follows the header.
+As in the reference implementation, the ranges of the tensors must tile the data exactly: sorted
+by offset, each starts where the previous one ends, the first at 0 and the last at the end of
+the file, and each is as long as its dtype and shape need.
 """
 
 from __future__ import annotations
@@ -16,7 +19,19 @@ from typing import Any
 import numpy as np
 
 from ..tensor import Tensor
-from ._common import CheckpointError, FileLike, array_of, decode_array, opened, raw_bytes, reading
+from ._common import (
+    Budget,
+    CheckpointError,
+    FileLike,
+    array_of,
+    checked_shape,
+    decode,
+    nbytes,
+    opened,
+    raw_bytes,
+    read_exact,
+    reading,
+)
 
 # safetensors dtype codes, in the reference implementation's order (increasing alignment)
 _CODES = {
@@ -96,7 +111,10 @@ def load_safetensors(f: FileLike) -> dict[str, Tensor]:
     dtypes: bool, uint8...uint64, int8...int64, float16, float32, float64, and **BF16, loaded as
     float32** (exactly: NumPy has no bfloat16, and a bfloat16 is the top 16 bits of a float32).
     Other dtypes (float8...), corrupt or truncated files raise
-    :class:`convscope.io.CheckpointError` naming the file and the problem.
+    :class:`convscope.io.CheckpointError` naming the file and the problem, and so do data
+    ranges that overlap, leave gaps, run past the file or do not match their dtype and shape:
+    as in the reference implementation, the ranges must tile the data exactly, so loading never
+    allocates more than the file holds (plus bfloat16's widening to float32).
 
     >>> import io, struct
     >>> from convscope.io import load_safetensors
@@ -107,6 +125,8 @@ def load_safetensors(f: FileLike) -> dict[str, Tensor]:
     """
     with reading(f, "safetensors file"), opened(f, "rb") as stream:
         start = stream.tell()
+        total = stream.seek(0, 2) - start
+        stream.seek(start)
         prefix = stream.read(8)
         if len(prefix) < 8:
             raise CheckpointError("too short for a safetensors header (truncated?)")
@@ -120,17 +140,49 @@ def load_safetensors(f: FileLike) -> dict[str, Tensor]:
         if not isinstance(header, dict):
             raise CheckpointError("the header is not a JSON object")
         header.pop("__metadata__", None)
+        entries = [_entry(name, info, total - 8 - size) for name, info in header.items()]
+        _check_tiling(entries, total - 8 - size)
+        budget = Budget(total)
         tensors = {}
-        for name, info in header.items():
-            code, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
-            if code not in _CODES:
-                raise CheckpointError(f"tensor {name!r}: unsupported dtype {code!r}")
-            if not (type(begin) is int and type(end) is int and 0 <= begin <= end):
-                raise CheckpointError(f"tensor {name!r}: invalid data offsets {[begin, end]}")
-            stream.seek(start + 8 + size + begin)
-            try:
-                array = decode_array(stream.read(end - begin), _CODES[code], shape)
-            except CheckpointError as error:
-                raise CheckpointError(f"tensor {name!r}: {error}") from None
-            tensors[name] = Tensor(array)
-        return tensors
+        for name, dtype, shape, (begin, end) in sorted(entries, key=lambda e: e[3]):
+            raw = read_exact(stream, end - begin)
+            tensors[name] = Tensor(decode(raw, dtype, budget=budget).reshape(shape))
+        return {name: tensors[name] for name in header}
+
+
+def _entry(name: str, info: Any, available: int) -> tuple[str, str, tuple[int, ...], list[int]]:
+    """(name, dtype, shape, data offsets) of one header entry, each checked."""
+    if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= info.keys():
+        raise CheckpointError(f"tensor {name!r}: no dtype, shape and data_offsets")
+    code, offsets = info["dtype"], info["data_offsets"]
+    if not isinstance(code, str) or code not in _CODES:
+        raise CheckpointError(f"tensor {name!r}: unsupported dtype {str(code)[:40]!r}")
+    valid = isinstance(offsets, list) and len(offsets) == 2
+    if not (valid and all(type(n) is int for n in offsets) and 0 <= offsets[0] <= offsets[1]):
+        raise CheckpointError(f"tensor {name!r}: invalid data offsets {str(offsets)[:80]}")
+    try:
+        shape = checked_shape(info["shape"])
+    except CheckpointError as error:
+        raise CheckpointError(f"tensor {name!r}: {error}") from None
+    dtype, (begin, end) = _CODES[code], offsets
+    expected = nbytes(dtype, shape)
+    found = min(end, available) - begin if begin <= available else 0
+    if found != expected:
+        raise CheckpointError(
+            f"tensor {name!r}: expected {expected} bytes of {dtype} data for shape {shape}, "
+            f"found {found} (truncated or corrupt)"
+        )
+    return name, dtype, shape, offsets
+
+
+def _check_tiling(entries: list[tuple[str, str, tuple[int, ...], list[int]]], size: int) -> None:
+    """The data offsets, sorted, must cover ``0:size`` once: no overlap, no gap."""
+    position, previous = 0, None
+    for name, _, _, (begin, end) in sorted(entries, key=lambda e: e[3]):
+        if begin < position:
+            raise CheckpointError(f"tensor {name!r} overlaps tensor {previous!r} in the data")
+        if begin > position:
+            raise CheckpointError(f"{begin - position} unused bytes before tensor {name!r}")
+        position, previous = end, name
+    if position != size:
+        raise CheckpointError(f"{size - position} bytes after the last tensor's data")
