@@ -87,7 +87,8 @@ class Node:
         self.name, self.parents, self.rule = name, parents, rule
 
     def __repr__(self) -> str:
-        return f"<{self.name}Backward>"
+        # PyTorch's class names: ``SumBackward0``; an op naming an overload gives it in full
+        return f"<{self.name}>" if "Backward" in self.name else f"<{self.name}Backward0>"
 
 
 def attach(result: Tensor, parents: Sequence[Any], rule: Rule, name: str) -> Tensor:

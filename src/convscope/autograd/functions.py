@@ -7,6 +7,7 @@ broadcast dimensions.
 
 from __future__ import annotations
 
+import builtins
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -15,7 +16,7 @@ import numpy as np
 
 from .. import _dtypes
 from ..tensor import Tensor
-from .engine import attach, unbroadcast
+from .engine import attach, is_grad_enabled, unbroadcast
 
 _erf = np.frompyfunc(math.erf, 1, 1)
 
@@ -66,34 +67,83 @@ def operand(value: Any, like: np.dtype) -> Any:
 
 
 def _operands(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
-    dtype = result_dtype(_data(a), _data(b))
-    return operand(a, dtype), operand(b, dtype)
+    x, y = _data(a), _data(b)
+    if type(x) is np.ndarray and type(y) is np.ndarray and x.dtype == y.dtype:
+        return x, y  # the common case between layers: nothing to promote
+    dtype = result_dtype(x, y)
+    return operand(x, dtype), operand(y, dtype)
+
+
+def recording(*parents: Any) -> bool:
+    """Whether an operation on ``parents`` records a graph node (to skip bookkeeping if not)."""
+    return is_grad_enabled() and any(getattr(p, "requires_grad", False) for p in parents)
+
+
+def check_dim(dim: int, ndim: int) -> int:
+    """``dim`` in ``[0, ndim)`` (negative counts from the end; a 0-d tensor takes 0 and -1),
+    or PyTorch's IndexError."""
+    bound = ndim if ndim > 0 else 1
+    if not -bound <= dim < bound:
+        raise IndexError(
+            f"Dimension out of range (expected to be in range of [{-bound}, {bound - 1}], but "
+            f"got {dim})"
+        )
+    return dim % bound
+
+
+def broadcast_error(a: tuple[int, ...], b: tuple[int, ...]) -> RuntimeError:
+    """PyTorch's error for shapes that do not broadcast, naming the first clash."""
+    for i in range(1, min(len(a), len(b)) + 1):
+        if a[-i] != b[-i] and 1 not in (a[-i], b[-i]):
+            return RuntimeError(
+                f"The size of tensor a ({a[-i]}) must match the size of tensor b ({b[-i]}) at "
+                f"non-singleton dimension {max(len(a), len(b)) - i}"
+            )
+    return RuntimeError(f"shapes {list(a)} and {list(b)} do not broadcast")
+
+
+def _broadcasting(op: Any, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    try:
+        return op(x, y)
+    except ValueError:
+        raise broadcast_error(np.shape(x), np.shape(y)) from None
 
 
 # ---------------------------------------------------------------- binary arithmetic
-def add(a: Tensor, b: Any) -> Tensor:
+def add(a: Tensor, b: Any, alpha: Any = 1) -> Tensor:
+    """``a + alpha * b``."""
     x, y = _operands(a, b)
-    return _new(x + y, (a, b), lambda g, n: (g, g), "Add")
+    if alpha == 1:
+        return _new(_broadcasting(np.add, x, y), (a, b), lambda g, n: (g, g), "Add")
+    out = _broadcasting(np.add, x, alpha * y)
+    return _new(out, (a, b), lambda g, n: (g, g * alpha if n[1] else None), "Add")
 
 
-def sub(a: Tensor, b: Any, reverse: bool = False) -> Tensor:
+def sub(a: Tensor, b: Any, reverse: bool = False, alpha: Any = 1) -> Tensor:
+    """``a - alpha * b`` (``b - a`` when ``reverse``)."""
     x, y = _operands(a, b)
     if reverse:
-        return _new(y - x, (a, b), lambda g, n: (-g, g), "Sub")
-    return _new(x - y, (a, b), lambda g, n: (g, -g), "Sub")
+        return _new(_broadcasting(np.subtract, y, x), (a, b), lambda g, n: (-g, g), "RsubBackward1")
+    if alpha == 1:
+        return _new(_broadcasting(np.subtract, x, y), (a, b), lambda g, n: (g, -g), "Sub")
+    out = _broadcasting(np.subtract, x, alpha * y)
+    return _new(out, (a, b), lambda g, n: (g, g * -alpha if n[1] else None), "Sub")
 
 
 def mul(a: Tensor, b: Any) -> Tensor:
     x, y = _operands(a, b)
     return _new(
-        x * y, (a, b), lambda g, n: (g * y if n[0] else None, g * x if n[1] else None), "Mul"
+        _broadcasting(np.multiply, x, y),
+        (a, b),
+        lambda g, n: (g * y if n[0] else None, g * x if n[1] else None),
+        "Mul",
     )
 
 
 def div(a: Any, b: Any) -> Tensor:
     """True division; integer / integer gives the default float dtype, as in PyTorch."""
     x, y = _operands(a, b)
-    out = np.true_divide(x, y)
+    out = _broadcasting(np.true_divide, x, y)
     if out.dtype == np.float64 and all(np.asarray(v).dtype.kind in "biu" for v in (x, y)):
         out = out.astype(_dtypes.get_default_dtype())
     return _new(
@@ -116,31 +166,51 @@ def pow(a: Tensor, b: Any) -> Tensor:
         gb = g * out * np.log(np.where(x > 0, x, 1)) if n[1] else None
         return ga, gb
 
-    return _new(out, (a, b), rule, "Pow")
+    return _new(out, (a, b), rule, "PowBackward1" if isinstance(b, Tensor) else "Pow")
 
 
 def rpow(base: Any, a: Tensor) -> Tensor:
     x, y = operand(base, a.dtype), _data(a)
     out = np.power(x, y)
-    return _new(out, (a,), lambda g, n: (g * out * np.log(x),), "Pow")
+    return _new(out, (a,), lambda g, n: (g * out * np.log(x),), "PowBackward2")
+
+
+def _matmul_name(x: np.ndarray, y: np.ndarray) -> str:
+    """PyTorch's node for the product of these ranks (it picks a different kernel for each)."""
+    names = {(1, 1): "Dot", (2, 1): "Mv", (2, 2): "Mm", (1, 2): "SqueezeBackward4"}
+    return names.get((x.ndim, y.ndim), "UnsafeView")
 
 
 def matmul(a: Any, b: Any) -> Tensor:
     x, y = _data(a), _data(b)
+    if x.ndim == 0 or y.ndim == 0:
+        raise RuntimeError(
+            f"both arguments to matmul need to be at least 1D, but they are {x.ndim}D and {y.ndim}D"
+        )
     # 1-D operands act as a row (left) or a column (right), as in NumPy and PyTorch
     x2 = x[None, :] if x.ndim == 1 else x
     y2 = y[:, None] if y.ndim == 1 else y
 
-    batch = np.broadcast_shapes(x2.shape[:-2], y2.shape[:-2])
-    promoted_shape = (*batch, x2.shape[-2], y2.shape[-1])
+    try:
+        out = np.matmul(x, y)
+    except ValueError:
+        sizes = ("x".join(map(str, v.shape)) for v in (x2, y2))
+        raise RuntimeError(
+            "mat1 and mat2 shapes cannot be multiplied ({} and {})".format(*sizes)
+        ) from None
 
     def rule(g: np.ndarray, n: tuple[bool, ...]) -> tuple:
-        g2 = g.reshape(promoted_shape)  # the 1-D operands' dropped dimensions, back
+        shape = list(g.shape)  # the 1-D operands' dropped dimensions, back
+        if y.ndim == 1:
+            shape.append(1)
+        if x.ndim == 1:
+            shape.insert(len(shape) - 1, 1)
+        g2 = g.reshape(shape)
         ga = unbroadcast(g2 @ np.swapaxes(y2, -1, -2), x2.shape).reshape(x.shape) if n[0] else None
         gb = unbroadcast(np.swapaxes(x2, -1, -2) @ g2, y2.shape).reshape(y.shape) if n[1] else None
         return ga, gb
 
-    return _new(np.matmul(x, y), (a, b), rule, "MatMul")
+    return _new(out, (a, b), rule, _matmul_name(x, y) if recording(a, b) else "")
 
 
 # ---------------------------------------------------------------- elementwise functions
@@ -234,8 +304,13 @@ def gelu(a: Tensor, approximate: str = "none") -> Tensor:
     return _unary(a, (x * cdf).astype(x.dtype), lambda: cdf + x * pdf, "Gelu")
 
 
+def _softmax_axis(x: np.ndarray, dim: int) -> int | None:
+    return check_dim(dim, x.ndim) if x.ndim else None
+
+
 def softmax(a: Tensor, dim: int) -> Tensor:
     x = a.data
+    dim = _softmax_axis(x, dim)
     e = np.exp(x - x.max(axis=dim, keepdims=True))
     out = e / e.sum(axis=dim, keepdims=True)
     return _new(
@@ -245,6 +320,7 @@ def softmax(a: Tensor, dim: int) -> Tensor:
 
 def log_softmax(a: Tensor, dim: int) -> Tensor:
     x = a.data
+    dim = _softmax_axis(x, dim)
     shifted = x - x.max(axis=dim, keepdims=True)
     out = shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
     return _new(
@@ -252,12 +328,56 @@ def log_softmax(a: Tensor, dim: int) -> Tensor:
     )
 
 
+def _flat_gradient(a: Tensor, out: np.ndarray, name: str) -> Tensor:
+    """A piecewise-constant function (``sign``, ``floor``, ``round``): zero gradient."""
+    return _new(out, (a,), lambda g, n: (np.zeros_like(g),), name)
+
+
+def sign(a: Tensor) -> Tensor:
+    x = a.data
+    if x.dtype.kind == "b":
+        return _new(x.copy(), (a,), None, "Sign")
+    return _flat_gradient(a, np.sign(x), "Sign")
+
+
+def floor(a: Tensor) -> Tensor:
+    x = a.data
+    return _flat_gradient(a, np.floor(x) if x.dtype.kind == "f" else x.copy(), "Floor")
+
+
+def round(a: Tensor, decimals: int = 0) -> Tensor:
+    """Half to even, as PyTorch (and NumPy) round."""
+    x = a.data
+    out = np.round(x, decimals) if x.dtype.kind == "f" else x.copy()
+    return _flat_gradient(a, out, "Round")
+
+
+def maximum(a: Any, b: Any, largest: bool = True) -> Tensor:
+    """Elementwise ``maximum``/``minimum``; a tie sends half the gradient to each side."""
+    x, y = _operands(a, b)
+    out = _broadcasting(np.maximum if largest else np.minimum, x, y)
+
+    def rule(g: np.ndarray, n: tuple[bool, ...]) -> tuple:
+        first = (x > y) if largest else (x < y)
+        share = np.where(x == y, g.dtype.type(0.5), first).astype(g.dtype, copy=False)
+        return (g * share if n[0] else None, g - g * share if n[1] else None)
+
+    return _new(out, (a, b), rule, "Maximum" if largest else "Minimum")
+
+
 # ---------------------------------------------------------------- reductions
 def _axes(dim: Any, ndim: int) -> tuple[int, ...]:
-    dims = dim if isinstance(dim, list | tuple) else (dim,)
-    if dim is None or len(dims) == 0:  # PyTorch: dim=None or () reduces every dimension
+    """The dimensions a reduction covers: ``None`` or ``()`` for all of them."""
+    if dim is None:
         return tuple(range(ndim))
-    return tuple(sorted(d % max(ndim, 1) for d in dims))
+    dims = tuple(dim) if isinstance(dim, list | tuple) else (dim,)
+    if not dims:
+        return tuple(range(ndim))
+    axes = [check_dim(d, ndim) for d in dims]
+    for d in axes:
+        if axes.count(d) > 1:
+            raise RuntimeError(f"dim {d} appears multiple times in the list of dims")
+    return tuple(sorted(axes)) if ndim else ()
 
 
 def _expand_back(
@@ -274,7 +394,8 @@ def sum(a: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
         x = x.astype(_dtypes.int64)
     axes = _axes(dim, x.ndim)
     out = x.sum(axis=axes, keepdims=keepdim)
-    return _new(out, (a,), lambda g, n: (_expand_back(g, x.shape, axes, keepdim),), "Sum")
+    name = "Sum" if dim is None else "SumBackward1"
+    return _new(out, (a,), lambda g, n: (_expand_back(g, x.shape, axes, keepdim),), name)
 
 
 def mean(a: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
@@ -282,12 +403,49 @@ def mean(a: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
     if x.dtype.kind not in "fc":
         raise RuntimeError(
             "mean(): could not infer output dtype. Input dtype must be either a floating point "
-            f"or complex dtype. Got: {x.dtype}"
+            f"or complex dtype. Got: {_dtype_name(x.dtype)}"
         )
     axes = _axes(dim, x.ndim)
     count = math.prod(x.shape[i] for i in axes)
     out = np.asarray(x.mean(axis=axes, keepdims=keepdim), dtype=x.dtype)
-    return _new(out, (a,), lambda g, n: (_expand_back(g / count, x.shape, axes, keepdim),), "Mean")
+    name = "Mean" if dim is None else "MeanBackward1"
+    return _new(out, (a,), lambda g, n: (_expand_back(g / count, x.shape, axes, keepdim),), name)
+
+
+def _dtype_name(dtype: np.dtype) -> str:
+    """PyTorch's scalar-type name (``Float``, ``Long``...) used in its messages."""
+    names = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long"}
+    names.update(int32="Int", int16="Short", int8="Char", uint8="Byte", bool="Bool")
+    return names.get(str(dtype), str(dtype))
+
+
+def _spread(
+    a: Tensor, dim: Any, unbiased: bool | None, keepdim: bool, correction: Any, root: bool
+) -> Tensor:
+    """``var`` (or ``std`` when ``root``) with ``correction`` (Bessel's by default)."""
+    x = a.data
+    if x.dtype.kind not in "fc":
+        raise RuntimeError("std and var only support floating point and complex dtypes")
+    if unbiased is not None and correction is not None:
+        raise RuntimeError("Cannot pass both correction and unbiased arguments")
+    axes = _axes(dim, x.ndim)
+    ddof = correction if correction is not None else (0 if unbiased is False else 1)
+    divisor = builtins.max(math.prod(x.shape[i] for i in axes) - ddof, 0)
+    centred = x - x.mean(axis=axes, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.asarray(np.square(centred).sum(axis=axes, keepdims=keepdim) / divisor, x.dtype)
+        if root:
+            out = np.sqrt(out)
+
+    def rule(g: np.ndarray, n: tuple[bool, ...]) -> tuple:
+        if not keepdim:
+            g = np.expand_dims(g, axes)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if root:  # d std = d var / (2 std)
+                return (g / (out if keepdim else np.expand_dims(out, axes)) * centred / divisor,)
+            return (g * 2 * centred / divisor,)
+
+    return _new(out, (a,), rule, "Std" if root else "Var")
 
 
 def var(
@@ -295,39 +453,52 @@ def var(
     dim: Any = None,
     unbiased: bool | None = None,
     keepdim: bool = False,
-    correction: int | None = None,
+    correction: Any = None,
 ) -> Tensor:
-    x = a.data
-    axes = _axes(dim, x.ndim)
-    ddof = correction if correction is not None else (0 if unbiased is False else 1)
-    count = math.prod(x.shape[i] for i in axes)
-    centred = x - x.mean(axis=axes, keepdims=True)
-    out = np.asarray((centred**2).sum(axis=axes, keepdims=keepdim) / (count - ddof), x.dtype)
+    return _spread(a, dim, unbiased, keepdim, correction, root=False)
 
-    def rule(g: np.ndarray, n: tuple[bool, ...]) -> tuple:
-        return (_expand_back(g, x.shape, axes, keepdim) * 2 * centred / (count - ddof),)
 
-    return _new(out, (a,), rule, "Var")
+def std(
+    a: Tensor,
+    dim: Any = None,
+    unbiased: bool | None = None,
+    keepdim: bool = False,
+    correction: Any = None,
+) -> Tensor:
+    return _spread(a, dim, unbiased, keepdim, correction, root=True)
+
+
+def _empty_reduction(x: np.ndarray, name: str) -> None:
+    if x.size == 0:
+        raise RuntimeError(
+            f"{name}(): Expected reduction dim to be specified for input.numel() == 0. Specify "
+            "the reduction dim with the 'dim' argument."
+        )
 
 
 def extreme(a: Tensor, dim: Any, keepdim: bool, largest: bool) -> Any:
     """``max``/``min``: over everything (gradient shared among ties) or along ``dim``."""
+    from ..tensor import ReductionResult
+
     x = a.data
     name = "Max" if largest else "Min"
     if dim is None:
-        if x.size == 0:
-            raise RuntimeError(
-                f"{name.lower()}(): Expected reduction dim to be specified for "
-                "input.numel() == 0. Specify the reduction dim with the 'dim' "
-                "argument."
-            )
+        _empty_reduction(x, name.lower())
         value = x.max() if largest else x.min()
-        ties = x == value
-        return _new(value, (a,), lambda g, n: (ties * (g / ties.sum()),), name)
-    dim = dim % x.ndim
+
+        def rule_all(g: np.ndarray, n: tuple[bool, ...]) -> tuple:
+            ties = x == value
+            return (ties * (g / ties.sum()),)
+
+        return _new(value, (a,), rule_all, f"{name}Backward1")
+    dim = check_dim(dim, x.ndim)
+    if x.ndim == 0:
+        return ReductionResult(_new(x.copy(), (a,), lambda g, n: (g,), name), Tensor(np.int64(0)))
+    if x.shape[dim] == 0:
+        raise IndexError(f"{name.lower()}(): Expected reduction dim {dim} to have non-zero size.")
     index = (x.argmax if largest else x.argmin)(axis=dim)
     index_k = np.expand_dims(index, dim)
-    values = np.take_along_axis(x, index_k, axis=dim)
+    values = x.max(axis=dim, keepdims=True) if largest else x.min(axis=dim, keepdims=True)
 
     def rule(g: np.ndarray, n: tuple[bool, ...]) -> tuple:
         full = np.zeros_like(x)
@@ -335,24 +506,121 @@ def extreme(a: Tensor, dim: Any, keepdim: bool, largest: bool) -> Any:
         return (full,)
 
     out = _new(values if keepdim else values.squeeze(dim), (a,), rule, name)
-    from ..tensor import ReductionResult
-
     return ReductionResult(out, Tensor(index_k if keepdim else index))
 
 
+def extreme_values(a: Tensor, dim: Any, keepdim: bool, largest: bool) -> Tensor:
+    """``amax``/``amin``: the extreme over ``dim`` (all by default), ties sharing the gradient."""
+    x = a.data
+    axes = _axes(dim, x.ndim)
+    name = "amax" if largest else "amin"
+    if x.size == 0 and any(x.shape[d] == 0 for d in axes):
+        raise IndexError(f"{name}(): Expected reduction dim {axes[0]} to have non-zero size.")
+    kept = x.max(axis=axes, keepdims=True) if largest else x.min(axis=axes, keepdims=True)
+
+    def rule(g: np.ndarray, n: tuple[bool, ...]) -> tuple:
+        ties = x == kept
+        count = ties.sum(axis=axes, keepdims=True)
+        return (ties * (_expand_back(g, kept.shape, axes, keepdim) / count),)
+
+    out = kept if keepdim else kept.reshape([s for i, s in enumerate(x.shape) if i not in axes])
+    return _new(out, (a,), rule, "Amax" if largest else "Amin")
+
+
+def argsort(x: np.ndarray, axis: int, descending: bool) -> np.ndarray:
+    """Stable order along ``axis``; descending keeps equal values in index order and puts NaN
+    first, as PyTorch's stable sort does."""
+    if not descending:
+        return np.argsort(x, axis=axis, kind="stable")
+    order = np.argsort(np.flip(x, axis), axis=axis, kind="stable")
+    return np.flip(x.shape[axis] - 1 - order, axis)
+
+
+def _gathered(a: Tensor, index: np.ndarray, axis: int, name: str) -> Tensor:
+    """``a``'s values at ``index`` along ``axis`` (distinct positions, as from a sort)."""
+    x = a.data
+
+    def rule(g: np.ndarray, n: tuple[bool, ...]) -> tuple:
+        full = np.zeros_like(x)
+        np.put_along_axis(full, index, g, axis=axis)
+        return (full,)
+
+    return _new(np.take_along_axis(x, index, axis=axis), (a,), rule, name)
+
+
+def sort(a: Tensor, dim: int, descending: bool) -> tuple[Tensor, Tensor]:
+    axis = check_dim(dim, a.ndim)
+    index = argsort(a.data, axis, descending)
+    return _gathered(a, index, axis, "Sort"), Tensor(index)
+
+
+def topk(a: Tensor, k: int, dim: int, largest: bool) -> tuple[Tensor, Tensor]:
+    axis = check_dim(dim, a.ndim)
+    if not 0 <= k <= a.shape[axis]:
+        raise RuntimeError("selected index k out of range")
+    index = argsort(a.data, axis, largest)[(slice(None),) * axis + (slice(0, k),)]
+    return _gathered(a, index, axis, "Topk"), Tensor(index)
+
+
 # ---------------------------------------------------------------- shapes and indexing
-def reshape(a: Tensor, shape: tuple[int, ...]) -> Tensor:
-    original = a.shape
-    return _new(a.data.reshape(shape), (a,), lambda g, n: (g.reshape(original),), "Reshape")
+def reshape(a: Tensor, shape: tuple[int, ...], name: str | None = None) -> Tensor:
+    x = a.data
+    out = x.reshape(shape)
+    if name is None and recording(a):
+        shared = x.flags.c_contiguous or np.may_share_memory(out, x)
+        name = "View" if shared else "UnsafeView"
+    return _new(out, (a,), lambda g, n: (g.reshape(x.shape),), name or "View")
+
+
+def view(a: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """``reshape`` that refuses to copy, as PyTorch's ``view``."""
+    x = a.data
+    try:
+        out = x.reshape(shape) if x.flags.c_contiguous else np.reshape(x, shape, copy=False)
+    except ValueError:
+        raise RuntimeError(
+            "view size is not compatible with input tensor's size and stride (at least one "
+            "dimension spans across two contiguous subspaces). Use .reshape(...) instead."
+        ) from None
+    return _new(out, (a,), lambda g, n: (g.reshape(x.shape),), "View")
+
+
+def expand(a: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """A read-only broadcast view; the engine sums the gradient back to ``a``'s shape."""
+    return _new(np.broadcast_to(a.data, shape), (a,), lambda g, n: (g,), "Expand")
+
+
+def repeat(a: Tensor, repeats: tuple[int, ...]) -> Tensor:
+    x = a.data
+    source = x.reshape((1,) * (len(repeats) - x.ndim) + x.shape)
+
+    def rule(g: np.ndarray, n: tuple[bool, ...]) -> tuple:
+        paired = [v for pair in zip(repeats, source.shape, strict=True) for v in pair]
+        summed = g.reshape(paired).sum(axis=tuple(range(0, 2 * len(repeats), 2)))
+        return (summed.reshape(x.shape),)
+
+    return _new(np.tile(source, repeats), (a,), rule, "Repeat")
 
 
 def permute(a: Tensor, dims: tuple[int, ...]) -> Tensor:
-    dims = tuple(d % a.ndim for d in dims)
+    ndim = a.ndim
+    if len(dims) != ndim:
+        raise RuntimeError(
+            "permute(sparse_coo): number of dimensions in the tensor input does not match the "
+            f"length of the desired ordering of dimensions i.e. input.dim() = {ndim} is not "
+            f"equal to len(dims) = {len(dims)}"
+        )
+    dims = tuple(check_dim(d, ndim) for d in dims)
+    if len(set(dims)) != len(dims):
+        raise RuntimeError("permute(): duplicate dims are not allowed.")
     inverse = tuple(np.argsort(dims))
     return _new(a.data.transpose(dims), (a,), lambda g, n: (g.transpose(inverse),), "Permute")
 
 
 def transpose(a: Tensor, dim0: int, dim1: int) -> Tensor:
+    dim0, dim1 = check_dim(dim0, a.ndim), check_dim(dim1, a.ndim)
+    if a.ndim == 0:
+        return _new(a.data, (a,), lambda g, n: (g,), "Transpose")
     return _new(
         np.swapaxes(a.data, dim0, dim1),
         (a,),
@@ -369,7 +637,28 @@ def _is_basic(index: Any) -> bool:
     )
 
 
-def getitem(a: Tensor, index: Any) -> Tensor:
+def _index_name(index: Any, shape: tuple[int, ...]) -> str:
+    """PyTorch's node for a basic index: the last view it applies (a full slice inside a tuple
+    applies none)."""
+    if not isinstance(index, tuple):
+        names = {slice: "Slice", type(None): "Unsqueeze", type(Ellipsis): "Alias"}
+        return names.get(type(index), "Select")
+    name, dim = "Alias", 0
+    for part in index:
+        if part is Ellipsis:
+            dim += len(shape) - builtins.sum(isinstance(p, int | slice) for p in index)
+        elif part is None:
+            name = "Unsqueeze"
+        elif isinstance(part, slice):
+            if dim < len(shape) and part.indices(shape[dim]) != (0, shape[dim], 1):
+                name = "Slice"
+            dim += 1
+        else:
+            name, dim = "Select", dim + 1
+    return name
+
+
+def getitem(a: Tensor, index: Any, name: str | None = None) -> Tensor:
     x = a.data
     basic = _is_basic(index)
 
@@ -381,7 +670,9 @@ def getitem(a: Tensor, index: Any) -> Tensor:
             np.add.at(full, index, g)
         return (full,)
 
-    return _new(x[index], (a,), rule, "Index")
+    if name is None and recording(a):
+        name = _index_name(index, x.shape) if basic else "Index"
+    return _new(x[index], (a,), rule, name or "Index")
 
 
 def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
@@ -390,7 +681,8 @@ def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
         raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
     dtype = arrays[0].dtype
     for other in arrays[1:]:
-        dtype = result_dtype(np.empty(1, dtype), np.empty(1, other.dtype))
+        if other.dtype != dtype:
+            dtype = result_dtype(np.empty(1, dtype), np.empty(1, other.dtype))
     arrays = [arr.astype(dtype, copy=False) for arr in arrays]
     dim = dim % arrays[0].ndim
     bounds = np.cumsum([arr.shape[dim] for arr in arrays])[:-1]
@@ -406,7 +698,11 @@ def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     arrays = [t.data for t in tensors]
     if not arrays:
         raise RuntimeError("stack expects a non-empty TensorList")
-    out = np.stack(arrays, axis=dim)
+    dtype = arrays[0].dtype
+    for other in arrays[1:]:
+        if other.dtype != dtype:
+            dtype = result_dtype(np.empty(1, dtype), np.empty(1, other.dtype))
+    out = np.stack([arr.astype(dtype, copy=False) for arr in arrays], axis=dim)
     axis = dim % out.ndim
     return _new(
         out,
@@ -417,11 +713,92 @@ def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
 
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
+    """``a`` where ``condition`` else ``b``, promoted like PyTorch (scalars allowed)."""
     cond = np.asarray(_data(condition), dtype=bool)
     x, y = _data(a), _data(b)
-    return _new(
-        np.where(cond, x, y),
-        (a, b),
-        lambda g, n: (np.where(cond, g, 0), np.where(cond, 0, g)),
-        "Where",
+    scalars = all(isinstance(v, bool | int | float) for v in (x, y))
+    dtype = _dtypes.infer_dtype([x, y]) if scalars else result_dtype(x, y)
+    x, y = operand(x, dtype), operand(y, dtype)
+
+    def rule(g: np.ndarray, n: tuple[bool, ...]) -> tuple:
+        return (np.where(cond, g, 0) if n[0] else None, np.where(cond, 0, g) if n[1] else None)
+
+    return _new(np.where(cond, x, y), (a, b), rule, "Where")
+
+
+# ---------------------------------------------------------------- einsum
+def _einsum_spec(equation: str, operands: Sequence[np.ndarray]) -> tuple[list[str], str]:
+    """The input terms and the output term (implicit mode: the letters seen once, sorted)."""
+    spec = equation.replace(" ", "")
+    inputs, arrow, output = spec.partition("->")
+    terms = inputs.split(",")
+    if len(terms) != len(operands):
+        raise RuntimeError(
+            "einsum(): more operands were provided than specified in the equation"
+            if len(operands) > len(terms)
+            else "einsum(): fewer operands were provided than specified in the equation"
+        )
+    if not arrow:
+        letters = "".join(terms).replace(".", "")
+        output = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+        if any("..." in t for t in terms):
+            output = "..." + output
+    return terms, output
+
+
+def _unique(term: str) -> str:
+    """``term`` without repeated letters (a diagonal), the ellipsis kept in place."""
+    seen: list[str] = []
+    for part in term.replace("...", "."):
+        if part == "." or part not in seen:
+            seen.append(part)
+    return "".join(seen).replace(".", "...")
+
+
+def einsum(equation: str, tensors: Sequence[Tensor]) -> Tensor:
+    """NumPy's einsum; each operand's gradient is another einsum of the output's gradient with
+    the other operands (letters it alone sums over broadcast back, diagonals scattered)."""
+    arrays = [t.data for t in tensors]
+    terms, output = _einsum_spec(equation, arrays)
+    many = len(arrays) > 2
+    try:
+        out = np.einsum(f"{','.join(terms)}->{output}", *arrays, optimize=many)
+    except ValueError as error:
+        raise RuntimeError(f"einsum(): {error}") from None
+
+    def rule(g: np.ndarray, needs: tuple[bool, ...]) -> tuple:
+        grads = []
+        for i, (need, term) in enumerate(zip(needs, terms, strict=True)):
+            if not need:
+                grads.append(None)
+                continue
+            others = [j for j in range(len(terms)) if j != i]
+            seen = set(output + "".join(terms[j] for j in others))
+            unique = _unique(term)
+            free = "".join(c for c in unique if c != "." and c not in seen)
+            sizes = dict(zip(term.replace("...", ""), _letter_sizes(term, arrays[i]), strict=True))
+            pieces = [output, *(terms[j] for j in others)] + ([free] if free else [])
+            values = [g, *(arrays[j] for j in others)]
+            if free:  # letters only this operand has: the gradient is constant along them
+                values.append(np.ones([sizes[c] for c in free], g.dtype))
+            grad = np.einsum(f"{','.join(pieces)}->{unique}", *values, optimize=len(values) > 2)
+            if unique != term:  # a repeated letter: the gradient lives on the diagonal
+                full = np.zeros(arrays[i].shape, grad.dtype)
+                np.einsum(f"{term}->{unique}", full)[...] = unbroadcast(
+                    grad, np.einsum(f"{term}->{unique}", full).shape
+                )
+                grad = full
+            grads.append(grad)
+        return tuple(grads)
+
+    return _new(out, tuple(tensors), rule, "Einsum")
+
+
+def _letter_sizes(term: str, array: np.ndarray) -> list[int]:
+    """The size of each letter of ``term`` (ellipsis dimensions skipped) in ``array``."""
+    if "..." not in term:
+        return list(array.shape)
+    before, after = term.split("...")
+    return list(array.shape[: len(before)]) + (
+        list(array.shape[array.ndim - len(after) :]) if after else []
     )
