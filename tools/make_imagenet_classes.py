@@ -19,7 +19,7 @@ def main() -> None:
     )
     from torchvision.models._meta import _IMAGENET_CATEGORIES
 
-    TARGET.write_text("\n".join(_IMAGENET_CATEGORIES) + "\n")
+    TARGET.write_text("\n".join(_IMAGENET_CATEGORIES) + "\n", encoding="utf-8")
     print(f"wrote {len(_IMAGENET_CATEGORIES)} names to {TARGET}")
 
 

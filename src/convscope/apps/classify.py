@@ -1,93 +1,210 @@
-"""ImageNet classification with a ``convscope.models`` network and PyTorch weights.
+"""Classify images with a ``convscope.models`` network and PyTorch weights, no PyTorch needed.
 
-Preprocessing is torchvision's classic evaluation transform: the shorter side resized to 256
-(Pillow bilinear, as ``transforms.Resize`` does on PIL images), a centre crop of 224, values in
-[0, 1], normalised with ImageNet's mean and standard deviation.
+:func:`load_model` builds a network by its torchvision name and loads a state dict file into it
+(strictly: every key, every shape); :func:`find_layer` picks one of its sub-modules by name;
+:func:`classify` runs the ImageNet-preprocessed images through it (see
+:mod:`convscope.apps.imagenet`) and returns the top-k classes.
 
->>> import convscope as cs
->>> from convscope import samples
->>> batch = preprocess([samples.path("photo.jpg")])
->>> batch.shape, batch.dtype
-((1, 3, 224, 224), dtype('float32'))
->>> len(imagenet_classes()), imagenet_classes()[0]
-(1000, 'tench')
+>>> import numpy as np
+>>> [p.label for p in top_k(np.array([[0.0, 2.0, 1.0]]), 2, ["a", "b", "c"])[0]]
+['b', 'c']
+>>> net = load_model("resnet18", num_classes=4).model
+>>> find_layer(net, "layer1.0.conv", "resnet18")
+Traceback (most recent call last):
+...
+ValueError: resnet18 has no layer 'layer1.0.conv'; did you mean layer1.0.conv1, layer1.0.conv2?
 """
 
 from __future__ import annotations
 
-import functools
+import difflib
 import os
-from collections.abc import Mapping, Sequence
+import zipfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
-MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-RESIZE, CROP = 256, 224
+from ..io.image import MAX_PIXELS
+from .imagenet import imagenet_classes, preprocess
+
+#: keys under which training scripts often nest the state dict of a checkpoint
+_NESTED = ("state_dict", "model_state_dict", "model")
+_SHOWN = 3  # keys named per kind in a "does not fit" message
 
 
-@functools.cache
-def imagenet_classes() -> tuple[str, ...]:
-    """The 1000 ImageNet class names in class-index order (bundled list)."""
-    from .. import samples
-
-    return tuple(samples.path("imagenet_classes.txt").read_text().splitlines())
+def _is_array(value: Any) -> bool:
+    return hasattr(value, "shape") and hasattr(value, "dtype")
 
 
-def load_image(path: str | os.PathLike, resize: int = RESIZE, crop: int = CROP) -> np.ndarray:
-    """One image as a normalised float32 ``(3, crop, crop)`` array (see the module text)."""
-    from PIL import Image
-
-    from ..io.image import MAX_PIXELS, _opened
-
-    with _opened(Path(path), MAX_PIXELS) as image:
-        image = image.convert("RGB")
-        width, height = image.size
-        short, long = (width, height) if width <= height else (height, width)
-        new_long = int(resize * long / short)
-        size = (resize, new_long) if width <= height else (new_long, resize)
-        image = image.resize(size, Image.BILINEAR)
-    width, height = image.size
-    top, left = round((height - crop) / 2.0), round((width - crop) / 2.0)
-    pixels = np.asarray(image, dtype=np.float32)[top : top + crop, left : left + crop] / 255
-    if pixels.shape[:2] != (crop, crop):
-        raise ValueError(f"{path}: image smaller than the {crop}x{crop} crop after resizing")
-    return ((pixels - MEAN) / STD).transpose(2, 0, 1)
+def _kind(path: Path) -> str:
+    """``"safetensors"``, ``"convscope"`` or ``"torch"``, by file name ending, then content."""
+    if path.suffix.lower() == ".safetensors":
+        return "safetensors"
+    with open(path, "rb") as fh:
+        head = fh.read(9)
+    if len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") > 1:
+        return "safetensors"  # an 8-byte header length, then the JSON header
+    if head.startswith(b"PK") and zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            if "checkpoint.json" in archive.namelist():
+                return "convscope"
+    return "torch"
 
 
-def preprocess(paths: Sequence[str | os.PathLike]) -> np.ndarray:
-    """The images of ``paths`` as one ``(N, 3, 224, 224)`` float32 batch."""
-    return np.stack([load_image(p) for p in paths]).astype(np.float32, copy=False)
-
-
-def read_weights(path: str | os.PathLike) -> Mapping[str, Any]:
-    """A state dict from a ``torch.save`` file, a ``cs.save`` file or ``.safetensors``
-    (by content), read without running code from the file."""
+def read_weights(path: str | os.PathLike) -> dict[str, Any]:
+    """The state dict in ``path``: a ``torch.save`` file, a ``convscope.save`` file or a
+    ``.safetensors`` file (told apart by name ending and content), read without running code
+    from it.  A dict nested under ``"state_dict"``, ``"model_state_dict"`` or ``"model"`` is
+    taken out, and a ``"module."`` prefix on every key (``DataParallel``) is dropped."""
     from .. import io
 
     path = Path(path)
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-    if path.suffix == ".safetensors":
-        return io.load_safetensors(path)
-    if head.startswith(b"PK"):
-        try:
-            return io.load_torch(path)
-        except io.CheckpointError:
-            return io.load(path)
-    return io.load_torch(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such weights file: {path}")
+    kind = _kind(path)
+    if kind == "safetensors":
+        state: Any = io.load_safetensors(path)
+    elif kind == "convscope":
+        state = io.load(path)
+    else:
+        state = io.load_torch(path)
+    if isinstance(state, Mapping) and not any(_is_array(v) for v in state.values()):
+        nested = [state[k] for k in _NESTED if isinstance(state.get(k), Mapping)]
+        state = nested[0] if nested else state
+    if not isinstance(state, Mapping) or not any(_is_array(v) for v in state.values()):
+        what = type(state).__name__ if not isinstance(state, Mapping) else "dict without arrays"
+        raise ValueError(f"{path} holds a {what}, not a state dict")
+    state = dict(state)
+    if all(str(k).startswith("module.") for k in state):
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+    return state
 
 
 def num_classes_of(state: Mapping[str, Any]) -> int | None:
-    """The classifier's output count from a state dict's last 2-D weight (``fc``,
-    ``classifier.N``, ``head``), or ``None``."""
+    """The output count of a classifier's state dict: the rows of its last 2-D weight
+    (``fc.weight``, ``classifier.6.weight``, ...), or ``None`` when it has none."""
     last = None
     for key, value in state.items():
-        if key.endswith("weight") and np.ndim(getattr(value, "data", value)) == 2:
+        if str(key).endswith("weight") and len(getattr(value, "shape", ())) == 2:
             last = value
-    return None if last is None else int(np.shape(getattr(last, "data", last))[0])
+    return None if last is None else int(last.shape[0])
+
+
+def _names(keys: Sequence[str]) -> str:
+    more = f" (+{len(keys) - _SHOWN} more)" if len(keys) > _SHOWN else ""
+    return ", ".join(keys[:_SHOWN]) + more
+
+
+def fit_problems(model: Any, state: Mapping[str, Any]) -> str:
+    """Why ``state`` cannot be loaded strictly into ``model`` (first few missing and unexpected
+    keys, or the first shape mismatch), or ``""`` when it fits."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [str(k) for k in state if k not in own]
+    problems = []
+    if missing:
+        problems.append(f"missing keys {_names(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys {_names(unexpected)}")
+    if not problems:
+        for key, value in own.items():
+            theirs = tuple(getattr(state[key], "shape", np.shape(state[key])))
+            if theirs != tuple(value.shape):
+                problems.append(
+                    f"{key} has shape {theirs} in the file but {tuple(value.shape)} in the model"
+                )
+                break
+    return "; ".join(problems)
+
+
+class Network(NamedTuple):
+    """A network in eval mode, its output count and whether its weights are random."""
+
+    model: Any
+    num_classes: int
+    random: bool
+
+
+def image_models() -> list[str]:
+    """The names of ``convscope.models``' image classifiers (the video ones left out)."""
+    from .. import models
+
+    return models.list_models(exclude=models.list_models(module=models.video))
+
+
+def load_model(
+    name: str,
+    weights: str | os.PathLike | None = None,
+    *,
+    num_classes: int | None = None,
+    video: bool = False,
+) -> Network:
+    """``convscope.models.get_model(name)`` with the state dict of ``weights`` loaded strictly
+    (random initial weights when it is ``None``); the class count comes from the file's last
+    layer.  Bad names and files that do not fit are ``ValueError``s with a one-line message."""
+    from .. import models
+
+    known = models.list_models() if video else image_models()
+    if name not in known:
+        if name in models.list_models():
+            raise ValueError(f"{name} is a video model; this needs an image classifier")
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else f"choose from {', '.join(known)}"
+        raise ValueError(f"unknown model {name!r}; {hint}")
+    state = None
+    if weights is not None:
+        state = read_weights(weights)
+        num_classes = num_classes_of(state) or num_classes
+    config = {} if num_classes in (None, 1000) else {"num_classes": num_classes}
+    model = models.get_model(name, **config)
+    if state is not None:
+        problems = fit_problems(model, state)
+        if problems:
+            raise ValueError(f"weights {weights} do not fit {name}: {problems}")
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as error:
+            reason = str(error).split("\n\t")[-1].strip()
+            raise ValueError(f"weights {weights} do not fit {name}: {reason}") from None
+    return Network(model.eval(), num_classes or 1000, state is None)
+
+
+def layer_names(model: Any, kind: type | tuple[type, ...] | None = None) -> list[str]:
+    """The names of ``model``'s sub-modules (of type ``kind`` when given), in order."""
+    return [n for n, m in model.named_modules() if n and (kind is None or isinstance(m, kind))]
+
+
+def find_layer(
+    model: Any,
+    layer: str,
+    model_name: str,
+    kind: type | tuple[type, ...] | None = None,
+    what: str = "layer",
+) -> Any:
+    """``model``'s sub-module called ``layer`` (a ``named_modules`` name); a ``ValueError``
+    naming a few valid ones (the closest first) when there is none, or when it is not a
+    ``kind`` (called ``what`` in the message)."""
+    modules = dict(model.named_modules())
+    valid = layer_names(model, kind)
+    module = modules.get(layer) if layer else None
+    if module is None:
+        close = [n for n in valid if layer and n.startswith(layer)][:4]
+        close = close or difflib.get_close_matches(layer, valid, n=4, cutoff=0.75)
+        kinds = "layers" if kind is None else f"{what} layers"
+        hint = (
+            f"did you mean {', '.join(close)}?"
+            if close
+            else f"{kinds} include {', '.join(valid[:5])}, ... (see named_modules())"
+        )
+        raise ValueError(f"{model_name} has no layer {layer!r}; {hint}")
+    if kind is not None and not isinstance(module, kind):
+        raise ValueError(
+            f"layer {layer!r} of {model_name} is a {type(module).__name__}, not a {what}; "
+            f"{what} layers: {', '.join(valid[:5])}, ..."
+        )
+    return module
 
 
 class Prediction(NamedTuple):
@@ -96,17 +213,46 @@ class Prediction(NamedTuple):
     probability: float
 
 
-def top_k(logits: np.ndarray, k: int, labels: Sequence[str] | None) -> list[list[Prediction]]:
-    """The ``k`` most probable classes of each row of ``logits`` (softmax probabilities)."""
-    shifted = logits - logits.max(axis=1, keepdims=True)
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, computed in float64."""
+    shifted = np.asarray(logits, dtype=np.float64)
+    shifted = shifted - shifted.max(axis=1, keepdims=True)
     probs = np.exp(shifted)
-    probs /= probs.sum(axis=1, keepdims=True)
-    k = min(k, logits.shape[1])
-    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+def top_k(
+    logits: np.ndarray, k: int, labels: Sequence[str] | None = None
+) -> list[list[Prediction]]:
+    """The ``k`` most probable classes of each row of ``logits``, with softmax probabilities
+    and ``labels[index]`` (``"class <index>"`` without labels)."""
+    probs = softmax(logits)
+    order = np.argsort(-probs, axis=1, kind="stable")[:, : min(k, probs.shape[1])]
     return [
-        [
-            Prediction(int(i), labels[i] if labels else f"class {i}", float(row_probs[i]))
-            for i in row
-        ]
-        for row, row_probs in zip(order, probs, strict=True)
+        [Prediction(int(i), labels[i] if labels else f"class {i}", float(p[i])) for i in row]
+        for row, p in zip(order, probs, strict=True)
     ]
+
+
+def classify(
+    network: Network,
+    paths: Sequence[str | os.PathLike],
+    k: int = 5,
+    *,
+    batch_size: int = 8,
+    max_pixels: int | None = MAX_PIXELS,
+    done: Callable[[int], Any] | None = None,
+) -> Iterable[tuple[Path, list[Prediction]]]:
+    """The top-``k`` classes of every image of ``paths`` (ImageNet names for a 1000-class
+    network), ``batch_size`` images per forward pass; ``done(n)`` after each batch."""
+    import convscope as cs
+
+    labels = imagenet_classes() if network.num_classes == 1000 else None
+    for start in range(0, len(paths), batch_size):
+        chunk = [Path(p) for p in paths[start : start + batch_size]]
+        batch = preprocess(chunk, max_pixels=max_pixels)
+        with cs.no_grad():
+            logits = network.model(cs.from_numpy(batch)).numpy()
+        yield from zip(chunk, top_k(logits, k, labels), strict=True)
+        if done is not None:
+            done(len(chunk))

@@ -141,3 +141,31 @@ def feature_maps(
         raw = conv(from_numpy(np.ascontiguousarray(prepare(batch, conv)))).numpy()
     maps = activate(raw, activation)
     return maps[0] if single else maps
+
+
+def model_feature_maps(model: Any, layer: str, batch: np.ndarray) -> np.ndarray:
+    """The output of ``model``'s sub-module ``layer`` (a ``named_modules`` name) for the
+    ``(N, C, H, W)`` ``batch``, caught by a forward hook during an eval-mode forward pass under
+    ``no_grad`` (copied, so a later in-place activation cannot change it).
+
+    >>> from convscope import nn
+    >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+    >>> model_feature_maps(net, "0", np.zeros((1, 3, 8, 8), np.float32)).shape
+    (1, 4, 6, 6)
+    """
+    caught: dict[str, np.ndarray] = {}
+
+    def hook(module: Any, args: Any, output: Any) -> None:
+        if not hasattr(output, "numpy"):
+            raise ValueError(f"layer {layer!r} returns a {type(output).__name__}, not a tensor")
+        caught["maps"] = np.array(output.numpy(), copy=True)
+
+    handle = model.get_submodule(layer).register_forward_hook(hook)
+    try:
+        with no_grad():
+            model.eval()(from_numpy(np.ascontiguousarray(batch, dtype=np.float32)))
+    finally:
+        handle.remove()
+    if "maps" not in caught:
+        raise ValueError(f"layer {layer!r} is not used by the forward pass")
+    return caught["maps"]

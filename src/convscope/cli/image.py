@@ -3,13 +3,18 @@
 The layer is seeded-random (PyTorch's default initialisation), classic filters (``--filters``)
 or a conv layer of a checkpoint (``--checkpoint``, ``--layer``).  Every input gives
 ``<name>_channel_<i>.<ext>`` per output channel (i from 1) and ``<name>_sheet.png`` with the
-input and all channels.  Inputs are checked (existence, format, size) before anything is
-written; every file is written under a temporary name and renamed when complete.
+input and all channels.  With ``--model`` (and ``--weights``, ``--layer``) the maps are the output
+of one layer of a ``convscope.models`` network on the ImageNet-preprocessed image, caught by a
+forward hook, saved as ``<name>_<model>.<layer>_channel_<i>.<ext>`` and ``..._sheet.png``.
+Inputs are checked (existence, format, size) before anything is written; every file is written
+under a temporary name and renamed when complete.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import re
 import sys
 import textwrap
 from collections.abc import Callable, Iterator, Sequence
@@ -36,11 +41,13 @@ EXAMPLES = """examples:
   convscope image --checkpoint convscope-output/train/model.cs --layer 0
   convscope image --out-channels 8 --kernel-size 5 --stride 2 --padding 2 --seed 7
   convscope image --tensorboard runs/image         # then: tensorboard --logdir runs
+  convscope image cat.jpg --model resnet18 --weights resnet18.pth --layer layer1.0.conv1
 
 outputs (in --output): <name>_channel_<i>.<format> per output channel (i = 1, 2, ...),
 <name>_sheet.png (input and all channels).  Filters: --filters names one output channel per
 filter applied to the luminance (default), or with --filter-input each, one per filter and
-colour (channel c*n + j = filter j on R, G, B).
+colour (channel c*n + j = filter j on R, G, B).  --model: the 224x224 ImageNet crop goes through
+the network; files <name>_<model>.<layer>_channel_<i>.<format> and _sheet.png (first 64 maps).
 """ + textwrap.fill("available filters: " + ", ".join(FILTERS), 92)
 
 FORMATS = {"png": "PNG", "jpg": "JPEG", "bmp": "BMP", "tiff": "TIFF"}
@@ -81,19 +88,23 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     weights.add_argument(
         "--layer",
         help="conv layer of --checkpoint (default: the first); with --model the layer whose "
-        "output is shown, e.g. layer1.0.conv1",
+        "output is shown (a named_modules() name, e.g. layer1.0.conv1)",
     )
     weights.add_argument(
         "--model",
         help="a convscope.models network (e.g. resnet18): show --layer's feature maps on the "
-        "ImageNet-preprocessed photo (a forward hook)",
+        "ImageNet-preprocessed image (resize 256, centre crop 224, ImageNet mean/std)",
     )
-    weights.add_argument("--weights", help="state dict for --model (torch.save, cs.save, ...)")
+    weights.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="state dict for --model (torch.save(model.state_dict()), convscope.save, "
+        ".safetensors); without it the weights are random",
+    )
     parser.add_argument(
         "--activation",
-        default="sigmoid",
         help="sigmoid (default), none (raw values, clipped to [0, 1] when saved) or minmax "
-        "(each map scaled to [0, 1])",
+        "(each map scaled to [0, 1]; the default with --model)",
     )
     parser.add_argument(
         "--format", default="png", help="channel images: png (default), jpg, bmp, tiff"
@@ -267,22 +278,31 @@ def _progress_bar(total: int, enabled: bool) -> Any:
 
 
 def _save_outputs(
-    job: ImageJob, targets: list[Path], source: Path, picture: np.ndarray, maps: np.ndarray
+    targets: list[Path],
+    picture: np.ndarray,
+    maps: np.ndarray,
+    *,
+    title: str,
+    format: str,
+    activation: str,
+    sheet: bool,
+    titles: Sequence[str] | None = None,
+    sheet_maps: int | None = None,
 ) -> None:
+    """Write one image per channel of ``maps`` to ``targets``, then (``sheet``) the contact
+    sheet of ``picture`` and the first ``sheet_maps`` maps to the last target."""
     from ..viz import contact_sheet, save_figure
 
     for target, channel in zip(targets, maps, strict=False):
-        write_atomically(
-            target, lambda tmp, c=channel: write_image(tmp, c, format=FORMATS[job.format])
-        )
-    if not job.sheet:
+        write_atomically(target, lambda tmp, c=channel: write_image(tmp, c, format=FORMATS[format]))
+    if not sheet:
         return
     figure = contact_sheet(
         picture,
-        maps,
-        titles=job.channel_titles,
-        title=f"{source.name} -> {job.conv!r} -> {job.activation}\n{job.description}",
-        value_range=None if job.activation == "none" else (0.0, 1.0),
+        maps[:sheet_maps],
+        titles=titles,
+        title=title,
+        value_range=None if activation == "none" else (0.0, 1.0),
     )
     write_atomically(targets[-1], lambda tmp: save_figure(figure, tmp))
 
@@ -316,7 +336,17 @@ def process(
             all_maps = image_app.feature_maps(pictures, job.conv, activation=job.activation)
             for item, picture, maps in zip(batch, pictures, all_maps, strict=True):
                 targets = job.outputs(out, item.name)
-                _save_outputs(job, targets, item.path, picture, maps)
+                _save_outputs(
+                    targets,
+                    picture,
+                    maps,
+                    title=f"{item.path.name} -> {job.conv!r} -> {job.activation}\n"
+                    f"{job.description}",
+                    format=job.format,
+                    activation=job.activation,
+                    sheet=job.sheet,
+                    titles=job.channel_titles,
+                )
                 written.extend(targets)
                 if tensorboard is not None:
                     _log(tensorboard, item.index, picture, maps)
@@ -334,82 +364,139 @@ def process(
     return written
 
 
-MODEL_MAPS_SHOWN = 16  # feature maps drawn per image with --model (the first channels)
+#: feature maps drawn on a contact sheet with --model (every channel still gets its own file)
+SHEET_MAPS = 64
 
 
-def model_feature_maps(model: Any, layer: str, batch: np.ndarray) -> np.ndarray:
-    """The output of ``model``'s sub-module ``layer`` for ``batch`` (eval, no gradients),
-    caught with a forward hook.
+def _model_options_conflict(args: argparse.Namespace) -> None:
+    """``UsageError`` when options of the single-layer modes come with ``--model``."""
+    if args.checkpoint is not None or args.filters is not None:
+        raise UsageError("--model replaces --checkpoint and --filters: give only one of them")
+    defaults = {
+        "--stride": "1",
+        "--padding": "1",
+        "--dilation": "1",
+        "--padding-mode": "zeros",
+        "--no-bias": False,
+        "--seed": 0,
+        "--filter-input": "luminance",
+    }
+    changed = list(_explicit(args)) + [
+        option
+        for option, default in defaults.items()
+        if getattr(args, option.lstrip("-").replace("-", "_")) != default
+    ]
+    if changed:
+        raise UsageError(
+            f"{', '.join(changed)} describe a single conv layer; --model uses its own layers"
+        )
 
-    >>> import convscope as cs
-    >>> net = cs.nn.Sequential(cs.nn.Conv2d(3, 4, 3), cs.nn.ReLU())
-    >>> model_feature_maps(net, "0", np.zeros((1, 3, 8, 8), np.float32)).shape
-    (1, 4, 6, 6)
-    """
-    import convscope as cs
 
-    caught: dict[str, np.ndarray] = {}
-    handle = model.get_submodule(layer).register_forward_hook(
-        lambda module, args, output: caught.update(maps=output.numpy().copy())
-    )
-    try:
-        with cs.no_grad():
-            model.eval()(cs.tensor(batch))
-    finally:
-        handle.remove()
-    return caught["maps"]
+def _model_tag(model: str, layer: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{model}.{layer}")
+
+
+def _check_model_outputs(paths: Sequence[Path], names: Sequence[str], out: Path, tag: str) -> None:
+    """``UsageError`` when an input file has the name of one of the outputs."""
+    folder = out.resolve()
+    for path in paths:
+        real = path.resolve()
+        if real.parent != folder:
+            continue
+        for name in names:
+            pattern = rf"{re.escape(name)}_{re.escape(tag)}_(channel_\d+\.\w+|sheet\.png)"
+            if re.fullmatch(pattern, real.name):
+                raise UsageError(f"the outputs for {name} would overwrite the input file {path}")
+
+
+def _layer_maps(
+    network: Any, layer: str, paths: Sequence[Path], batch_size: int, max_pixels: int
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """``(index, shown picture in [0, 1], raw (C, H, W) maps of layer)`` for every image."""
+    from ..apps import imagenet
+
+    for start in range(0, len(paths), batch_size):
+        chunk = range(start, min(start + batch_size, len(paths)))
+        batch = imagenet.preprocess([paths[i] for i in chunk], max_pixels=max_pixels)
+        raw = image_app.model_feature_maps(network.model, layer, batch)
+        if raw.ndim != 4:
+            raise UsageError(
+                f"layer {layer!r} gives {raw.shape[1:]} per image, not (C, H, W) feature maps: "
+                "choose a conv, norm, activation, pooling or block layer"
+            )
+        yield from zip(chunk, imagenet.unnormalise(batch), raw, strict=True)
 
 
 def _run_model(args: argparse.Namespace) -> int:
-    """``--model``: one network layer's feature maps per photo, as a contact sheet."""
-    from .. import models
+    """``--model``: the feature maps of one layer of a network, saved like a conv layer's."""
     from ..apps import classify
-    from ..viz import contact_sheet, save_figure
+    from .classify import random_weights_note
 
-    if args.model not in models.list_models():
-        raise UsageError(f"unknown --model {args.model!r}; see convscope.models.list_models()")
     if args.layer is None:
         raise UsageError("--model needs --layer, e.g. --layer layer1.0.conv1")
-    if args.checkpoint is not None or args.filters is not None:
-        raise UsageError("--model replaces --checkpoint and --filters; give one of them")
-    model = models.get_model(args.model)
-    if args.weights is None:
-        print(
-            "convscope image: note: no --weights given, so the maps come from random weights",
-            file=sys.stderr,
-        )
-    else:
-        if not Path(args.weights).is_file():
-            raise UsageError(f"--weights: no such file: {args.weights}")
-        state = classify.read_weights(args.weights)
-        model = models.get_model(args.model, num_classes=classify.num_classes_of(state) or 1000)
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as error:
-            first = " ".join(str(error).split("\n\t")[1:2])[:300]
-            raise UsageError(f"--weights {args.weights} do not fit {args.model}: {first}") from None
-    names = dict(model.named_modules())
-    if args.layer not in names or args.layer == "":
-        some = ", ".join(n for n in list(names)[1:6])
-        raise UsageError(f"{args.model} has no layer {args.layer!r}; layers: {some}, ...")
+    _model_options_conflict(args)
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.max_pixels < 1:
+        raise UsageError(f"--max-pixels must be at least 1, got {args.max_pixels}")
+    activation = _choice(args.activation or "minmax", image_app.ACTIVATIONS, "--activation")
+    fmt = _choice(args.format.lower().removeprefix("."), tuple(FORMATS), "--format")
     paths = collect_inputs(args.inputs)
-    out = output_dir(args.output)
     for path in paths:
-        picture = classify.load_image(path)
-        maps = model_feature_maps(model, args.layer, picture[None])[0]
-        if maps.ndim != 3:
-            raise UsageError(f"layer {args.layer!r} gives {maps.shape}, not (C, H, W) maps")
-        unit = picture * classify.STD[:, None, None] + classify.MEAN[:, None, None]
-        figure = contact_sheet(
-            np.clip(unit, 0, 1),
-            maps[:MODEL_MAPS_SHOWN],
-            title=f"{path.name} -> {args.model}.{args.layer}: {tuple(maps.shape)} "
-            f"(first {min(len(maps), MODEL_MAPS_SHOWN)} channels, each on its own scale)",
-            value_range=None,
-        )
-        target = out / f"{path.stem}_{args.model}.{args.layer}.png"
-        write_atomically(target, lambda tmp, f=figure: save_figure(f, tmp))
-        print(f"{path.name}: {args.model}.{args.layer} output {tuple(maps.shape)} -> {target}")
+        probe_image(path, args.max_pixels)
+    network = classify.load_model(args.model, args.weights)
+    module = classify.find_layer(network.model, args.layer, args.model)
+    names, tag = _unique_names(paths), _model_tag(args.model, args.layer)
+    _check_model_outputs(paths, names, Path(args.output), tag)
+    what, sheet = f"{args.model}.{args.layer} ({type(module).__name__})", not args.no_sheet
+    maps_of = _layer_maps(network, args.layer, paths, args.batch_size, args.max_pixels)
+    with ExitStack() as stack:
+        first = next(maps_of)  # a layer without (C, H, W) maps fails before anything is made
+        if network.random:  # after every check: a refused command prints one line only
+            random_weights_note("image", "so are the maps")
+        logger = None
+        if args.tensorboard:
+            from ..apps.tensorboard import open_logger
+
+            logger = stack.enter_context(open_logger(output_dir(args.tensorboard)))
+        out = output_dir(args.output)
+        bar = _progress_bar(len(paths), not args.no_progress)
+        if bar is not None:
+            stack.callback(bar.close)
+        say = bar.write if bar is not None else print
+        count = 0
+        for i, picture, raw in itertools.chain([first], maps_of):
+            maps = image_app.activate(raw, activation)
+            stem = f"{names[i]}_{tag}"
+            targets = [out / f"{stem}_channel_{c}.{fmt}" for c in range(1, len(maps) + 1)]
+            targets += [out / f"{stem}_sheet.png"] if sheet else []
+            shown = "" if len(maps) <= SHEET_MAPS else f" (sheet: first {SHEET_MAPS})"
+            _save_outputs(
+                targets,
+                picture,
+                maps,
+                title=f"{paths[i].name} (224x224 ImageNet crop) -> {what}\n"
+                f"output {tuple(raw.shape)} -> {activation}{shown}",
+                format=fmt,
+                activation=activation,
+                sheet=sheet,
+                sheet_maps=SHEET_MAPS,
+            )
+            count += len(targets)
+            if logger is not None:
+                _log(logger, i, picture, maps)
+            say(
+                f"{paths[i].name} -> {what} output {tuple(raw.shape)}: "
+                f"{out / stem}_channel_1..{len(maps)}.{fmt}"
+                + (f", {targets[-1].name}" if sheet else "")
+            )
+            if bar is not None:
+                bar.update()
+    print(f"{len(paths)} image(s), {count} files written to {out}")
+    if args.tensorboard:
+        from ..apps.tensorboard import viewer_hint
+
+        print(viewer_hint(args.tensorboard))
     return 0
 
 
@@ -422,7 +509,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.max_pixels < 1:
         raise UsageError(f"--max-pixels must be at least 1, got {args.max_pixels}")
-    activation = _choice(args.activation, image_app.ACTIVATIONS, "--activation")
+    activation = _choice(args.activation or "sigmoid", image_app.ACTIVATIONS, "--activation")
     fmt = _choice(args.format.lower().removeprefix("."), tuple(FORMATS), "--format")
     conv, titles, description = build_conv(args)
     paths = collect_inputs(args.inputs)

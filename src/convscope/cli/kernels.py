@@ -28,10 +28,13 @@ EXAMPLES = """examples:
   convscope kernels --in-channels 1 --out-channels 16 --kernel-size 5 --seed 3
   convscope kernels convscope-output/train/model.cs   # every conv layer of a trained model
   convscope kernels model.pt --layer features.0       # one layer of a PyTorch state dict
+  convscope kernels --model resnet18 --weights resnet18.pth --layer conv1   # colour filters
 
 outputs (in --output): kernels_<layer>.png per conv layer of a checkpoint, or
 kernels_random.png and kernels_classic.png.  Rows are output channels, columns input channels
 (weight[row, column]); red is positive, blue negative, white 0, on one scale for all cells.
+--model: kernels_<model>.<layer>.png; a first layer seeing RGB images is drawn as colour filters
+(each filter one small RGB image, scaled on its own to the full 0..255 range).
 """
 
 
@@ -53,10 +56,15 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     parser.add_argument("--layer", help="conv layer to draw (default: every conv layer)")
     parser.add_argument(
         "--model",
-        help="a convscope.models architecture (e.g. resnet18): draw its --layer, with the "
-        "state dict of --weights",
+        help="a convscope.models architecture (e.g. resnet18): draw its conv --layer (a "
+        "named_modules() name, e.g. conv1), with the state dict of --weights",
     )
-    parser.add_argument("--weights", help="state dict for --model (torch.save, cs.save, ...)")
+    parser.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="state dict for --model (torch.save(model.state_dict()), convscope.save, "
+        ".safetensors; or give it as CHECKPOINT); without it the weights are random",
+    )
     parser.add_argument(
         "-o",
         "--output",
@@ -75,8 +83,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     parser.add_argument(
         "--max-channels",
         type=int,
-        default=MAX_CHANNELS,
-        help=f"draw at most this many rows and columns ({MAX_CHANNELS})",
+        help=f"draw at most this many rows and columns ({MAX_CHANNELS}); for colour filters "
+        "(--model, first layer) at most this many filters (all)",
     )
 
 
@@ -153,94 +161,82 @@ def _fresh_conv(args: argparse.Namespace) -> nn.Conv2d:
     )
 
 
-def colour_filters(weight: np.ndarray, cell: int = 56, columns: int = 8) -> np.ndarray:
-    """First-layer filters ``(O, 3, kh, kw)`` as one RGB picture: each filter scaled on its
-    own to 0..255 (its three channels together), enlarged by repetition, in a grid.
+def _model_options_conflict(args: argparse.Namespace) -> str | None:
+    """The weights file of ``--model`` (``--weights`` or the CHECKPOINT), after refusing the
+    options of the other modes."""
+    if args.weights is not None and args.checkpoint is not None:
+        raise UsageError("give the weights once: --weights FILE or CHECKPOINT, not both")
+    changed = [option for option, value in _fresh_options(args).items() if value]
+    if changed:
+        raise UsageError(f"{', '.join(changed)}: options of a fresh layer, not of --model")
+    return args.weights if args.weights is not None else args.checkpoint
 
-    >>> colour_filters(np.random.default_rng(0).standard_normal((10, 3, 7, 7))).shape
-    (118, 466, 3)
-    """
-    out, _, kh, kw = weight.shape
-    zoom = max(1, cell // max(kh, kw))
-    rows, gap = -(-out // columns), 2
-    height, width = kh * zoom, kw * zoom
-    picture = np.full(
-        (rows * (height + gap) + gap, min(out, columns) * (width + gap) + gap, 3), 255, np.uint8
-    )
-    for index, filt in enumerate(weight):
-        low, high = float(filt.min()), float(filt.max())
-        scaled = (filt - low) / (high - low) if high > low else np.zeros_like(filt)
-        tile = np.kron(scaled.transpose(1, 2, 0), np.ones((zoom, zoom, 1)))
-        r, c = divmod(index, columns)
-        top, left = gap + r * (height + gap), gap + c * (width + gap)
-        picture[top : top + height, left : left + width] = np.rint(tile * 255).astype(np.uint8)
-    return picture
+
+def _fresh_options(args: argparse.Namespace) -> dict[str, bool]:
+    """Each fresh-layer option -> whether it differs from its default."""
+    defaults = {"--in-channels": 3, "--out-channels": 4, "--kernel-size": "3", "--groups": 1}
+    defaults.update({"--seed": 0, "--filters": "all"})
+    return {
+        option: getattr(args, option.lstrip("-").replace("-", "_")) != default
+        for option, default in defaults.items()
+    }
 
 
 def _draw_model_layer(args: argparse.Namespace) -> int:
-    """``--model``: the filters of one layer of a convscope.models network."""
-    from PIL import Image
-
-    from .. import models
+    """``--model``: the filters of one conv layer of a ``convscope.models`` network; a first
+    layer seeing RGB as colour filters, any other as the per-channel grid."""
     from ..apps import classify
     from ..nn.conv import _ConvNd
+    from ..viz.kernels import colour_filters
 
-    if args.model not in models.list_models():
-        raise UsageError(f"unknown --model {args.model!r}; see convscope.models.list_models()")
+    weights = _model_options_conflict(args)
+    network = classify.load_model(args.model, weights, video=True)
     if args.layer is None:
-        raise UsageError("--model needs --layer, e.g. --layer conv1")
-    weights = args.weights or args.checkpoint
-    model = models.get_model(args.model)
-    if weights is None:
+        convs = classify.layer_names(network.model, _ConvNd)[:5]
+        raise UsageError(f"--model needs --layer; {args.model}'s conv layers: {', '.join(convs)}")
+    module = classify.find_layer(network.model, args.layer, args.model, _ConvNd, "convolution")
+    if network.random:
         print(
             "convscope kernels: note: no --weights given, so these are random initial filters",
             file=sys.stderr,
         )
-    else:
-        if not Path(weights).is_file():
-            raise UsageError(f"--weights: no such file: {weights}")
-        state = classify.read_weights(weights)
-        model = models.get_model(args.model, num_classes=classify.num_classes_of(state) or 1000)
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as error:
-            first = " ".join(str(error).split("\n\t")[1:2])[:300]
-            raise UsageError(f"--weights {weights} do not fit {args.model}: {first}") from None
-    names = dict(model.named_modules())
-    if args.layer not in names:
-        convs = ", ".join([n for n, m in names.items() if isinstance(m, _ConvNd)][:5])
-        raise UsageError(f"{args.model} has no layer {args.layer!r}; conv layers: {convs}, ...")
-    module = names[args.layer]
-    if not isinstance(module, _ConvNd):
-        raise UsageError(f"layer {args.layer!r} is a {type(module).__name__}, not a convolution")
     weight = module.weight.numpy()
-    if weight.ndim != 4:
-        raise UsageError(f"layer {args.layer!r} is not 2-D (weight {weight.shape}): not drawn")
-    out = output_dir(args.output)
-    if weight.ndim == 4 and weight.shape[1] == 3:
-        path = out / _file_name(f"{args.model}.{args.layer}")
-        picture = Image.fromarray(colour_filters(weight))
-        write_atomically(path, lambda tmp: picture.save(tmp, format="PNG"))
-        print(f"{args.model}.{args.layer}: {_describe(weight)} -> {path} (colour filters)")
+    name = f"{args.model}.{args.layer}"
+    path = Path(args.output) / _file_name(name)
+    if weights is not None and path.resolve() == Path(weights).resolve():
+        raise UsageError(f"the picture {path} would overwrite the weights file")
+    output_dir(args.output)
+    rgb = weight.ndim == 4 and module.in_channels == 3 and module.groups == 1
+    if rgb and not module.transposed:
+        picture = colour_filters(weight, max_filters=args.max_channels)
+        write_atomically(path, lambda tmp: _save_rgb(picture, tmp))
+        shown = len(weight) if args.max_channels is None else min(len(weight), args.max_channels)
+        print(f"{name}: {_describe(weight)} -> {path} ({shown} colour filters)")
         return 0
     from ..viz import kernel_grid
 
     figure = kernel_grid(
         weight,
         title=f"{args.model}: layer {args.layer!r}, weight {tuple(weight.shape)}",
-        max_channels=args.max_channels,
+        max_channels=args.max_channels or MAX_CHANNELS,
     )
-    path = out / _file_name(f"{args.model}.{args.layer}")
     _save(figure, path)
-    print(f"{args.model}.{args.layer}: {_describe(weight)} -> {path}")
+    print(f"{name}: {_describe(weight)} -> {path}")
     return 0
 
 
+def _save_rgb(picture: np.ndarray, path: str) -> None:
+    from PIL import Image
+
+    Image.fromarray(picture).save(path, format="PNG")
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.max_channels < 1:
+    if args.max_channels is not None and args.max_channels < 1:
         raise UsageError(f"--max-channels must be at least 1, got {args.max_channels}")
     if args.model is not None:
         return _draw_model_layer(args)
+    args.max_channels = args.max_channels or MAX_CHANNELS
     if args.weights is not None:
         raise UsageError("--weights goes with --model; a plain checkpoint is the CHECKPOINT")
     if args.checkpoint is None:
@@ -253,13 +249,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{conv!r}: {_describe(conv.weight.numpy())} -> {written[0]}")
         print(f"classic filters {', '.join(names)} -> {written[1]}")
         return 0
-    fresh = {"--in-channels": 3, "--out-channels": 4, "--kernel-size": "3", "--groups": 1}
-    fresh.update({"--seed": 0, "--filters": "all"})
-    changed = [
-        option
-        for option, default in fresh.items()
-        if getattr(args, option.lstrip("-").replace("-", "_")) != default
-    ]
+    changed = [option for option, value in _fresh_options(args).items() if value]
     if changed:
         raise UsageError(f"{', '.join(changed)} describe a fresh layer, not a CHECKPOINT's")
     layers = conv_layers(load_checkpoint(args.checkpoint))

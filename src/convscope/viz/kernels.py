@@ -9,6 +9,9 @@ colour bar, so the cells can be compared; small kernels also show their numbers.
 >>> figure = kernel_grid(weight, title="Conv2d(3, 4, 3)")
 >>> len(figure.axes)  # the grid and its colour bar
 2
+
+A first layer seeing RGB images has the classic picture instead: every filter as one small
+colour image (:func:`colour_filters`).
 """
 
 from __future__ import annotations
@@ -253,3 +256,40 @@ def filter_gallery(
         ax.set_yticks([])
     figure.suptitle(title or "classic filters", fontsize=12)
     return figure
+
+
+def colour_filters(
+    weight: Any, *, cell: int = 56, columns: int = 8, gap: int = 2, max_filters: int | None = None
+) -> np.ndarray:
+    """The filters of a first conv layer ``(out, 3, kh, kw)`` as one ``uint8`` RGB picture
+    ``(H, W, 3)``: each filter is one colour image (its three input channels as red, green and
+    blue), scaled on its own so its lowest value is 0 and its highest 255 (all three channels
+    together), enlarged with nearest-neighbour repetition to about ``cell`` pixels, in a grid of
+    ``columns`` filters per row with white ``gap`` pixels between them.  ``max_filters`` keeps
+    only the first ones.
+
+    >>> weight = np.random.default_rng(0).standard_normal((10, 3, 7, 7))
+    >>> picture = colour_filters(weight)
+    >>> picture.shape, picture.dtype, int(picture[2:58, 2:58].min()), int(picture[2:58, 2:58].max())
+    ((118, 466, 3), dtype('uint8'), 0, 255)
+    """
+    weight = np.asarray(weight, dtype=np.float64)
+    if weight.ndim != 4 or weight.shape[1] != 3 or weight.shape[0] < 1:
+        raise ValueError(f"colour filters need a (out, 3, kh, kw) weight, got {weight.shape}")
+    weight = weight[:max_filters]
+    count, _, kh, kw = weight.shape
+    zoom = max(1, cell // max(kh, kw))
+    height, width, rows = kh * zoom, kw * zoom, -(-count // columns)
+    picture = np.full(
+        (rows * (height + gap) + gap, min(count, columns) * (width + gap) + gap, 3), 255, np.uint8
+    )
+    low = weight.min(axis=(1, 2, 3), keepdims=True)
+    span = weight.max(axis=(1, 2, 3), keepdims=True) - low
+    scaled = np.where(span > 0, (weight - low) / np.where(span > 0, span, 1.0), 0.5)
+    tiles = np.rint(scaled.transpose(0, 2, 3, 1) * 255).astype(np.uint8)
+    tiles = tiles.repeat(zoom, axis=1).repeat(zoom, axis=2)
+    for index, tile in enumerate(tiles):
+        r, c = divmod(index, columns)
+        top, left = gap + r * (height + gap), gap + c * (width + gap)
+        picture[top : top + height, left : left + width] = tile
+    return picture
