@@ -14,7 +14,9 @@ from __future__ import annotations
 import os
 import threading
 import time
+import types
 from types import ModuleType
+from typing import Any
 
 BACKEND = "numpy" if os.environ.get("CONVSCOPE_JIT", "").strip() == "0" else "auto"
 
@@ -26,6 +28,8 @@ SERIAL_BELOW = 1 << 15
 _kernels: ModuleType | None = None
 _failed = False
 _compile_seconds: dict[str, float] = {}
+_compiled: set[tuple] = set()
+_twins: dict[Any, Any] = {}
 # numba's default thread pool ("workqueue") must not be entered by two threads at once
 _launch = threading.Lock()
 
@@ -67,34 +71,70 @@ def _prefer_workqueue() -> None:
     numba.config.THREADING_LAYER = "workqueue"
 
 
-def _threads_for(args: tuple[object, ...]) -> int:
+def _serial_twin(function: Any) -> Any:
+    """The same kernel compiled without ``parallel=True``: it runs in the calling thread
+    (``prange`` becomes ``range``), where a parallel kernel, even on one thread, hands the work
+    to a pool thread and waits for it (under load, that hand-over alone took milliseconds)."""
+    twin = _twins.get(function)
+    if twin is None:
+        import numba
+
+        source = function.py_func
+        copy = types.FunctionType(
+            source.__code__,
+            source.__globals__,
+            source.__name__ + "_serial",
+            source.__defaults__,
+            source.__closure__,
+        )
+        copy.__qualname__ = source.__qualname__ + "_serial"  # its own on-disk cache entry
+        copy.__module__ = source.__module__
+        copy.__doc__ = source.__doc__
+        twin = numba.njit(cache=True, nogil=True)(copy)
+        _twins[function] = twin
+    return twin
+
+
+def run(function: Any, *args: Any) -> None:
+    """Run the compiled kernel ``function`` (a numba dispatcher) on as many threads as
+    convscope uses, or serially in this thread when its largest array has fewer than
+    :data:`SERIAL_BELOW` elements; the first call of each signature compiles (or loads the
+    cached code), which is timed (:func:`compile_seconds`)."""
+    largest = max((getattr(a, "size", 0) for a in args), default=0)
+    serial = largest < SERIAL_BELOW
+    name = function.py_func.__name__
+    if serial:
+        function = _serial_twin(function)
+    key = (function, tuple(getattr(a, "dtype", type(a)) for a in args))
+    if key in _compiled:
+        if serial:
+            function(*args)
+            return
+        _launch_parallel(function, args)
+        return
+    start = time.perf_counter()
+    if serial:
+        function(*args)
+    else:
+        _launch_parallel(function, args)
+    kinds = ", ".join(str(a.dtype) if hasattr(a, "dtype") else type(a).__name__ for a in args)
+    _compile_seconds[f"{name}({kinds})"] = time.perf_counter() - start
+    _compiled.add(key)
+
+
+def _launch_parallel(function: Any, args: tuple[Any, ...]) -> None:
     import numba
 
     from .threads import get_num_threads
 
-    largest = max((getattr(a, "size", 0) for a in args), default=0)
-    if largest < SERIAL_BELOW:
-        return 1
-    return min(get_num_threads(), numba.config.NUMBA_NUM_THREADS)
-
-
-def call(name: str, *args: object) -> None:
-    """Run kernel ``name`` on as many threads as convscope uses (one for small arrays, see
-    :data:`SERIAL_BELOW`); the first call of each signature compiles (or loads the cached
-    code), which is timed."""
-    import numba
-
-    numba.set_num_threads(_threads_for(args))
-    function = getattr(kernels(), name)
-    kinds = ", ".join(str(a.dtype) if hasattr(a, "dtype") else type(a).__name__ for a in args)
-    signature = f"{name}({kinds})"
     with _launch:
-        if signature in _compile_seconds:
-            function(*args)
-            return
-        start = time.perf_counter()
+        numba.set_num_threads(min(get_num_threads(), numba.config.NUMBA_NUM_THREADS))
         function(*args)
-        _compile_seconds[signature] = time.perf_counter() - start
+
+
+def call(name: str, *args: Any) -> None:
+    """:func:`run` the kernel ``name`` of the compiled-kernel module (:func:`kernels`)."""
+    run(getattr(kernels(), name), *args)
 
 
 def compile_seconds() -> dict[str, float]:
