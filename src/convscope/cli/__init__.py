@@ -28,6 +28,7 @@ COMMANDS = {
     "summary": "convscope.cli.summary",
     "animate": "convscope.cli.animate",
     "classify": "convscope.cli.classify",
+    "explore": "convscope.cli.explore",
 }
 
 
