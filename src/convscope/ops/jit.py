@@ -23,7 +23,7 @@ BACKEND = "numpy" if os.environ.get("CONVSCOPE_JIT", "").strip() == "0" else "au
 #: Kernels whose largest array has fewer elements than this run on one thread: waking a
 #: thread pool costs more than such a pass (a resnet18 forward on a 32x32 input runs 30%
 #: faster serial).
-SERIAL_BELOW = 1 << 15
+SERIAL_BELOW = 1 << 16
 
 _kernels: ModuleType | None = None
 _failed = False
@@ -99,9 +99,12 @@ def run(function: Any, *args: Any) -> None:
     """Run the compiled kernel ``function`` (a numba dispatcher) on as many threads as
     convscope uses, or serially in this thread when its largest array has fewer than
     :data:`SERIAL_BELOW` elements; the first call of each signature compiles (or loads the
-    cached code), which is timed (:func:`compile_seconds`)."""
+    cached code), which is timed (:func:`compile_seconds`).  With one thread
+    (``cs.set_num_threads(1)``) every kernel runs serially in the calling thread."""
+    from .threads import get_num_threads
+
     largest = max((getattr(a, "size", 0) for a in args), default=0)
-    serial = largest < SERIAL_BELOW
+    serial = largest < SERIAL_BELOW or get_num_threads() == 1
     name = function.py_func.__name__
     if serial:
         function = _serial_twin(function)
