@@ -5,10 +5,12 @@ max pool, then a linear layer to the 10 classes), :func:`load_fashion_model` loa
 trained weights (``samples/fashion/tinyvgg.safetensors``, written by ``tools/train_fashion.py``,
 its log in ``tools/train_fashion.log``), :func:`preprocess` turns any image into the network's
 input and :func:`fashion_samples` gives the bundled test images (3 per class, from the
-Fashion-MNIST test set, which the network never trained on).
+Fashion-MNIST test set, which the network never trained on; also as PNG files,
+:func:`sample_paths`).
 
 Fashion-MNIST pictures are 28x28 grayscale, a light garment on a black background; an image
-that is a dark object on a light background should be inverted first (``invert=True``).
+that is a dark object on a light background should be inverted first (``invert=True``, or
+``invert="auto"``: inverted when its border is mostly light).
 
 >>> import numpy as np
 >>> import convscope as cs
@@ -35,7 +37,7 @@ from .. import nn
 #: the folder of the bundled weights, sample images and class names
 FOLDER = Path(__file__).resolve().parent.parent / "samples" / "fashion"
 WEIGHTS = FOLDER / "tinyvgg.safetensors"
-SAMPLES = FOLDER / "samples.npz"
+SAMPLES = FOLDER / "samples.json"
 SIZE = 28  # input side in pixels
 
 #: Fashion-MNIST's class names in label order (also in ``samples/fashion/classes.json``)
@@ -96,10 +98,14 @@ def load_fashion_model(weights: str | Path | None = None) -> nn.Sequential:
 
 
 @functools.cache
-def _samples() -> tuple[tuple[int, np.ndarray], ...]:
-    with np.load(SAMPLES) as data:
-        labels, images = data["labels"], data["images"]
-    return tuple((int(label), image) for label, image in zip(labels, images, strict=True))
+def _samples() -> tuple[tuple[int, Path], ...]:
+    entries = json.loads(SAMPLES.read_text(encoding="utf-8"))
+    return tuple((int(entry["label"]), FOLDER / entry["file"]) for entry in entries)
+
+
+def sample_paths() -> list[tuple[int, Path]]:
+    """The bundled test images as ``(label, PNG file)`` pairs (3 per class, in label order)."""
+    return list(_samples())
 
 
 def fashion_samples() -> list[tuple[int, np.ndarray]]:
@@ -110,7 +116,18 @@ def fashion_samples() -> list[tuple[int, np.ndarray]]:
     >>> len(pairs), pairs[0][1].shape, pairs[0][1].dtype, sorted({label for label, _ in pairs})
     (30, (28, 28), dtype('uint8'), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
     """
-    return [(label, image.copy()) for label, image in _samples()]
+    from PIL import Image
+
+    pairs = []
+    for label, path in _samples():
+        with Image.open(path) as image:
+            pairs.append((label, np.asarray(image.convert("L"), dtype=np.uint8)))
+    return pairs
+
+
+def default_sample() -> Path:
+    """The bundled picture the commands use when given no image: the first ankle boot."""
+    return next(path for label, path in _samples() if label == FASHION_CLASSES.index("Ankle boot"))
 
 
 def class_names_file() -> Path:
@@ -150,11 +167,12 @@ def _gray(image: Any) -> np.ndarray:
     return np.clip(np.asarray(array, dtype=np.float32) / scale, 0.0, 1.0)
 
 
-def preprocess(image: Any, *, invert: bool = False) -> np.ndarray:
+def preprocess(image: Any, *, invert: bool | str = False) -> np.ndarray:
     """Any image (PIL image, or an array as :func:`_gray` reads it) as the network's input:
     ``(1, 1, 28, 28)`` float32 in [0, 1] - gray, resized to 28x28 (Pillow bilinear with
-    antialiasing) when it has another size, ``1 - value`` with ``invert`` (for dark objects on
-    a light background).  Training used exactly this scaling (pixel / 255) and nothing else.
+    antialiasing) when it has another size, ``1 - value`` with ``invert=True`` (for dark objects
+    on a light background; ``"auto"``: when the mean of the border pixels is above 0.5).
+    Training used exactly this scaling (pixel / 255) and nothing else.
 
     >>> x = preprocess(np.full((56, 40, 3), 255, dtype=np.uint8), invert=True)
     >>> x.shape, x.dtype, float(x.max())
@@ -166,19 +184,48 @@ def preprocess(image: Any, *, invert: bool = False) -> np.ndarray:
     if gray.shape != (SIZE, SIZE):
         resized = Image.fromarray(gray).resize((SIZE, SIZE), Image.BILINEAR)
         gray = np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
+    if invert not in (True, False, "auto"):
+        raise ValueError(f"invert must be True, False or 'auto', got {invert!r}")
+    if invert == "auto":
+        invert = needs_inversion(gray)
     if invert:
         gray = 1.0 - gray
     return np.ascontiguousarray(gray, dtype=np.float32).reshape(1, 1, SIZE, SIZE)
 
 
-def load_image(path: str | Path, *, invert: bool = False, max_pixels: int | None = None) -> Any:
-    """The image file at ``path`` preprocessed (see :func:`preprocess`); ``ValueError`` with a
-    one-line message for a bad file."""
+def needs_inversion(gray: np.ndarray) -> bool:
+    """Whether a gray ``(H, W)`` picture in [0, 1] looks like a dark object on a light
+    background (the mean of its one-pixel border is above 0.5) rather than Fashion-MNIST's
+    light garment on black.
+
+    >>> needs_inversion(np.ones((5, 5))), needs_inversion(np.pad(np.ones((3, 3)), 1))
+    (True, False)
+    """
+    border = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
+    return bool(border.mean() > 0.5)
+
+
+def load_image(
+    path: str | Path, *, invert: bool | str = "auto", max_pixels: int | None = None
+) -> np.ndarray:
+    """The image file at ``path`` preprocessed (see :func:`preprocess`; inverted when its
+    border is light, unless ``invert`` says otherwise); ``ValueError`` with a one-line message
+    for a bad file."""
     from ..io.image import MAX_PIXELS, _opened
 
     with _opened(Path(path), MAX_PIXELS if max_pixels is None else max_pixels) as image:
-        image.load()
+        try:
+            image.load()
+        except (OSError, SyntaxError) as error:
+            raise ValueError(f"{path}: corrupt or truncated image ({error})") from None
         return preprocess(image.copy(), invert=invert)
+
+
+def load_images(
+    paths: Any, *, invert: bool | str = "auto", max_pixels: int | None = None
+) -> np.ndarray:
+    """Several image files as one ``(N, 1, 28, 28)`` batch (see :func:`load_image`)."""
+    return np.concatenate([load_image(p, invert=invert, max_pixels=max_pixels) for p in paths])
 
 
 def class_names() -> tuple[str, ...]:
