@@ -73,8 +73,10 @@ def test_depthwise_in_tiny_workspace_and_threads(backend, monkeypatch):
 
 def test_compile_time_is_recorded(monkeypatch):
     monkeypatch.setattr(jit, "BACKEND", "auto")
-    F.conv2d(np.ones((1, 2, 5, 5), np.float32), np.ones((2, 1, 3, 3), np.float32), groups=2)
+    F.conv2d(np.ones((1, 4, 5, 5), np.float32), np.ones((4, 2, 3, 3), np.float32), groups=2)
     assert any(k.startswith("grouped_taps(float32") for k in jit.compile_seconds())
+    F.conv2d(np.ones((1, 2, 5, 5), np.float32), np.ones((2, 1, 3, 3), np.float32), groups=2)
+    assert any(k.startswith("depthwise(float32") for k in jit.compile_seconds())
 
 
 @pytest.mark.parametrize(

@@ -16,19 +16,24 @@ import numpy as np
 from ..ops import pool as pool_ops
 from ..ops.tiling import ConvGeometry
 from ..tensor import Tensor
-from .engine import attach
+from .engine import attach, is_grad_enabled
 
 
-def max_pool(x: Tensor, geom: ConvGeometry) -> tuple[Tensor, np.ndarray]:
-    """Max pooling of a batched tensor; also returns the flat spatial index of each maximum.
+def max_pool(
+    x: Tensor, geom: ConvGeometry, return_indices: bool = False
+) -> tuple[Tensor, np.ndarray | None]:
+    """Max pooling of a batched tensor; also returns the flat spatial index of each maximum
+    when asked or needed for the gradient (``None`` otherwise: the values-only kernel runs).
 
     >>> import convscope as cs
     >>> from convscope.ops.pool import pool_geometry
     >>> geom = pool_geometry((1, 1, 3), (2,), (1,), (0,), (1,), False)
-    >>> y, where = max_pool(cs.tensor([[[1.0, 3.0, 2.0]]]), geom)
+    >>> y, where = max_pool(cs.tensor([[[1.0, 3.0, 2.0]]]), geom, return_indices=True)
     >>> y.tolist(), where.tolist()
     ([[[3.0, 3.0]]], [[[1, 1]]])
     """
+    if not return_indices and not (is_grad_enabled() and x.requires_grad):
+        return Tensor(pool_ops.max_pool_values(x.data, geom)), None
     values, indices = pool_ops.max_pool(x.data, geom)
     shape = x.shape
     return attach(

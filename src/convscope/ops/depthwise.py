@@ -48,7 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import jit, tiling
+from . import jit, pool, tiling
 
 CACHE_BYTES = 384 << 10
 """Target working set (slab, phases, accumulator, product) of one channel block."""
@@ -76,6 +76,8 @@ def run(
     """Depthwise ``conv_general`` (``groups == in_channels``) into ``out``, tile by tile; with
     the compiled kernel, any grouping (meant for layers with few channels per group)."""
     n, c = x.shape[:2]
+    if _direct(x, w, geom, groups, out):
+        return
     compiled = jit.kernels() is not None
     if not compiled and (groups != c or w.shape[1] != 1 or w.shape[0] % c):
         raise ValueError(
@@ -122,6 +124,47 @@ def run(
     with ThreadPoolExecutor(workers) as pool:
         for future in [pool.submit(worker, units[i::workers]) for i in range(workers)]:
             future.result()
+
+
+def _direct(
+    x: np.ndarray, w: np.ndarray, geom: tiling.ConvGeometry, groups: int, out: np.ndarray
+) -> bool:
+    """A depthwise layer (``groups == in_channels``, floating point, no zero insertion) with
+    the compiled direct kernel (:func:`convscope.ops._jit_pool.depthwise`): one job per
+    (sample, channel) plane and band of rows, its padded rows gathered in cache, the output
+    written in place.  Returns ``False`` (nothing done) for other calls."""
+    c = x.shape[1]
+    if (
+        groups != c
+        or w.shape[1] != 1
+        or x.dtype.name not in ("float16", "float32", "float64")
+        or max(geom.input_dilation) > 1
+        or pool.compiled_kernels() is None
+    ):
+        return False
+    dtype = tiling.compute_dtype(x.dtype)
+    mult = w.shape[0] // c
+    src = pool.as_3d(np.ascontiguousarray(x, dtype=dtype))
+    kernel = np.ascontiguousarray(w, dtype=dtype).reshape(c, mult, -1)
+    direct = out.flags.c_contiguous and out.dtype == dtype
+    target = out if direct else np.empty(out.shape, dtype)
+    tables = pool.Windows.of(geom, dtype.itemsize)
+    pool.launch(
+        "depthwise",
+        src,
+        kernel,
+        tables.geom,
+        tables.phases,
+        tables.tap_phase,
+        tables.tap_q,
+        tables.reach,
+        tables.band,
+        pool.chunks(),
+        pool.as_3d(target),
+    )
+    if not direct:
+        out[...] = target
+    return True
 
 
 def weight_gradient(

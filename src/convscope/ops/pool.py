@@ -8,6 +8,12 @@ offset at a time, a strided view of the slab holds that offset's cell of every w
 never wins a maximum: each offset comes with the mask of output positions whose cell lies
 inside the input, and the flat index of that cell (PyTorch's ``return_indices``).
 
+With numba installed (the ``fast`` extra) floating-point max and average pooling run the
+compiled kernels of :mod:`convscope.ops._jit_pool` instead: one parallel job per
+(sample, channel) plane that gathers its padded rows into a cache-sized buffer and writes the
+output in place (:class:`Windows` holds their tables).  Without a gradient to compute, a
+max-pooling asks for the values alone (:func:`max_pool_values`): no index array at all.
+
 Adaptive average pooling and nearest-neighbour resampling are *segment means*: along each
 spatial axis, output ``i`` is the mean of the input cells ``[start_i, start_i + length_i)``.
 
@@ -24,13 +30,16 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..geometry import receptive_extent
-from . import tiling
+from . import jit, tiling
 from .workspace import get_workspace_budget
 
 Segments = Sequence[tuple[np.ndarray, np.ndarray]]
@@ -86,6 +95,145 @@ def pool_geometry(
     )
 
 
+# ---------------------------------------------------------------- compiled kernels
+CACHE_BYTES = 256 << 10
+"""Target size of one compiled job's buffers (phase planes and accumulators of a band)."""
+
+_FLOATS = ("float16", "float32", "float64")
+_module: ModuleType | None = None
+_module_failed = False
+
+
+def compiled_kernels() -> ModuleType | None:
+    """The compiled sliding-window kernels (:mod:`convscope.ops._jit_pool`), or ``None`` when
+    numba is missing or the NumPy backend is chosen (``convscope.ops.jit.BACKEND``)."""
+    global _module, _module_failed
+    if _module is None and not _module_failed and jit.kernels() is not None:
+        try:
+            from . import _jit_pool
+        except (ImportError, RuntimeError, OSError):  # numba present but unusable here
+            _module_failed = True
+        else:
+            _module = _jit_pool
+    return _module if jit.kernels() is not None else None
+
+
+def launch(name: str, *args: object) -> None:
+    """Run compiled kernel ``name`` on convscope's thread count (the first call of each
+    signature compiles or loads the cached code; its time joins ``jit.compile_seconds()``)."""
+    import numba
+
+    from .threads import get_num_threads
+
+    numba.set_num_threads(min(get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    function = getattr(compiled_kernels(), name)
+    kinds = ", ".join(str(a.dtype) if hasattr(a, "dtype") else type(a).__name__ for a in args)
+    signature = f"{name}({kinds})"
+    with jit._launch:
+        if signature in jit._compile_seconds:
+            function(*args)
+            return
+        start = time.perf_counter()
+        function(*args)
+        jit._compile_seconds[signature] = time.perf_counter() - start
+
+
+def chunks() -> int:
+    """Parts the jobs of a compiled kernel are split into: a few per thread."""
+    from .threads import get_num_threads
+
+    return 4 * get_num_threads()
+
+
+def as_3d(a: np.ndarray) -> np.ndarray:
+    """``(N, C, *S)`` viewed as ``(N, C, D, H, W)`` (leading singleton spatial dims)."""
+    return a.reshape((*a.shape[:2], *(1,) * (5 - a.ndim), *a.shape[2:]))
+
+
+def _lead(values: Sequence[int], fill: int) -> list[int]:
+    return [fill] * (3 - len(values)) + list(values)
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Tables of the compiled kernels for one geometry (3-D: leading singleton dims added):
+    the geometry as 15 integers, the stride phases the taps use, each tap's phase, offset in
+    phase cells and flat input offset, the offsets' reach, and output rows per job."""
+
+    geom: np.ndarray
+    phases: np.ndarray
+    tap_phase: np.ndarray
+    tap_q: np.ndarray
+    tap_cell: np.ndarray
+    reach: np.ndarray
+    band: int
+
+    @classmethod
+    def of(cls, geom: tiling.ConvGeometry, itemsize: int, accumulators: int = 1) -> Windows:
+        """Tables for ``geom``; bands sized so one job's phase planes and ``accumulators``
+        wide-row arrays of ``itemsize`` bytes fit :data:`CACHE_BYTES` and, over all threads,
+        the workspace budget (a band is at least one output row).
+
+        >>> w = Windows.of(pool_geometry((1, 1, 5, 5), (3, 3), (2, 2), (1, 1), (1, 1), False), 4)
+        >>> w.phases.tolist(), w.tap_q.tolist()[:3], w.reach.tolist()
+        ([[0, 0, 0], [0, 0, 1], [0, 1, 0], [0, 1, 1]], [[0, 0, 0], [0, 0, 0], [0, 0, 1]], [0, 1, 1])
+        """
+        from .threads import get_num_threads
+
+        limit = min(CACHE_BYTES, get_workspace_budget() // get_num_threads())
+        return cls._cached(geom, itemsize, accumulators, limit)
+
+    @classmethod
+    @functools.lru_cache(maxsize=256)
+    def _cached(
+        cls, geom: tiling.ConvGeometry, itemsize: int, accumulators: int, limit: int
+    ) -> Windows:
+        size = _lead(geom.input_shape[2:], 1)
+        out = _lead(geom.output_size, 1)
+        kernel = _lead(geom.kernel_size, 1)
+        stride = _lead(geom.stride, 1)
+        dilation = _lead(geom.dilation, 1)
+        pads = _lead([before for before, _ in geom.pads], 0)
+        taps = [
+            [k * d for k, d in zip(tap, dilation, strict=True)]
+            for tap in itertools.product(*(range(k) for k in kernel))
+        ]  # each tap's span from the window's first cell, per dimension
+        tap_phase_of = [tuple(t % s for t, s in zip(tap, stride, strict=True)) for tap in taps]
+        phases = sorted(set(tap_phase_of))
+        tap_q = np.array([[t // s for t, s in zip(tap, stride, strict=True)] for tap in taps])
+        tap_q = tap_q.astype(np.int64).reshape(len(taps), 3)
+        reach = tap_q.max(axis=0)
+        flat = (size[1] * size[2], size[2], 1)
+        tap_cell = np.array([sum(t * f for t, f in zip(tap, flat, strict=True)) for tap in taps])
+        row = (out[0] + reach[0]) * (out[2] + reach[2]) * itemsize
+        per_row = row * (len(phases) + accumulators)
+        band = max(1, min(out[1], limit // per_row - int(reach[1])))
+        return cls(
+            geom=np.array([*size, *out, *stride, *dilation, *pads], np.int64),
+            phases=np.array(phases, np.int64),
+            tap_phase=np.array([phases.index(p) for p in tap_phase_of], np.int64),
+            tap_q=tap_q,
+            tap_cell=tap_cell.astype(np.int64),
+            reach=reach.astype(np.int64),
+            band=int(band),
+        )
+
+
+def _compiled_for(x: np.ndarray, geom: tiling.ConvGeometry) -> bool:
+    """Whether the compiled kernels take this call (floating input, no zero insertion)."""
+    return (
+        x.dtype.name in _FLOATS
+        and x.size > 0
+        and max(geom.input_dilation) == 1
+        and compiled_kernels() is not None
+    )
+
+
+def _compiled_input(x: np.ndarray) -> np.ndarray:
+    """Contiguous input in its compute dtype (float16 in float32), as ``(N, C, D, H, W)``."""
+    return as_3d(np.ascontiguousarray(x, dtype=tiling.compute_dtype(x.dtype)))
+
+
 def _windows(
     slab: np.ndarray, geom: tiling.ConvGeometry, box: Sequence[int], writeable: bool = False
 ) -> np.ndarray:
@@ -127,16 +275,18 @@ def _flat(coords: Sequence[np.ndarray], size: Sequence[int]) -> np.ndarray:
 
 
 def _offsets(
-    geom: tiling.ConvGeometry, tile: tiling.Tile
-) -> Iterator[tuple[tuple[int, ...], np.ndarray, np.ndarray]]:
-    """Each kernel offset with the flat input index of its cell in every window of ``tile`` and
-    the mask of windows where that cell is inside the input (not padding)."""
+    geom: tiling.ConvGeometry, tile: tiling.Tile, cells: bool = True
+) -> Iterator[tuple[tuple[int, ...], np.ndarray | None, np.ndarray]]:
+    """Each kernel offset with the flat input index of its cell in every window of ``tile``
+    (``None`` unless ``cells``) and the mask of windows where that cell is inside the input
+    (not padding)."""
     size = geom.input_shape[2:]
     starts = _starts(geom, tile)
     for offset in itertools.product(*(range(k) for k in geom.kernel_size)):
         coords = [s + k * d for s, k, d in zip(starts, offset, geom.dilation, strict=True)]
         inside = [(c >= 0) & (c < h) for c, h in zip(coords, size, strict=True)]
-        yield offset, _flat(coords, size), functools.reduce(np.logical_and, _grid(inside))
+        flat = _flat(coords, size) if cells else None
+        yield offset, flat, functools.reduce(np.logical_and, _grid(inside))
 
 
 def _first_cells(geom: tiling.ConvGeometry, tile: tiling.Tile) -> np.ndarray:
@@ -175,14 +325,79 @@ def max_pool(
 
     Ties keep the first maximum in window order; NaN wins (the last NaN), as in PyTorch.
     """
+    if _compiled_for(x, geom):
+        src = _compiled_input(x)
+        shape = (*x.shape[:2], *geom.output_size)
+        values, indices = np.empty(shape, src.dtype), np.empty(shape, np.int64)
+        w = Windows.of(geom, src.itemsize, accumulators=3)
+        launch(
+            "max_indices",
+            src,
+            w.geom,
+            w.phases,
+            w.tap_phase,
+            w.tap_q,
+            w.tap_cell,
+            w.reach,
+            w.band,
+            chunks(),
+            float(_lowest(src.dtype)),
+            as_3d(values),
+            as_3d(indices),
+        )
+        return values.astype(x.dtype, copy=False), indices
+    return _max_pool_numpy(x, geom, budget, True)
+
+
+def max_pool_values(
+    x: np.ndarray, geom: tiling.ConvGeometry, budget: int | None = None
+) -> np.ndarray:
+    """Maximum of each window alone (no indices: for calls that need no gradient).
+
+    >>> geom = pool_geometry((1, 1, 5), (3,), (2,), (1,), (1,), False)
+    >>> max_pool_values(np.array([[[1.0, np.nan, 2.0, 0.0, 3.0]]]), geom).tolist()
+    [[[nan, nan, 3.0]]]
+    """
+    if _compiled_for(x, geom):
+        src = _compiled_input(x)
+        values = np.empty((*x.shape[:2], *geom.output_size), src.dtype)
+        w = Windows.of(geom, src.itemsize, accumulators=1)
+        launch(
+            "max_values",
+            src,
+            w.geom,
+            w.phases,
+            w.tap_phase,
+            w.tap_q,
+            w.reach,
+            w.band,
+            chunks(),
+            float(_lowest(src.dtype)),
+            as_3d(values),
+        )
+        return values.astype(x.dtype, copy=False)
+    return _max_pool_numpy(x, geom, budget, False)[0]
+
+
+def _max_pool_numpy(
+    x: np.ndarray, geom: tiling.ConvGeometry, budget: int | None, with_indices: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """NumPy reference of :func:`max_pool` (indices only ``with_indices``)."""
     dtype = tiling.compute_dtype(x.dtype)
     shape = (*x.shape[:2], *geom.output_size)
-    values, indices = np.empty(shape, x.dtype), np.empty(shape, np.int64)
+    values = np.empty(shape, x.dtype)
+    indices = np.empty(shape, np.int64) if with_indices else None
     scratch = tiling.Scratch(dtype)
-    for tile in _tiles(geom, dtype, budget, temporaries=4):
+    for tile in _tiles(geom, dtype, budget, temporaries=4 if with_indices else 2):
         slab = tiling.extract_slab(x, geom, tile, dtype, scratch)
         windows = _windows(slab, geom, tile.size)
         best = np.full(windows.shape[: 2 + len(tile.size)], _lowest(dtype), dtype)
+        if indices is None:
+            for offset, _, inside in _offsets(geom, tile, cells=False):
+                value = windows[(..., *offset)]
+                np.copyto(best, value, where=inside & ((value > best) | (value != value)))
+            values[tile.out_index] = best
+            continue
         argmax = np.broadcast_to(_first_cells(geom, tile), best.shape).copy()
         for offset, cells, inside in _offsets(geom, tile):
             value = windows[(..., *offset)]
@@ -199,24 +414,37 @@ def max_pool_backward(
 ) -> np.ndarray:
     """Adjoint of :func:`max_pool`: each output gradient goes to the cell its maximum came from."""
     rows, cells = math.prod(input_shape[:2]), math.prod(input_shape[2:])
-    out = np.zeros((rows, cells), grad.dtype)
     flat = indices.reshape(rows, -1)
+    if grad.dtype.name in _FLOATS[1:] and grad.size and compiled_kernels() is not None:
+        out = np.empty((rows, cells), grad.dtype)
+        launch(
+            "max_scatter",
+            np.ascontiguousarray(grad).reshape(rows, -1),
+            np.ascontiguousarray(flat),
+            out,
+        )
+        return out.reshape(input_shape)
+    out = np.zeros((rows, cells), grad.dtype)
     row = np.broadcast_to(np.arange(rows)[:, None], flat.shape)
     inside = flat < cells  # a window of padding only points past the input (PyTorch's index)
     np.add.at(out, (row[inside], flat[inside]), grad.reshape(rows, -1)[inside])
     return out.reshape(input_shape)
 
 
-def _divisors(
+def _divisor_axes(
     geom: tiling.ConvGeometry,
     tile: tiling.Tile,
     count_include_pad: bool,
     divisor_override: int | None,
-) -> np.ndarray | int:
-    """PyTorch's divisor of each window: its cells inside the padded input, or inside the
-    input alone (``count_include_pad=False``), or ``divisor_override``."""
+) -> list[np.ndarray]:
+    """Per spatial dimension, the factor of each window's divisor (their product is PyTorch's
+    divisor): cells inside the padded input, or inside the input alone
+    (``count_include_pad=False``); ``divisor_override`` as the first factor and ones."""
     if divisor_override is not None:
-        return divisor_override
+        return [
+            np.full(b - a, divisor_override if d == 0 else 1, np.int64)
+            for d, (a, b) in enumerate(zip(tile.start, tile.stop, strict=True))
+        ]
     counts = []
     for start, k, h, (before, _) in zip(
         _starts(geom, tile), geom.kernel_size, geom.input_shape[2:], geom.pads, strict=True
@@ -225,7 +453,19 @@ def _divisors(
         counts.append(
             end - start if count_include_pad else np.minimum(end, h) - np.maximum(start, 0)
         )
-    return math.prod(_grid(counts))
+    return counts
+
+
+def _divisors(
+    geom: tiling.ConvGeometry,
+    tile: tiling.Tile,
+    count_include_pad: bool,
+    divisor_override: int | None,
+) -> np.ndarray | int:
+    """PyTorch's divisor of each window of ``tile``, broadcast over ``(N, C, *box)``."""
+    if divisor_override is not None:
+        return divisor_override
+    return math.prod(_grid(_divisor_axes(geom, tile, count_include_pad, None)))
 
 
 def _divide(total: np.ndarray, divisor: np.ndarray | int) -> np.ndarray:
@@ -244,6 +484,27 @@ def avg_pool(
     budget: int | None = None,
 ) -> np.ndarray:
     """Mean of each window (sum of its input cells over :func:`_divisors`)."""
+    if _compiled_for(x, geom):
+        src = _compiled_input(x)
+        out = np.empty((*x.shape[:2], *geom.output_size), src.dtype)
+        whole = tiling.Tile(slice(None), (0,) * len(geom.output_size), geom.output_size)
+        axes = _divisor_axes(geom, whole, count_include_pad, divisor_override)
+        axes = [np.ones(1, np.int64)] * (3 - len(axes)) + axes
+        w = Windows.of(geom, src.itemsize)
+        launch(
+            "avg_values",
+            src,
+            w.geom,
+            w.phases,
+            w.tap_phase,
+            w.tap_q,
+            w.reach,
+            w.band,
+            chunks(),
+            *(a.astype(src.dtype) for a in axes),
+            as_3d(out),
+        )
+        return out.astype(x.dtype, copy=False)
     dtype = tiling.compute_dtype(x.dtype) if x.dtype.kind == "f" else np.dtype(np.int64)
     out = np.empty((*x.shape[:2], *geom.output_size), x.dtype)
     scratch = tiling.Scratch(dtype)

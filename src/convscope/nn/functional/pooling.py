@@ -104,11 +104,13 @@ def _max_pool_nd(n: int, doc: str) -> Any:
     ) -> Any:
         window = (kernel_size, stride, padding, dilation, ceil_mode)
         batched, geom = _pool_windows(op, n, input, *window, _MAX_POOL_DTYPES)
-        y, where = _nn_ops.max_pool(batched, geom)
-        indices = Tensor(where)
+        y, where = _nn_ops.max_pool(batched, geom, return_indices)
         if np.ndim(input) == n + 1:
-            y, indices = y.squeeze(0), indices.squeeze(0)
-        return (y, indices) if return_indices else y
+            y = y.squeeze(0)
+        if not return_indices:
+            return y
+        indices = Tensor(where)
+        return y, indices.squeeze(0) if np.ndim(input) == n + 1 else indices
 
     return _documented(max_pool, op, doc)
 
