@@ -71,7 +71,14 @@ def _check_name(name: str) -> str:
 
 def implementation(name: str) -> Algorithm:
     """The function running algorithm ``name`` (its module is imported on first use)."""
-    return importlib.import_module(f"convscope.ops.{MODULES[_check_name(name)]}").run
+    run = _implementations.get(name)
+    if run is None:
+        run = importlib.import_module(f"convscope.ops.{MODULES[_check_name(name)]}").run
+        _implementations[name] = run
+    return run
+
+
+_implementations: dict[str, Algorithm] = {}
 
 
 def unsupported(name: str, geom: ConvGeometry, groups: int, dtype: Any) -> str | None:

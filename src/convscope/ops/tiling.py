@@ -8,6 +8,7 @@ Padding is never applied to the whole input at once, so its copy is bounded too.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -138,49 +139,98 @@ class Scratch:
         return self._flat[:count].reshape(shape)
 
 
-def extract_slab(
-    x: np.ndarray, geom: ConvGeometry, tile: Tile, dtype: np.dtype, scratch: Scratch | None = None
-) -> np.ndarray:
-    """The padded, zero-inserted input cells ``tile`` reads, shape ``slab_shape``."""
-    region = geom.region(tile.start, tile.stop)
-    source = x[tile.batch]
-    if slab_is_view(geom, region) and source.dtype == dtype:
-        index = tuple(
-            slice(lo - before, hi - before)
-            for (lo, hi), (before, _) in zip(region, geom.pads, strict=True)
+@dataclass(frozen=True)
+class SlabRecipe:
+    """How to build one tile's slab, worked out once per (geometry, tile) and reused.
+
+    ``view`` indexes the input directly when the slab needs no padding or zero insertion;
+    otherwise the slab (spatial ``shape``) is zeroed where ``zero`` says (everywhere
+    when ``dilated``) and the input block ``src`` copied to ``dst``; ``empty`` slabs read only
+    padding.
+    """
+
+    view: tuple[slice, ...] | None
+    shape: tuple[int, ...]
+    src: tuple[slice, ...]
+    dst: tuple[slice, ...]
+    zero: tuple[tuple[slice, ...], ...]
+    dilated: bool
+    empty: bool
+
+    def extract(
+        self, x: np.ndarray, batch: slice, dtype: np.dtype, scratch: Scratch | None
+    ) -> np.ndarray:
+        source = x[batch]
+        if self.view is not None and source.dtype == dtype:
+            return source[self.view]
+        shape = source.shape[:2] + self.shape
+        slab = np.empty(shape, dtype) if scratch is None else scratch.take(shape)
+        if self.dilated or self.empty:
+            slab.fill(0)
+            if self.empty:
+                return slab
+        for index in self.zero:
+            slab[index] = 0
+        from .threads import parallel_copy
+
+        parallel_copy(
+            slab[self.dst],
+            source[self.src],
+            axis=1 if slab.shape[1] > slab.shape[0] else 0,
         )
-        return source[(slice(None), slice(None), *index)]
-    shape = (source.shape[0], source.shape[1], *(hi - lo for lo, hi in region))
-    slab = np.empty(shape, dtype) if scratch is None else scratch.take(shape)
+        return slab
+
+
+@functools.lru_cache(maxsize=8192)
+def slab_recipe(geom: ConvGeometry, start: tuple[int, ...], stop: tuple[int, ...]) -> SlabRecipe:
+    """The :class:`SlabRecipe` of the output box ``[start, stop)`` (all batch entries)."""
+    region = geom.region(start, stop)
+    channels = slice(None)
+    lead = (slice(None), channels)
+    view = None
+    if slab_is_view(geom, region):
+        view = (
+            *lead,
+            *(
+                slice(lo - before, hi - before)
+                for (lo, hi), (before, _) in zip(region, geom.pads, strict=True)
+            ),
+        )
+    shape = tuple(hi - lo for lo, hi in region)
     dilated = any(i != 1 for i in geom.input_dilation)
-    if dilated:
-        slab.fill(0)  # the inserted zeros
     src_index, dst_index = [], []
+    empty = False
     for (lo, hi), (before, _), step, size in zip(
-        region, geom.pads, geom.input_dilation, source.shape[2:], strict=True
+        region, geom.pads, geom.input_dilation, geom.input_shape[2:], strict=True
     ):
         # input cell i sits at padded coordinate before + i*step; keep those inside [lo, hi)
         first = max(0, -((before - lo) // step))
         last = min(size - 1, (hi - 1 - before) // step)
         if last < first:
-            slab.fill(0)
-            return slab
+            empty = True
+            break
         src_index.append(slice(first, last + 1))
-        start = before + first * step - lo
-        dst_index.append(slice(start, start + (last - first) * step + 1, step))
-    if not dilated:  # zero only the padding around the copied block
+        begin = before + first * step - lo
+        dst_index.append(slice(begin, begin + (last - first) * step + 1, step))
+    zero: list[tuple[slice, ...]] = []
+    if not dilated and not empty:  # zero only the padding around the copied block
         for d, part in enumerate(dst_index):
-            lead = (slice(None), slice(None), *dst_index[:d])
-            slab[(*lead, slice(0, part.start))] = 0
-            slab[(*lead, slice(part.stop, None))] = 0
-    from .threads import parallel_copy
-
-    parallel_copy(
-        slab[(slice(None), slice(None), *dst_index)],
-        source[(slice(None), slice(None), *src_index)],
-        axis=1 if slab.shape[1] > slab.shape[0] else 0,
+            outer = (*lead, *dst_index[:d])
+            if part.start > 0:
+                zero.append((*outer, slice(0, part.start)))
+            if part.stop < shape[d]:
+                zero.append((*outer, slice(part.stop, None)))
+    return SlabRecipe(
+        view, shape, (*lead, *src_index), (*lead, *dst_index), tuple(zero), dilated, empty
     )
-    return slab
+
+
+def extract_slab(
+    x: np.ndarray, geom: ConvGeometry, tile: Tile, dtype: np.dtype, scratch: Scratch | None = None
+) -> np.ndarray:
+    """The padded, zero-inserted input cells ``tile`` reads, shape ``slab_shape``."""
+    recipe = slab_recipe(geom, tile.start, tile.stop)
+    return recipe.extract(x, tile.batch, dtype, scratch)
 
 
 def compute_dtype(dtype: np.dtype) -> np.dtype:

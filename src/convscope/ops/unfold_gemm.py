@@ -20,6 +20,7 @@ array([[[ 4.,  6.,  8., 10.],
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -49,19 +50,12 @@ def run(
         planes = x.reshape(n, groups, cg, -1)
         np.matmul(kernel, planes, out=out.reshape(n, groups, og, -1))
         return
-    size = tiling.itemsize(dtype)
-
-    def cost(nb: int, box: Sequence[int]) -> int:
-        positions = nb * tiling.prod(box)
-        slab = tiling.prod(tiling.slab_shape(geom, nb, box))
-        return size * (slab + positions * (c * tiling.prod(k) + o))
-
-    nb, box = tiling.plan_tiles(n, geom.output_size, cost, budget)
+    tiles, box = _tiles(geom, dtype, o, budget)
     slabs, columns, products = (tiling.Scratch(dtype) for _ in range(3))
     whole_planes = tuple(box) == tuple(geom.output_size) and out.dtype == dtype
     # few positions per sample make per-sample GEMMs too thin: one GEMM over the tile instead
     per_sample = tiling.prod(box) >= PER_SAMPLE_POSITIONS
-    for tile in tiling.iter_tiles(n, geom.output_size, nb, box):
+    for tile in tiles:
         slab = tiling.extract_slab(x, geom, tile, dtype, slabs)
         count = slab.shape[0]
         target = out[tile.batch]
@@ -76,10 +70,31 @@ def run(
             product = product.reshape(count, o, *tile.size)
         else:
             cols = unfold(slab, geom, tile.size, groups, columns, samples_inner=True)
+            if count == 1 and whole_planes and target.flags.c_contiguous:
+                np.matmul(kernel, cols, out=target.reshape(groups, og, -1))
+                continue
             product = products.take((groups, og, cols.shape[-1]))
             np.matmul(kernel, cols, out=product)
-            product = np.moveaxis(product.reshape(o, count, *tile.size), 1, 0)
+            product = product.reshape(o, count, *tile.size).swapaxes(0, 1)
         threads.parallel_copy(out[tile.out_index], product, axis=1)
+
+
+@functools.lru_cache(maxsize=1024)
+def _tiles(
+    geom: tiling.ConvGeometry, dtype: np.dtype, out_channels: int, budget: int
+) -> tuple[tuple[tiling.Tile, ...], tuple[int, ...]]:
+    """The tiles of one call signature (and their output box), planned once."""
+    size = tiling.itemsize(dtype)
+    n, c = geom.input_shape[:2]
+    taps = tiling.prod(geom.kernel_size)
+
+    def cost(nb: int, box: Sequence[int]) -> int:
+        positions = nb * tiling.prod(box)
+        slab = tiling.prod(tiling.slab_shape(geom, nb, box))
+        return size * (slab + positions * (c * taps + out_channels))
+
+    nb, box = tiling.plan_tiles(n, geom.output_size, cost, budget)
+    return tuple(tiling.iter_tiles(n, geom.output_size, nb, box)), box
 
 
 def _pointwise(x: np.ndarray, geom: tiling.ConvGeometry, dtype: np.dtype, out: np.ndarray) -> bool:
