@@ -82,8 +82,8 @@ class Network:
             "note": self.note,
             "classes": list(self.classes),
             "samples": [
-                {"id": i, "label": label, "class": self._class(label)}
-                for i, (label, _) in enumerate(self.samples)
+                {"id": i, "label": label, "class": self._class(label), "thumb": _thumb(picture)}
+                for i, (label, picture) in enumerate(self.samples)
             ],
         }
 
@@ -160,6 +160,20 @@ class Network:
 
 
 _counter = itertools.count(1)
+
+
+def _thumb(picture: Any, side: int = 28) -> dict[str, Any]:
+    """A gray thumbnail (at most ``side`` pixels a side) of a sample, bytes in base64."""
+    from PIL import Image
+
+    image = picture if isinstance(picture, Image.Image) else Image.fromarray(np.asarray(picture))
+    small = image.convert("L")
+    small.thumbnail((side, side))
+    return {
+        "width": small.width,
+        "height": small.height,
+        "gray": base64.b64encode(np.asarray(small, dtype=np.uint8).tobytes()).decode("ascii"),
+    }
 
 
 def _one(query: dict[str, list[str]], name: str) -> str | None:

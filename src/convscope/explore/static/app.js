@@ -144,8 +144,9 @@
 
   async function refresh() {
     if (state.mode !== "free") return;
-    stopPlay();
     const q = formQuery();
+    if (state.layer && state.query && JSON.stringify(q) === JSON.stringify(state.query) && $("error").hidden) return;
+    stopPlay();
     const ticket = ++state.request;
     const reply = await api("/api/layer", q);
     if (ticket !== state.request || state.mode !== "free") return;
@@ -259,6 +260,7 @@
     const under = new Set(layer.windows[pos] || []);
     // working grid: the padded (or zero-inserted) input of channel ci, sample 0
     const x = flat(layer.input[0][ci]);
+    const shade = shader(x, C.input_line);
     const gridCells = makeCells($("grid"), gr, gc, size);
     gridCells.forEach((node, k) => {
       const src = grid.source[k];
@@ -274,7 +276,8 @@
       if (under.has(k) && kind !== "unread") {
         cellStyle(node, C.footprint[kind], C.kernel_line, styles[2], "#ffffff");
       } else {
-        cellStyle(node, styles[0], styles[1], styles[2], kind === "input" ? C.text : C.muted);
+        const fill = !showText && value !== null && kind !== "unread" ? shade(value) : styles[0];
+        cellStyle(node, fill, styles[1], styles[2], kind === "input" ? C.text : C.muted);
       }
       if (kind === "unread") node.style.opacity = "0.5";
       node.textContent = showText && value !== null ? fmt(value) : "";
@@ -284,16 +287,19 @@
     const kernel = layer.transposed ? layer.weight[ci][c - g * cout] : layer.weight[c][ci - g * cin];
     const kv = flat(kernel);
     const [kr, kc] = rowsCols(layer.kernel_size);
-    makeCells($("kernel"), kr, kc, size).forEach((node, k) => {
+    const kernelSize = Math.max(size, Math.min(34, Math.floor(200 / Math.max(kc, 1))));
+    makeCells($("kernel"), kr, kc, kernelSize).forEach((node, k) => {
+      node.style.width = node.style.height = kernelSize + "px";
       cellStyle(node, C.kernel_shade, C.kernel_line, false, C.weight_text);
       node.classList.add("weight");
-      node.textContent = showText ? fmt(kv[k]) : "";
+      node.textContent = kernelSize >= 26 ? fmt(kv[k]) : "";
       node.title = "w = " + full(kv[k]);
     });
     // output channel c of sample 0
     const y = flat(layer.output[0][c]);
+    const outShade = shader(y, C.output_current);
     makeCells($("output"), or, oc, size).forEach((node, k) => {
-      if (k < pos) cellStyle(node, C.output_done, C.output_line, false);
+      if (k < pos) cellStyle(node, showText ? C.output_done : outShade(y[k]), C.output_line, false);
       else if (k === pos) cellStyle(node, C.output_current, C.output_line, false, "#ffffff");
       else cellStyle(node, C.background, C.output_line, false);
       node.textContent = showText && k <= pos ? fmt(y[k]) : "";
@@ -311,11 +317,28 @@
     drawLegend();
   }
 
+  // fill for a value: white at the smallest value of the channel, `colour` at the largest
+  function shader(values, colour) {
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const v of values) {
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    const target = hex(colour);
+    return (value) => {
+      const t = hi > lo ? (value - lo) / (hi - lo) : 0;
+      const rgb = target.map((ch) => Math.round(255 + (ch - 255) * t));
+      return "rgb(" + rgb.join(",") + ")";
+    };
+  }
+
   function drawLegend() {
     const C = state.colours;
     const legend = $("legend");
     legend.innerHTML = "";
-    const items = [["input cell", C.input_fill, C.input_line, false], ["padding (zero)", C.background, C.padding_line, true],
+    const zero = state.layer && state.layer.transposed ? "padding or inserted zero" : "padding (zero)";
+    const items = [["input cell", C.input_fill, C.input_line, false], [zero, C.background, C.padding_line, true],
       ["padding copy", C.copy_fill, C.copy_line, true], ["under the kernel", C.footprint.input, C.kernel_line, false],
       ["output done", C.output_done, C.output_line, false], ["current output", C.output_current, C.output_line, false]];
     for (const [name, fill, line, dashed] of items) {
@@ -507,8 +530,17 @@
     box.innerHTML = "";
     for (const sample of net.samples) {
       const label = sample.class === null ? "sample " + sample.id : sample.class;
-      const button = el("button", { type: "button", class: "sample", title: label, "data-sample": String(sample.id), text: "" });
-      button.append(el("span", { class: "sample-label", text: label }));
+      const button = el("button", { type: "button", class: "sample", title: label, "data-sample": String(sample.id) });
+      const canvas = el("canvas", { width: sample.thumb.width, height: sample.thumb.height });
+      const ctx = canvas.getContext("2d");
+      const image = ctx.createImageData(canvas.width, canvas.height);
+      const bytes = atob(sample.thumb.gray);
+      for (let k = 0; k < bytes.length; k++) {
+        const v = bytes.charCodeAt(k);
+        image.data.set([v, v, v, 255], 4 * k);
+      }
+      ctx.putImageData(image, 0, 0);
+      button.append(canvas);
       button.addEventListener("click", () => {
         state.net.sample = String(sample.id);
         state.net.image = null;
@@ -570,7 +602,7 @@
       div.append(el("div", { class: "shape", text: "softmax of the last layer" }));
       d.probabilities.forEach((entry, rank) => {
         const bar = el("span", { class: "bar" });
-        bar.style.width = Math.max(1, Math.round(entry.p * 110)) + "px";
+        bar.style.width = Math.max(1, Math.round(entry.p * 80)) + "px";
         div.append(el("div", { class: "prob" + (rank === 0 ? " top" : "") }, el("span", { class: "name", text: entry.class }), bar, el("span", { text: (100 * entry.p).toFixed(1) + "%" })));
       });
       box.append(div);
@@ -648,8 +680,7 @@
     state.mode = "network";
     state.request++;
     state.netLayer = { index: column.index, name: column.name };
-    $("layer-form").classList.add("disabled");
-    for (const node of $("layer-form").elements) node.disabled = true;
+    $("layer-form").hidden = true;
     $("network-banner").hidden = false;
     const source = state.net.image ? "your image" : "sample " + state.net.sample + (state.net.data.label_class ? " (" + state.net.data.label_class + ")" : "");
     $("network-banner-text").textContent = "Layer " + column.name + " of " + state.meta.network.name + " with its trained weights; its input is what the earlier layers made of " + source + ".";
@@ -662,10 +693,10 @@
 
   function leaveNetwork() {
     state.mode = "free";
+    state.query = null;
     state.netLayer = null;
     $("network-banner").hidden = true;
-    $("layer-form").classList.remove("disabled");
-    for (const node of $("layer-form").elements) node.disabled = false;
+    $("layer-form").hidden = false;
     refresh();
   }
 
@@ -709,11 +740,13 @@
       setForm(state.meta.presets[$("preset").value]);
       refresh();
     });
-    $("layer-form").addEventListener("input", (event) => {
-      if (event.target.id === "preset") return;
-      updateTransposedOnly();
-      scheduleRefresh();
-    });
+    for (const kind of ["input", "change"]) {
+      $("layer-form").addEventListener(kind, (event) => {
+        if (event.target.id === "preset") return;
+        updateTransposedOnly();
+        scheduleRefresh();
+      });
+    }
     $("layer-form").addEventListener("submit", (event) => event.preventDefault());
     $("sel-out").addEventListener("change", () => {
       fillInputSelector();
