@@ -653,3 +653,12 @@ def test_checkpoint_network(tmp_path):
         "ReLU",
         "MaxPool2d",
     ]
+
+
+def test_demo_closes_with_the_explore_command(tmp_path, capsys, monkeypatch):
+    from convscope.cli import demo
+
+    monkeypatch.setattr(demo, "TOOL_DEMOS", ())  # the tools' own demos are tested elsewhere
+    assert main(["demo", "--output", str(tmp_path)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "convscope explore" in last

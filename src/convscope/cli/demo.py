@@ -137,4 +137,8 @@ def run(args: argparse.Namespace) -> int:
         _title(f"convscope {name}")
         module.demo(folder / name)
     print(f"\nAll outputs are in {Path(folder).resolve()}")
+    print(
+        "Explore interactively: 'convscope explore' opens a local page with a layer playground "
+        "and the bundled trained network (Ctrl-C stops it)"
+    )
     return 0
