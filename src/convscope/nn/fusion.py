@@ -34,7 +34,15 @@ import numpy as np
 from ..autograd.engine import is_grad_enabled
 from ..ops import epilogue
 from ..tensor import Tensor
-from .conv import _ConvNd
+from .conv import (
+    Conv1d,
+    Conv2d,
+    Conv3d,
+    ConvTranspose1d,
+    ConvTranspose2d,
+    ConvTranspose3d,
+    _ConvNd,
+)
 from .module import Module
 from .normalization import _BatchNorm
 
@@ -51,6 +59,9 @@ _ACTIVATIONS = {
 }
 
 
+_CONV_TYPES = (Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d)
+
+
 def _plain(module: Module) -> bool:
     """No hooks and no instance-level ``forward`` (a summary or a user may have wrapped it)."""
     return (
@@ -62,16 +73,7 @@ def _plain(module: Module) -> bool:
 
 def _is_conv(module: Any) -> bool:
     """A convscope convolution layer as shipped (no subclass with its own forward)."""
-    from . import conv
-
-    return type(module) in (
-        conv.Conv1d,
-        conv.Conv2d,
-        conv.Conv3d,
-        conv.ConvTranspose1d,
-        conv.ConvTranspose2d,
-        conv.ConvTranspose3d,
-    ) and _plain(module)
+    return type(module) in _CONV_TYPES and _plain(module)
 
 
 def _is_eval_batch_norm(module: Any) -> bool:
@@ -85,13 +87,24 @@ def _is_eval_batch_norm(module: Any) -> bool:
     )
 
 
+def _activation_of_type(kind: type) -> str | None:
+    """The epilogue name of the exact convscope activation class ``kind``, else ``None``."""
+    if kind not in _activation_types:
+        from .. import nn
+
+        name = _ACTIVATIONS.get(kind.__name__)
+        _activation_types[kind] = name if kind is getattr(nn, kind.__name__, None) else None
+    return _activation_types[kind]
+
+
+_activation_types: dict[type, str | None] = {}
+
+
 def activation_name(module: Any) -> str | None:
     """The epilogue name of ``module`` if it is a plain convscope activation the epilogue can
     apply here, else ``None``."""
-    from .. import nn
-
-    name = _ACTIVATIONS.get(type(module).__name__)
-    if name is None or type(module) is not getattr(nn, type(module).__name__, None):
+    name = _activation_of_type(type(module))
+    if name is None:
         return None
     if name == "gelu" and module.approximate != "none":
         return None

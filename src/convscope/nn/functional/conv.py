@@ -161,6 +161,8 @@ _MAX_PLANS = 4096
 
 def _frozen(value: Any) -> Any:
     """``value`` with its type, hashable; ``None`` stands for "not cacheable" (lists...)."""
+    if type(value) is tuple and all(type(v) is int for v in value):
+        return ("ints", value)  # the usual case (a module's normalised tuples), made fast
     if isinstance(value, tuple):
         parts = tuple(_frozen(v) for v in value)
         return None if any(p is None for p in parts) else (tuple, parts)
