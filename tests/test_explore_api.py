@@ -662,3 +662,34 @@ def test_demo_closes_with_the_explore_command(tmp_path, capsys, monkeypatch):
     assert main(["demo", "--output", str(tmp_path)]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert "convscope explore" in last
+
+
+def test_models_network_resnet18(monkeypatch):
+    """A cs.models architecture (random weights here): ImageNet preprocessing of the bundled
+    photo, receptive fields through stem and blocks, big layers refused by the playground."""
+    from convscope.explore import api
+
+    net = network.models_network("resnet18", None)
+    monkeypatch.setattr(network, "_current", net)
+    status, body = api.handle("GET", "/api/network", "sample=0")
+    assert status == 200, body
+    names = [c["name"] for c in body["layers"]]
+    assert names[:5] == ["input", "conv1", "bn1", "relu", "maxpool"]
+    assert body["layers"][0]["shape"] == [3, 224, 224]
+    assert body["layers"][1]["channels_shown"] == 16 and len(body["probabilities"]) == 10
+    relu = names.index("relu")
+    status, field = api.handle("GET", "/api/network/field", f"layer={relu}&at=0,20,20")
+    assert status == 200
+    # conv1 (7x7, stride 2, padding 3): output row 20 reads input rows 37..43
+    assert field["fields"][0]["box"] == [37, 44, 37, 44]
+    block = names.index("layer1.0.conv1")
+    status, field = api.handle("GET", "/api/network/field", f"layer={block}&at=0,5,5")
+    assert status == 200
+    # layer1.0.conv1 (3x3, p1) row 5 reads maxpool rows 4..6; maxpool (3x3, s2, p1) reads
+    # conv1 rows 4*2-1 .. 6*2-1+2 = 7..13; conv1 reads input rows 7*2-3 .. 13*2-3+6 = 11..29
+    assert field["fields"][0]["box"] == [11, 30, 11, 30]
+    assert field["fields"][names.index("maxpool")]["box"] == [4, 7, 4, 7]
+    status, body = api.handle("GET", "/api/network/layer", "layer=1")
+    assert status == 413 and "too large to draw" in body["error"]
+    status, body = api.handle("GET", "/api/network/explain", "layer=1&at=0,3,4")
+    assert status == 200 and body["matches"] is True

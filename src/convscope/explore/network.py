@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .options import ApiError, count
+from .options import MAX_TENSOR, ApiError, count
 
 #: uploads larger than this (bytes) get HTTP 413
 MAX_UPLOAD = 20 * 1024 * 1024
@@ -39,10 +39,12 @@ MAX_UPLOAD = 20 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 50_000_000
 MAX_CHANNELS_SHOWN = 16
 MAX_LAYERS_SHOWN = 48
+#: largest working grid (cells, padding included) a network layer is drawn with
+MAX_PLAYGROUND_CELLS = 128 * 128
 _KEPT = 8  # uploads and runs kept in memory
 
 
-@dataclass
+@dataclass(eq=False)  # records are compared by identity (their arrays have no single truth)
 class Record:
     """One leaf module's call: its name, the module, its input and output arrays."""
 
@@ -217,7 +219,8 @@ def _back(record: Record, mask_out: np.ndarray, cache: dict[int, Any]) -> np.nda
     kernel = getattr(module, "kernel_size", None)
     if kernel is None:
         return mask_out if in_shape == out_shape else None
-    if id(module) not in cache:
+    key = (id(module), in_shape)
+    if key not in cache:
         stride = getattr(module, "stride", None)
         transposed = bool(getattr(module, "transposed", False))
         try:
@@ -233,8 +236,8 @@ def _back(record: Record, mask_out: np.ndarray, cache: dict[int, Any]) -> np.nda
             )
         except (ValueError, RuntimeError, TypeError):
             m = None
-        cache[id(module)] = m if m is not None and m.out_shape == out_shape else None
-    m = cache[id(module)]
+        cache[key] = m if m is not None and m.out_shape == out_shape else None
+    m = cache[key]
     if m is None:
         return None
     sources = m.sources[mask_out]
@@ -257,6 +260,8 @@ def _describe_mask(mask: np.ndarray | None) -> dict[str, Any]:
 
 def receptive_field(run: Run, layer: int, at: Sequence[int]) -> list[dict[str, Any]]:
     """For the cell ``at = (channel, *position)`` of shown layer ``layer`` (0 is the input):
+    the receptive field traced through the recorded layers in call order (a skip connection's
+    identity path is not traced; the convolution path it bypasses covers it),
     the cells it depends on in every earlier shown layer (``box`` = [row0, row1, col0, col1],
     ends exclusive)."""
     shown = shown_layers(run)
@@ -526,6 +531,18 @@ def layer_endpoint(query: dict[str, list[str]]) -> dict[str, Any]:
     _check_keys(query, ("sample", "image", "layer"))
     _, run, _ = _run_for(query)
     index, rec = _conv_record(run, query)
+    spatial = rec.input.shape[2:]
+    pads = [
+        2 * (k - 1) * d for k, d in zip(rec.module.kernel_size, rec.module.dilation, strict=True)
+    ]
+    grid = [s + p for s, p in zip(spatial, pads, strict=True)]
+    if count(grid) > MAX_PLAYGROUND_CELLS or count(rec.input.shape) > MAX_TENSOR:
+        raise ApiError(
+            f"layer {index} ({rec.name}) reads a {'x'.join(map(str, spatial))} input with "
+            f"{rec.input.shape[1]} channels: too large to draw in the playground (up to "
+            f"{MAX_PLAYGROUND_CELLS} grid cells); hover it here instead",
+            status=413,
+        )
     with api.COMPUTE:
         payload = api.layer_payload(rec.module, rec.input)
     return {**payload, "name": rec.name, "index": index}
