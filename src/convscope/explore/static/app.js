@@ -257,7 +257,10 @@
     const showText = size >= 26;
     document.documentElement.style.setProperty("--cell", size + "px");
     const pos = state.pos;
-    const under = new Set(layer.windows[pos] || []);
+    const under = new Map((layer.windows[pos] || []).map((cell, tap) => [cell, tap]));
+    // kernel slice w[c, ci] (w[ci, c] for a transposed layer), in tap order
+    const kernel = layer.transposed ? layer.weight[ci][c - g * cout] : layer.weight[c][ci - g * cin];
+    const kv = flat(kernel);
     // working grid: the padded (or zero-inserted) input of channel ci, sample 0
     const x = flat(layer.input[0][ci]);
     const shade = shader(x, C.input_line);
@@ -281,11 +284,13 @@
       }
       if (kind === "unread") node.style.opacity = "0.5";
       node.textContent = showText && value !== null ? fmt(value) : "";
+      if (showText && under.has(k) && kind !== "unread") {
+        const weight = el("span", { class: "corner", text: fmt(kv[under.get(k)]) });
+        weight.style.color = C.weight_text;
+        node.append(weight);
+      }
       node.title = kind + (src >= 0 ? " - input cell " + unravel(src, layer.shape.input_shape.slice(2)).join(",") : "") + (value !== null ? " = " + full(value) : "");
     });
-    // kernel slice w[c, ci] (w[ci, c] for a transposed layer)
-    const kernel = layer.transposed ? layer.weight[ci][c - g * cout] : layer.weight[c][ci - g * cin];
-    const kv = flat(kernel);
     const [kr, kc] = rowsCols(layer.kernel_size);
     const kernelSize = Math.max(size, Math.min(34, Math.floor(200 / Math.max(kc, 1))));
     makeCells($("kernel"), kr, kc, kernelSize).forEach((node, k) => {
