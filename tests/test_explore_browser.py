@@ -340,3 +340,34 @@ def test_dropped_image(driver, server, tmp_path):
     text.write_text("not an image")
     by_id(driver, "file").send_keys(str(text))
     until(lambda: "not an image" in by_id(driver, "network-status").text, what="the refusal")
+
+
+def test_typed_in_numbers_match_the_command_line(driver, server, tmp_path, capsys):
+    """Seed 003's integer example typed into the page gives explain's own numbers."""
+    import json
+
+    from convscope.cli import main
+
+    image = "[[1,2,0,3,1],[0,1,2,3,1],[1,2,1,0,0],[5,2,3,1,1],[2,1,0,1,1]]"
+    kernel = "[[1,2,1],[0,1,0],[2,1,0]]"
+    open_page(driver, server)
+    css(driver, "#controls details summary")[0].click()
+    type_into(driver, "f-padding", "1")
+    by_id(driver, "f-bias").click()  # no bias
+    type_into(driver, "f-input", image)
+    type_into(driver, "f-weight", kernel)
+    until(lambda: "bias=False" in by_id(driver, "formula").text, what="the typed layer")
+    settle(driver)
+    until(lambda: len(css(driver, "#output .cell")) == 25, what="a 5x5 output")
+    css(driver, "#output .cell")[6].click()  # y[0, 0, 1, 1]
+    settle(driver)
+    argv = ["explain", "--json", "--input", image, "--weight", kernel, "--no-bias"]
+    assert main([*argv, "--padding", "1", "--at", "0,0,1,1"]) == 0
+    expected = json.loads(capsys.readouterr().out)
+    assert int(by_id(driver, "explain-total").get_attribute("data-value")) == expected["total"]
+    assert expected["total"] == expected["actual"] == 10
+    products = [
+        t.text for t in css(driver, "#explain .grids table")[2].find_elements("css selector", "td")
+    ]
+    assert products == [str(t["product"]) for t in expected["channels"][0]["taps"]]
+    shot(driver, tmp_path, "8_typed_in_numbers")
