@@ -137,3 +137,28 @@ def test_large_planes_are_split_into_bands():
     band = pool_ops.Windows.of(geom, 4).band
     assert 1 <= band < 300
     assert (band + 2) * 302 * 4 * 2 <= pool_ops.CACHE_BYTES
+
+
+def test_float32_weight_gradient_is_as_accurate_as_torch(monkeypatch):
+    """Per-plane partial sums added in float64: the float32 weight gradient stays as close to
+    the float64 one as torch's float32 gradient (also in bands of one row on two threads)."""
+    pytest.importorskip("numba")
+    monkeypatch.setattr(jit, "BACKEND", "auto")
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((4, 6, 40, 40)) + 3.0  # an offset makes sums cancel less evenly
+    w = rng.standard_normal((12, 1, 3, 3))
+    config = {"kernel": [3, 3], "stride": [2, 2], "dilation": [1, 1], "padding": [1, 1]}
+    upstream = rng.standard_normal((4, 12, 20, 20))
+    _, _, exact = _theirs(x, w, config, upstream)
+    x32, w32, up32 = (a.astype(np.float32) for a in (x, w, upstream))
+    _, _, theirs = _theirs(x32, w32, config, up32)
+    _, _, ours, used = _ours(x32, w32, config, up32)
+    with cs.workspace_budget(64), cs.num_threads(2):
+        _, _, banded, _ = _ours(x32, w32, config, up32)
+    assert used[-1][0] == "depthwise"
+    assert any(k.startswith("depthwise_weight(float32") for k in jit.compile_seconds())
+    scale = np.abs(exact).max()
+    torch_error = np.abs(theirs - exact).max() / scale
+    for got in (ours, banded):
+        error = np.abs(got.numpy() - exact).max() / scale
+        assert error <= max(2 * torch_error, 3e-7), (error, torch_error)

@@ -134,6 +134,72 @@ def _store(acc, of, obase, geom, plane, h0, rows):  # pragma: no cover - compile
                 of[_u(line + q)] = acc[_u(begin + q)]
 
 
+@njit(cache=True, nogil=True)
+def _multiply_add(buf, starts, weights, wide, acc):  # pragma: no cover - compiled
+    """``acc[p] = sum_t weights[t] * buf[starts[t] + p]`` for ``p < wide``, the taps added one
+    after another (in one pass for 3x3, else four per pass: the same additions in the same
+    order, fewer loads and stores of ``acc``)."""
+    taps = weights.shape[0]
+    t = 0
+    if taps == 9:
+        w0, w1, w2, w3, w4 = weights[0], weights[1], weights[2], weights[3], weights[4]
+        w5, w6, w7, w8 = weights[5], weights[6], weights[7], weights[8]
+        o0, o1, o2, o3, o4 = starts[0], starts[1], starts[2], starts[3], starts[4]
+        o5, o6, o7, o8 = starts[5], starts[6], starts[7], starts[8]
+        for p in range(wide):
+            v = w0 * buf[_u(o0 + p)] + w1 * buf[_u(o1 + p)]
+            v = (v + w2 * buf[_u(o2 + p)]) + w3 * buf[_u(o3 + p)]
+            v = (v + w4 * buf[_u(o4 + p)]) + w5 * buf[_u(o5 + p)]
+            v = (v + w6 * buf[_u(o6 + p)]) + w7 * buf[_u(o7 + p)]
+            acc[p] = v + w8 * buf[_u(o8 + p)]
+        return
+    while t + 4 <= taps:
+        w0, w1, w2, w3 = weights[t], weights[t + 1], weights[t + 2], weights[t + 3]
+        o0, o1, o2, o3 = starts[t], starts[t + 1], starts[t + 2], starts[t + 3]
+        if t == 0:
+            for p in range(wide):
+                v = w0 * buf[_u(o0 + p)] + w1 * buf[_u(o1 + p)]
+                acc[p] = (v + w2 * buf[_u(o2 + p)]) + w3 * buf[_u(o3 + p)]
+        else:
+            for p in range(wide):
+                v = (acc[p] + w0 * buf[_u(o0 + p)]) + w1 * buf[_u(o1 + p)]
+                acc[p] = (v + w2 * buf[_u(o2 + p)]) + w3 * buf[_u(o3 + p)]
+        t += 4
+    if t == 0:
+        for p in range(wide):
+            acc[p] = 0
+    while t < taps:
+        wt, o0 = weights[t], starts[t]
+        for p in range(wide):
+            acc[p] += wt * buf[_u(o0 + p)]
+        t += 1
+
+
+@njit(cache=True, nogil=True)
+def _maximum(buf, starts, wide, acc):  # pragma: no cover - compiled
+    """``acc[p] = max_t buf[starts[t] + p]``, a NaN winning, for ``p < wide``."""
+    o0 = starts[0]
+    for p in range(wide):
+        acc[p] = buf[_u(o0 + p)]
+    for t in range(1, starts.shape[0]):
+        o0 = starts[t]
+        for p in range(wide):
+            v = buf[_u(o0 + p)]
+            a = acc[p]
+            acc[p] = v if (v > a or v != v) else a
+
+
+@njit(cache=True, nogil=True)
+def _total(buf, starts, wide, acc):  # pragma: no cover - compiled
+    """``acc[p] = sum_t buf[starts[t] + p]`` (taps in order) for ``p < wide``."""
+    for p in range(wide):
+        acc[p] = 0
+    for t in range(starts.shape[0]):
+        o0 = starts[t]
+        for p in range(wide):
+            acc[p] += buf[_u(o0 + p)]
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def depthwise(x, w, geom, phases, tap_phase, tap_q, reach, band, chunks, out):  # pragma: no cover
     """``out[n, c*M + m] = sum_t w[c, m, t] * window_t(x[n, c])`` with zero padding, the taps
@@ -142,7 +208,7 @@ def depthwise(x, w, geom, phases, tap_phase, tap_q, reach, band, chunks, out):  
     ``x`` (N, C, D, H, W), ``w`` (C, M, T), ``out`` (N, C*M, OD, OH, OW), all contiguous.
     """
     nb, ch = x.shape[0], x.shape[1]
-    mult, taps = w.shape[1], w.shape[2]
+    mult = w.shape[1]
     xf, of = x.reshape(x.size), out.reshape(out.size)
     in_plane = x.shape[2] * x.shape[3] * x.shape[4]
     out_plane = geom[3] * geom[4] * geom[5]
@@ -162,59 +228,64 @@ def depthwise(x, w, geom, phases, tap_phase, tap_q, reach, band, chunks, out):  
             _gather(xf, (n * ch + c) * in_plane, h0, geom, phases, plane, zero, buf, h0 == last)
             last = h0
             for m in range(mult):
-                t = 0
-                if taps == 9:  # 3x3: one pass, the same additions in the same order
-                    ws = w[c, m]
-                    o = starts
-                    for p in range(wide):
-                        acc[p] = (
-                            (
-                                (
-                                    (
-                                        (
-                                            (
-                                                (
-                                                    ws[0] * buf[_u(o[0] + p)]
-                                                    + ws[1] * buf[_u(o[1] + p)]
-                                                )
-                                                + ws[2] * buf[_u(o[2] + p)]
-                                            )
-                                            + ws[3] * buf[_u(o[3] + p)]
-                                        )
-                                        + ws[4] * buf[_u(o[4] + p)]
-                                    )
-                                    + ws[5] * buf[_u(o[5] + p)]
-                                )
-                                + ws[6] * buf[_u(o[6] + p)]
-                            )
-                            + ws[7] * buf[_u(o[7] + p)]
-                        ) + ws[8] * buf[_u(o[8] + p)]
-                    t = 9
-                while t + 4 <= taps:
-                    w0, w1, w2, w3 = w[c, m, t], w[c, m, t + 1], w[c, m, t + 2], w[c, m, t + 3]
-                    o0, o1, o2, o3 = starts[t], starts[t + 1], starts[t + 2], starts[t + 3]
-                    if t == 0:
-                        for p in range(wide):
-                            acc[p] = (
-                                (w0 * buf[_u(o0 + p)] + w1 * buf[_u(o1 + p)]) + w2 * buf[_u(o2 + p)]
-                            ) + w3 * buf[_u(o3 + p)]
-                    else:
-                        for p in range(wide):
-                            acc[p] = (
-                                ((acc[p] + w0 * buf[_u(o0 + p)]) + w1 * buf[_u(o1 + p)])
-                                + w2 * buf[_u(o2 + p)]
-                            ) + w3 * buf[_u(o3 + p)]
-                    t += 4
-                if t == 0:
-                    for p in range(wide):
-                        acc[p] = zero
-                while t < taps:
-                    wt, o0 = w[c, m, t], starts[t]
-                    for p in range(wide):
-                        acc[p] += wt * buf[_u(o0 + p)]
-                    t += 1
+                _multiply_add(buf, starts, w[c, m], wide, acc)
                 obase = (n * ch * mult + c * mult + m) * out_plane
                 _store(acc, of, obase, geom, plane, h0, rows)
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
+def _correlate(buf, starts, rows, wide, zero, total):  # pragma: no cover - compiled
+    """``total[t] += sum_p rows[p] * buf[starts[t] + p]`` for ``p < wide`` (each tap's sum
+    vectorised in the input's dtype, then added to the float64 ``total``)."""
+    for t in range(starts.shape[0]):
+        o0 = starts[t]
+        s = zero
+        for p in range(wide):
+            s += rows[p] * buf[_u(o0 + p)]
+        total[t] += s
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def depthwise_weight(
+    x, grad, geom, phases, tap_phase, tap_q, reach, band, total
+):  # pragma: no cover - compiled
+    """Weight gradient of :func:`depthwise`, added into the float64 ``total`` (C, M, T):
+    ``total[c, m, t] += sum_n sum_p grad[n, c*M + m, p] * window_t(x[n, c])[p]``, one job per
+    input channel (its samples and bands in turn), the output gradient laid out in the same
+    wide rows as the gathered input (zero past each output row)."""
+    nb, ch = x.shape[0], x.shape[1]
+    mult = total.shape[1]
+    xf, gf = x.reshape(x.size), grad.reshape(grad.size)
+    od, oh, ow = geom[3], geom[4], geom[5]
+    in_plane = x.shape[2] * x.shape[3] * x.shape[4]
+    out_plane = od * oh * ow
+    bands = _ceil_div(oh, band)
+    plane = _plane(geom, reach, band)
+    cells = plane[0] * plane[1] * plane[2]
+    starts = _tap_starts(tap_phase, tap_q, plane)
+    zero = x.dtype.type(0)
+    for c in prange(ch):
+        buf = np.empty(phases.shape[0] * cells, x.dtype)
+        rows_buf = np.zeros(cells, x.dtype)
+        last = -1
+        for n in range(nb):
+            for job_band in range(bands):
+                h0 = job_band * band
+                rows = min(band, oh - h0)
+                wide = (od - 1) * plane[1] * plane[2] + (rows - 1) * plane[2] + ow
+                _gather(xf, (n * ch + c) * in_plane, h0, geom, phases, plane, zero, buf, h0 == last)
+                last = h0
+                for m in range(mult):
+                    gbase = (n * ch * mult + c * mult + m) * out_plane
+                    for a in range(od):
+                        for b in range(rows):
+                            begin = (a * plane[1] + b) * plane[2]
+                            line = gbase + (a * oh + h0 + b) * ow
+                            for q in range(ow):
+                                rows_buf[_u(begin + q)] = gf[_u(line + q)]
+                            for q in range(ow, plane[2]):  # stays zero: past the output row
+                                rows_buf[_u(begin + q)] = zero
+                    _correlate(buf, starts, rows_buf, wide, zero, total[c, m])
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -226,7 +297,6 @@ def max_values(
     ``x`` (N, C, D, H, W), ``out`` (N, C, OD, OH, OW), contiguous; ``lowest`` pads.
     """
     nb, ch = x.shape[0], x.shape[1]
-    taps = tap_q.shape[0]
     xf, of = x.reshape(x.size), out.reshape(out.size)
     in_plane = x.shape[2] * x.shape[3] * x.shape[4]
     out_plane = geom[3] * geom[4] * geom[5]
@@ -246,15 +316,7 @@ def max_values(
             plane_index = n * ch + c
             _gather(xf, plane_index * in_plane, h0, geom, phases, plane, fill, buf, h0 == last)
             last = h0
-            o0 = starts[0]
-            for p in range(wide):
-                acc[p] = buf[_u(o0 + p)]
-            for t in range(1, taps):
-                o0 = starts[t]
-                for p in range(wide):
-                    v = buf[_u(o0 + p)]
-                    a = acc[p]
-                    acc[p] = v if (v > a or v != v) else a
+            _maximum(buf, starts, wide, acc)
             _store(acc, of, plane_index * out_plane, geom, plane, h0, rows)
 
 
@@ -331,7 +393,6 @@ def avg_values(
     """Sum of each window (taps in row-major order, padding adds zeros) divided by
     ``div_d[a] * div_h[b] * div_w[q]`` (in the input's dtype, exact for window sizes)."""
     nb, ch = x.shape[0], x.shape[1]
-    taps = tap_q.shape[0]
     xf = x.reshape(x.size)
     od, oh, ow = geom[3], geom[4], geom[5]
     in_plane = x.shape[2] * x.shape[3] * x.shape[4]
@@ -350,12 +411,7 @@ def avg_values(
             n, c, h0, rows, wide = _job(job, ch, bands, geom, plane, band)
             _gather(xf, (n * ch + c) * in_plane, h0, geom, phases, plane, zero, buf, h0 == last)
             last = h0
-            for p in range(wide):
-                acc[p] = zero
-            for t in range(taps):
-                o0 = starts[t]
-                for p in range(wide):
-                    acc[p] += buf[_u(o0 + p)]
+            _total(buf, starts, wide, acc)
             target = out[n, c]
             for a in range(od):
                 for b in range(rows):

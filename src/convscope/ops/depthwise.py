@@ -167,6 +167,39 @@ def _direct(
     return True
 
 
+def _direct_weight_gradient(
+    x: np.ndarray, grad: np.ndarray, geom: tiling.ConvGeometry, groups: int
+) -> np.ndarray | None:
+    """The weight gradient of a depthwise layer with the compiled direct kernel (one job per
+    input channel, partial sums per plane added in float64), or ``None`` for other calls."""
+    c = x.shape[1]
+    if (
+        groups != c
+        or grad.shape[1] % c
+        or x.dtype.name not in ("float16", "float32", "float64")
+        or max(geom.input_dilation) > 1
+        or pool.compiled_kernels() is None
+    ):
+        return None
+    dtype = tiling.compute_dtype(x.dtype)
+    mult = grad.shape[1] // c
+    tables = pool.Windows.of(geom, dtype.itemsize)
+    total = np.zeros((c, mult, len(tables.tap_q)), np.float64)
+    pool.launch(
+        "depthwise_weight",
+        pool.as_3d(np.ascontiguousarray(x, dtype=dtype)),
+        pool.as_3d(np.ascontiguousarray(grad, dtype=dtype)),
+        tables.geom,
+        tables.phases,
+        tables.tap_phase,
+        tables.tap_q,
+        tables.reach,
+        tables.band,
+        total,
+    )
+    return total.reshape(grad.shape[1], 1, *geom.kernel_size).astype(x.dtype)
+
+
 def weight_gradient(
     x: np.ndarray, grad: np.ndarray, geom: tiling.ConvGeometry, groups: int, budget: int
 ) -> np.ndarray:
@@ -175,6 +208,9 @@ def weight_gradient(
     the output gradient laid out in the same wide rows."""
     n, c = x.shape[:2]
     o = grad.shape[1]
+    direct = _direct_weight_gradient(x, grad, geom, groups)
+    if direct is not None:
+        return direct
     cg, og = c // groups, o // groups
     dtype = tiling.compute_dtype(x.dtype)
     size = tiling.itemsize(dtype)

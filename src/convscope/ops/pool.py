@@ -30,7 +30,6 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import ModuleType
@@ -119,23 +118,9 @@ def compiled_kernels() -> ModuleType | None:
 
 
 def launch(name: str, *args: object) -> None:
-    """Run compiled kernel ``name`` on convscope's thread count (the first call of each
-    signature compiles or loads the cached code; its time joins ``jit.compile_seconds()``)."""
-    import numba
-
-    from .threads import get_num_threads
-
-    numba.set_num_threads(min(get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-    function = getattr(compiled_kernels(), name)
-    kinds = ", ".join(str(a.dtype) if hasattr(a, "dtype") else type(a).__name__ for a in args)
-    signature = f"{name}({kinds})"
-    with jit._launch:
-        if signature in jit._compile_seconds:
-            function(*args)
-            return
-        start = time.perf_counter()
-        function(*args)
-        jit._compile_seconds[signature] = time.perf_counter() - start
+    """Run compiled kernel ``name`` through :func:`convscope.ops.jit.run` (convscope's thread
+    count; small calls serially in this thread; first-call compile times recorded)."""
+    jit.run(getattr(compiled_kernels(), name), *args)
 
 
 def chunks() -> int:
