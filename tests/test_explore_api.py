@@ -616,8 +616,9 @@ def test_command_errors_are_one_line(tmp_path, capsys):
     )
     assert main(["explore", "--model", "nonet", "--no-browser"]) == 2
     assert main(["explore", "--port", "70000", "--no-browser"]) == 2
+    assert main(["explore", "--weights", str(tmp_path / "none.safetensors"), "--no-browser"]) == 2
     err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 4 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 5 and "Traceback" not in err
     with socket.socket() as busy:  # a port in use is one line too
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -693,3 +694,18 @@ def test_models_network_resnet18(monkeypatch):
     assert status == 413 and "too large to draw" in body["error"]
     status, body = api.handle("GET", "/api/network/explain", "layer=1&at=0,3,4")
     assert status == 200 and body["matches"] is True
+
+
+def test_parallel_requests_stay_consistent(server):
+    """Requests from many threads at once: seeded values and network runs do not mix."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = [("/api/explain", {"seed": str(s), "at": "0,1,2,2"}) for s in range(6)]
+    jobs += [("/api/network", {"sample": str(s % 3)}) for s in range(6)]
+    jobs += [("/api/network/field", {"sample": "1", "layer": "4", "at": "1,3,3"})] * 4
+    once = [get(server, path, params) for path, params in jobs]
+    server.net._runs.clear()  # the network runs again, from several threads
+    with ThreadPoolExecutor(8) as pool:
+        again = list(pool.map(lambda job: get(server, *job), jobs * 2))
+    assert all(status == 200 for status, _ in once)
+    assert again == once * 2

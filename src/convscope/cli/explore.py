@@ -41,7 +41,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     parser.add_argument(
         "--model", help="'fashion' (the bundled network, default) or a convscope.models name"
     )
-    parser.add_argument("--weights", metavar="FILE", help="state dict for --model")
+    parser.add_argument(
+        "--weights", metavar="FILE", help="state dict for --model (safetensors for fashion)"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port (8765; 0: any free port)")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser")
@@ -60,9 +62,9 @@ def load_network(args: argparse.Namespace):  # -> explore.network.Network
             raise UsageError(f"no such checkpoint: {path}")
         return network.checkpoint_network(path)
     if args.model in (None, "fashion"):
-        if args.weights:
-            raise UsageError("--weights goes with a convscope.models --model name")
-        return network.fashion_network()
+        if args.weights and not Path(args.weights).is_file():
+            raise UsageError(f"no such weights file: {args.weights}")
+        return network.fashion_network(args.weights)
     return network.models_network(args.model, args.weights)
 
 

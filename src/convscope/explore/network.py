@@ -144,7 +144,8 @@ class Network:
             if key in self._runs:
                 self._runs.move_to_end(key)
                 return self._runs[key]
-        result = self.run(x)
+        with _RUN:  # hooks are registered on shared modules: one forward pass at a time
+            result = self.run(x)
         with self._lock:
             self._runs[key] = result
             while len(self._runs) > _KEPT:
@@ -162,6 +163,7 @@ class Network:
 
 
 _counter = itertools.count(1)
+_RUN = threading.Lock()
 
 
 def _thumb(picture: Any, side: int = 28) -> dict[str, Any]:
@@ -351,13 +353,14 @@ def current() -> Network:
         return _current
 
 
-def fashion_network() -> Network:
-    """The bundled TinyVGG trained on Fashion-MNIST, with its bundled test images."""
+def fashion_network(weights: str | Path | None = None) -> Network:
+    """The bundled TinyVGG trained on Fashion-MNIST (or with the safetensors file
+    ``weights``), with the bundled test images."""
     from ..apps import fashion
 
     return Network(
         "fashion (TinyVGG, Fashion-MNIST)",
-        fashion.load_fashion_model(),
+        fashion.load_fashion_model(weights),
         tuple(fashion.FASHION_CLASSES),
         fashion.fashion_samples(),
         fashion.preprocess,

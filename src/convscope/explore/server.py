@@ -47,6 +47,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     server_version = "convscope-explore"
     protocol_version = "HTTP/1.1"
+    timeout = 120  # seconds an idle or slow connection may hold its thread
 
     def log_message(self, format: str, *args: Any) -> None:
         if getattr(self.server, "verbose", False):
