@@ -120,11 +120,67 @@ def fit_problems(model: Any, state: Mapping[str, Any]) -> str:
 
 
 class Network(NamedTuple):
-    """A network in eval mode, its output count and whether its weights are random."""
+    """A network in eval mode, its output count, whether its weights are random, and the
+    inputs it takes: ``"imagenet"`` (RGB, :mod:`convscope.apps.imagenet`) or ``"fashion"``
+    (28x28 grayscale, :mod:`convscope.apps.fashion`)."""
 
     model: Any
     num_classes: int
     random: bool
+    inputs: str = "imagenet"
+
+
+#: the network that ships with convscope (``--model fashion``): TinyVGG on Fashion-MNIST
+FASHION = "fashion"
+
+
+def prepare_inputs(
+    network: Network, paths: Sequence[str | os.PathLike], max_pixels: int | None = MAX_PIXELS
+) -> np.ndarray:
+    """The image files ``paths`` as the float32 batch ``network`` takes (ImageNet crops, or
+    28x28 grayscale for the Fashion-MNIST network)."""
+    if network.inputs == FASHION:
+        from .fashion import load_images
+
+        return load_images(paths, max_pixels=max_pixels)
+    return preprocess(paths, max_pixels=max_pixels)
+
+
+def shown_inputs(network: Network, batch: np.ndarray) -> np.ndarray:
+    """A batch from :func:`prepare_inputs` as pictures with values in [0, 1]."""
+    if network.inputs == FASHION:
+        return batch
+    from .imagenet import unnormalise
+
+    return unnormalise(batch)
+
+
+def input_description(network: Network) -> str:
+    """What the network sees of an image, for titles (``"224x224 ImageNet crop"``)."""
+    return "28x28 grayscale" if network.inputs == FASHION else "224x224 ImageNet crop"
+
+
+def class_labels(network: Network) -> Sequence[str] | None:
+    """The class names of the network's outputs (``None`` when unknown)."""
+    if network.inputs == FASHION:
+        from .fashion import FASHION_CLASSES
+
+        return FASHION_CLASSES
+    return imagenet_classes() if network.num_classes == 1000 else None
+
+
+def _load_fashion(weights: str | os.PathLike | None) -> Network:
+    """The bundled trained network, or its architecture with the state dict of ``weights``."""
+    from .fashion import fashion_tinyvgg, load_fashion_model
+
+    if weights is None:
+        return Network(load_fashion_model(), 10, False, FASHION)
+    model, state = fashion_tinyvgg(), read_weights(weights)
+    problems = fit_problems(model, state)
+    if problems:
+        raise ValueError(f"weights {weights} do not fit {FASHION}: {problems}")
+    model.load_state_dict(state, strict=True)
+    return Network(model.eval(), 10, False, FASHION)
 
 
 def image_models() -> list[str]:
@@ -143,15 +199,23 @@ def load_model(
 ) -> Network:
     """``convscope.models.get_model(name)`` with the state dict of ``weights`` loaded strictly
     (random initial weights when it is ``None``); the class count comes from the file's last
-    layer.  Bad names and files that do not fit are ``ValueError``s with a one-line message."""
+    layer.  ``"fashion"`` is the TinyVGG that ships trained on Fashion-MNIST
+    (:mod:`convscope.apps.fashion`; ``weights`` optional).  Bad names and files that do not
+    fit are ``ValueError``s with a one-line message."""
     from .. import models
 
+    if name == FASHION:
+        return _load_fashion(weights)
     known = models.list_models() if video else image_models()
     if name not in known:
         if name in models.list_models():
             raise ValueError(f"{name} is a video model; this needs an image classifier")
-        close = difflib.get_close_matches(name, known, n=3)
-        hint = f"did you mean {', '.join(close)}?" if close else f"choose from {', '.join(known)}"
+        close = difflib.get_close_matches(name, [FASHION, *known], n=3)
+        hint = (
+            f"did you mean {', '.join(close)}?"
+            if close
+            else f"choose from {FASHION}, {', '.join(known)}"
+        )
         raise ValueError(f"unknown model {name!r}; {hint}")
     state = None
     if weights is not None:
@@ -244,13 +308,14 @@ def classify(
     done: Callable[[int], Any] | None = None,
 ) -> Iterable[tuple[Path, list[Prediction]]]:
     """The top-``k`` classes of every image of ``paths`` (ImageNet names for a 1000-class
-    network), ``batch_size`` images per forward pass; ``done(n)`` after each batch."""
+    network, Fashion-MNIST's for ``fashion``), ``batch_size`` images per forward pass;
+    ``done(n)`` after each batch."""
     import convscope as cs
 
-    labels = imagenet_classes() if network.num_classes == 1000 else None
+    labels = class_labels(network)
     for start in range(0, len(paths), batch_size):
         chunk = [Path(p) for p in paths[start : start + batch_size]]
-        batch = preprocess(chunk, max_pixels=max_pixels)
+        batch = prepare_inputs(network, chunk, max_pixels)
         with cs.no_grad():
             logits = network.model(cs.from_numpy(batch)).numpy()
         yield from zip(chunk, top_k(logits, k, labels), strict=True)

@@ -3,6 +3,11 @@
 The layer and its input are random (seeded) unless given with ``--input`` / ``--weight`` /
 ``--bias``: a ``.npy`` or text file, or a literal such as ``"[[1,2,0],[0,1,2]]"``.  An array
 without batch and channel dimensions is one sample with one channel.
+
+With ``--model`` the layer is ``--layer`` of a trained network (``fashion``: the TinyVGG that
+ships with convscope; or a ``convscope.models`` name with ``--weights``) and its input is the
+real activation reaching that layer when the network runs on ``--image`` (default: a bundled
+picture), caught by a forward pre-hook.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import ast
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -30,6 +35,9 @@ EXAMPLES = """examples:
   convscope explain --groups 2 --in-channels 4 --out-channels 4 --padding 2 \\
       --padding-mode reflect --at 0,3,0,0
   convscope explain --dim 3 --input-size 3,4,4 --padding 1 --json
+  # a trained layer: conv2_1 of the bundled Fashion-MNIST network on a bundled ankle boot
+  convscope explain --model fashion --layer conv2_1 --at 0,5,7,7
+  convscope explain --model fashion --layer conv1_1 --image shoe.png
 """
 
 DTYPES = ("float32", "float64", "int64")
@@ -64,8 +72,26 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     )
     add_conv_arguments(parser, out_channels=2, kernel_size="3", padding="0")
     parser.set_defaults(out_channels=None, kernel_size=None)
+    trained = parser.add_argument_group("a layer of a trained network (instead of the above)")
+    trained.add_argument(
+        "--model",
+        help="fashion (the bundled trained TinyVGG) or a convscope.models name with --weights",
+    )
+    trained.add_argument(
+        "--layer", help="its conv layer, a named_modules() name (default: the first conv layer)"
+    )
+    trained.add_argument("--weights", metavar="FILE", help="state dict for --model")
+    trained.add_argument(
+        "--image",
+        help="image the network runs on (default: a bundled picture; for fashion a test image, "
+        "inverted when its background is light)",
+    )
     show = parser.add_argument_group("what to show")
-    show.add_argument("--at", help="output element n,c,i[,j[,k]] (default: the first)")
+    show.add_argument(
+        "--at",
+        help="output element n,c,i[,j[,k]] (default: the first; with --model the centre of "
+        "channel 0)",
+    )
     show.add_argument("--json", action="store_true", help="print JSON instead of text")
     show.add_argument(
         "--narrow", action="store_true", help="one line per kernel tap (auto for wide kernels)"
@@ -257,30 +283,133 @@ def _set_parameters(layer: Any, dtype: np.dtype, w: np.ndarray | None, b: np.nda
             param.data = param.data.astype(dtype)
 
 
-def _index(args: argparse.Namespace, output_ndim: int) -> tuple[int, ...]:
+def _index(args: argparse.Namespace, output_shape: tuple[int, ...], centre: bool) -> tuple:
     if args.at is None:
-        return (0,) * output_ndim
+        if centre:  # the first element of a trained layer is often all padding: take the middle
+            return (0, 0, *(size // 2 for size in output_shape[2:]))
+        return (0,) * len(output_shape)
     value = parse_int_tuple(args.at, "at")
     return (value,) if isinstance(value, int) else value
 
 
+#: options that describe the layer or its input themselves, refused with --model
+_OWN_LAYER = {
+    "--dim": ("dim", None),
+    "--transposed": ("transposed", False),
+    "--in-channels": ("in_channels", None),
+    "--input-size": ("input_size", None),
+    "--batch": ("batch", None),
+    "--output-padding": ("output_padding", "0"),
+    "--input": ("input", None),
+    "--weight": ("weight", None),
+    "--bias": ("bias", None),
+    "--dtype": ("dtype", None),
+    "--out-channels": ("out_channels", None),
+    "--kernel-size": ("kernel_size", None),
+    "--stride": ("stride", "1"),
+    "--padding": ("padding", "0"),
+    "--dilation": ("dilation", "1"),
+    "--groups": ("groups", 1),
+    "--padding-mode": ("padding_mode", "zeros"),
+    "--no-bias": ("no_bias", False),
+    "--seed": ("seed", 0),
+}
+
+
+class TrainedLayer(NamedTuple):
+    """A conv layer of a trained network and the activation it receives from an image."""
+
+    model: str
+    name: str
+    layer: Any
+    input: Any
+    image: str
+
+
+def trained_layer(args: argparse.Namespace) -> TrainedLayer:
+    """``--layer`` of ``--model`` and its real input when the network runs on ``--image``."""
+    from ..apps import classify
+    from ..nn.conv import _ConvNd
+
+    changed = [o for o, (a, d) in _OWN_LAYER.items() if getattr(args, a, d) != d]
+    if changed:
+        raise UsageError(f"{', '.join(changed)}: --model explains its own layer on its own input")
+    network = classify.load_model(args.model, args.weights)
+    convs = classify.layer_names(network.model, _ConvNd)
+    if not convs:
+        raise UsageError(f"{args.model} has no convolution layer")
+    name = args.layer if args.layer is not None else convs[0]
+    layer = classify.find_layer(network.model, name, args.model, _ConvNd, "convolution")
+    if args.image is not None:
+        image = Path(args.image)
+        if not image.is_file():
+            raise UsageError(f"--image: no such file: {image}")
+    elif network.inputs == classify.FASHION:
+        from ..apps.fashion import default_sample
+
+        image = default_sample()
+    else:
+        from ..samples import path
+
+        image = path("photo.jpg")
+    batch = classify.prepare_inputs(network, [image])
+    return TrainedLayer(
+        args.model, name, layer, layer_input(network.model, layer, batch), image.name
+    )
+
+
+def layer_input(model: Any, layer: Any, batch: np.ndarray) -> Any:
+    """The tensor ``layer`` receives when ``model`` (in eval mode, under ``no_grad``) runs on
+    ``batch``, caught by a forward pre-hook."""
+    import convscope as cs
+
+    caught: list[Any] = []
+    handle = layer.register_forward_pre_hook(lambda module, inputs: caught.append(inputs[0]))
+    try:
+        with cs.no_grad():
+            model.eval()(cs.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)))
+    finally:
+        handle.remove()
+    if not caught:
+        raise UsageError("the layer is not used by the network's forward pass")
+    return cs.tensor(np.array(caught[0].numpy(), copy=True))
+
+
 def explain_args(args: argparse.Namespace) -> Any:
     """The :class:`~convscope.explain.Explanation` the options ask for."""
+    return _explain(args)[0]
+
+
+def _explain(args: argparse.Namespace) -> tuple[Any, TrainedLayer | None]:
+    """The explanation and, with ``--model``, the trained layer it is about."""
     from ..explain import element
     from ..explain.shapes import run_shape
 
-    layer, x, _ = build(args)
-    index = _index(args, len(run_shape(layer, x.shape)))
+    model, found = getattr(args, "model", None), None
+    if model is None:
+        for option in ("layer", "weights", "image"):
+            if getattr(args, option, None) is not None:
+                raise UsageError(f"--{option} goes with --model")
+        layer, x, _ = build(args)
+    else:
+        found = trained_layer(args)
+        layer, x = found.layer, found.input
+    index = _index(args, run_shape(layer, x.shape), centre=model is not None)
     if args.precision < 0 or args.precision > 17:
         raise UsageError("--precision must be between 0 and 17")
     try:
-        return element(layer, x, index, precision=args.precision)
+        return element(layer, x, index, precision=args.precision), found
     except IndexError as error:
         raise UsageError(f"--at {args.at}: {error}") from None
 
 
 def run(args: argparse.Namespace) -> int:
-    explanation = explain_args(args)
+    explanation, found = _explain(args)
+    if found is not None and not args.json:
+        print(
+            f"{found.model}.{found.name}: the layer's own weights, on the activation "
+            f"{tuple(found.input.shape)} it receives when the network sees {found.image}\n"
+        )
     if args.json:
         print(json.dumps(explanation.to_dict(), indent=1))
         return 0

@@ -42,6 +42,7 @@ EXAMPLES = """examples:
   convscope image --out-channels 8 --kernel-size 5 --stride 2 --padding 2 --seed 7
   convscope image --tensorboard runs/image         # then: tensorboard --logdir runs
   convscope image cat.jpg --model resnet18 --weights resnet18.pth --layer layer1.0.conv1
+  convscope image --model fashion --layer conv1_2   # the bundled trained Fashion-MNIST TinyVGG
 
 outputs (in --output): <name>_channel_<i>.<format> per output channel (i = 1, 2, ...),
 <name>_sheet.png (input and all channels).  Filters: --filters names one output channel per
@@ -93,7 +94,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     weights.add_argument(
         "--model",
         help="a convscope.models network (e.g. resnet18): show --layer's feature maps on the "
-        "ImageNet-preprocessed image (resize 256, centre crop 224, ImageNet mean/std)",
+        "ImageNet-preprocessed image (resize 256, centre crop 224, ImageNet mean/std); "
+        "fashion: the bundled trained TinyVGG on the 28x28 grayscale image (default: a "
+        "bundled Fashion-MNIST test picture; light backgrounds are inverted)",
     )
     weights.add_argument(
         "--weights",
@@ -413,18 +416,18 @@ def _layer_maps(
     network: Any, layer: str, paths: Sequence[Path], batch_size: int, max_pixels: int
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """``(index, shown picture in [0, 1], raw (C, H, W) maps of layer)`` for every image."""
-    from ..apps import imagenet
+    from ..apps import classify
 
     for start in range(0, len(paths), batch_size):
         chunk = range(start, min(start + batch_size, len(paths)))
-        batch = imagenet.preprocess([paths[i] for i in chunk], max_pixels=max_pixels)
+        batch = classify.prepare_inputs(network, [paths[i] for i in chunk], max_pixels)
         raw = image_app.model_feature_maps(network.model, layer, batch)
         if raw.ndim != 4:
             raise UsageError(
                 f"layer {layer!r} gives {raw.shape[1:]} per image, not (C, H, W) feature maps: "
                 "choose a conv, norm, activation, pooling or block layer"
             )
-        yield from zip(chunk, imagenet.unnormalise(batch), raw, strict=True)
+        yield from zip(chunk, classify.shown_inputs(network, batch), raw, strict=True)
 
 
 def _run_model(args: argparse.Namespace) -> int:
@@ -441,7 +444,12 @@ def _run_model(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-pixels must be at least 1, got {args.max_pixels}")
     activation = _choice(args.activation or "minmax", image_app.ACTIVATIONS, "--activation")
     fmt = _choice(args.format.lower().removeprefix("."), tuple(FORMATS), "--format")
-    paths = collect_inputs(args.inputs)
+    if args.model == classify.FASHION and not args.inputs:
+        from ..apps.fashion import default_sample
+
+        paths = [default_sample()]  # a Fashion-MNIST test picture, not the photo
+    else:
+        paths = collect_inputs(args.inputs)
     for path in paths:
         probe_image(path, args.max_pixels)
     network = classify.load_model(args.model, args.weights)
@@ -475,7 +483,7 @@ def _run_model(args: argparse.Namespace) -> int:
                 targets,
                 picture,
                 maps,
-                title=f"{paths[i].name} (224x224 ImageNet crop) -> {what}\n"
+                title=f"{paths[i].name} ({classify.input_description(network)}) -> {what}\n"
                 f"output {tuple(raw.shape)} -> {activation}{shown}",
                 format=fmt,
                 activation=activation,

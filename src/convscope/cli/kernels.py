@@ -29,6 +29,7 @@ EXAMPLES = """examples:
   convscope kernels convscope-output/train/model.cs   # every conv layer of a trained model
   convscope kernels model.pt --layer features.0       # one layer of a PyTorch state dict
   convscope kernels --model resnet18 --weights resnet18.pth --layer conv1   # colour filters
+  convscope kernels --model fashion --layer conv1_1   # learned filters of the bundled network
 
 outputs (in --output): kernels_<layer>.png per conv layer of a checkpoint, or
 kernels_random.png and kernels_classic.png.  Rows are output channels, columns input channels
@@ -57,7 +58,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     parser.add_argument(
         "--model",
         help="a convscope.models architecture (e.g. resnet18): draw its conv --layer (a "
-        "named_modules() name, e.g. conv1), with the state dict of --weights",
+        "named_modules() name, e.g. conv1), with the state dict of --weights; fashion: the "
+        "bundled TinyVGG trained on Fashion-MNIST (no --weights needed)",
     )
     parser.add_argument(
         "--weights",
