@@ -31,7 +31,7 @@ from urllib.parse import parse_qs
 import numpy as np
 
 from ..cli.common import UsageError
-from .options import ApiError, check_layer_args, check_run, count, parse_query
+from .options import ApiError, check_layer_args, check_run, count, int_tuple, parse_query
 
 Reply = tuple[int, dict[str, Any]]
 #: the engine's random stream is global: one computation at a time keeps seeded values exact
@@ -141,14 +141,11 @@ def shape(query: dict[str, list[str]]) -> dict[str, Any]:
 
 
 def _shape_limits(args: Any) -> Any:
+    """The sizes ``shape`` would build, as explain's options for :func:`check_layer_args`."""
     import argparse
 
-    sizes = [args.input_size, args.target_size, args.restore]
-    spatial = [s for s in sizes if s]
-    for text in spatial:
-        from .options import _ints
-
-        if any(v > 1 << 20 for v in _ints(text, "input-size")):
+    for text in (args.input_size, args.target_size, args.restore):
+        if text and any(v > 1 << 20 for v in int_tuple(text, "input-size")):
             raise ApiError(f"sizes above {1 << 20} are beyond the page's limit", status=413)
     return argparse.Namespace(
         batch=None,
@@ -172,37 +169,35 @@ TAP_OPTIONS = (
 )
 
 
-def taps(query: dict[str, list[str]]) -> dict[str, Any]:
-    """The tap map of a convolution over one channel of ``input-size``."""
+def _tap_map(layer: Any, spatial: Any) -> Any:
+    """The tap map of ``layer`` over one channel of ``spatial`` size (the layer's arguments)."""
     from ..explain import tap_map
 
+    return tap_map(
+        spatial,
+        layer.kernel_size,
+        layer.stride,
+        layer.padding,
+        layer.dilation,
+        padding_mode=layer.padding_mode,
+        transposed=layer.transposed,
+        output_padding=layer.output_padding,
+    )
+
+
+def taps(query: dict[str, list[str]]) -> dict[str, Any]:
+    """The tap map of a convolution over one channel of ``input-size``."""
     unknown = [k for k in query if k.replace("_", "-") not in TAP_OPTIONS]
     if unknown:
         raise ApiError(f"unknown option {unknown[0]!r} for taps; options: {', '.join(TAP_OPTIONS)}")
     if "input-size" not in {k.replace("_", "-") for k in query}:
         raise ApiError("taps needs input-size (e.g. 5,5)")
     args = parse_query("explain", query)
-    from ..cli.conv_options import conv_kwargs, parse_int_tuple
-
     args.in_channels = args.out_channels = 1
-    args.kernel_size = args.kernel_size or "3"
-    args.groups = 1
-    check_layer_args(args)
-    kwargs = conv_kwargs(args)
-    size = parse_int_tuple(args.input_size, "input-size")
-    spatial = (size,) if isinstance(size, int) else size
     with COMPUTE:
-        layer, _x, _out = _built(args)  # the layer's own checks and errors first
-    m = tap_map(
-        spatial,
-        kwargs["kernel_size"],
-        kwargs["stride"],
-        kwargs["padding"],
-        kwargs["dilation"],
-        padding_mode=kwargs["padding_mode"],
-        transposed=args.transposed,
-        output_padding=parse_int_tuple(args.output_padding, "output-padding"),
-    )
+        layer, x, _ = _built(args)  # the layer's own checks and errors first
+    m = _tap_map(layer, x.shape[2:])
+    positions = count(m.out_shape)
     return {
         "input_shape": list(m.input_shape),
         "out_shape": list(m.out_shape),
@@ -210,9 +205,9 @@ def taps(query: dict[str, list[str]]) -> dict[str, Any]:
         "pads": [list(p) for p in m.pads],
         "input_dilation": list(m.input_dilation),
         "kernel_size": list(layer.kernel_size),
-        "grid": m.grid.reshape(count(m.out_shape), -1).tolist(),
-        "sources": m.sources.reshape(count(m.out_shape), -1).tolist(),
-        "padded": m.padded.reshape(count(m.out_shape), -1).tolist(),
+        "grid": m.grid.reshape(positions, -1).tolist(),
+        "sources": m.sources.reshape(positions, -1).tolist(),
+        "padded": m.padded.reshape(positions, -1).tolist(),
     }
 
 
@@ -243,22 +238,13 @@ def grid_cells(m: Any, transposed: bool) -> tuple[list[int], list[str]]:
 def layer_payload(layer: Any, x: np.ndarray) -> dict[str, Any]:
     """What the playground draws for ``layer`` on the batched input ``x``."""
     from ..autograd import no_grad
-    from ..explain import output_shape, tap_map
+    from ..explain import output_shape
     from ..tensor import Tensor
 
     with no_grad():
         y = layer(Tensor(x)).numpy()
     n = len(layer.kernel_size)
-    m = tap_map(
-        x.shape[2:],
-        layer.kernel_size,
-        layer.stride,
-        layer.padding,
-        layer.dilation,
-        padding_mode=layer.padding_mode,
-        transposed=layer.transposed,
-        output_padding=layer.output_padding,
-    )
+    m = _tap_map(layer, x.shape[2:])
     source, kinds = grid_cells(m, layer.transposed)
     return {
         "layer": repr(layer),

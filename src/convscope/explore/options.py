@@ -143,7 +143,8 @@ def parse_query(
 
 
 # ----------------------------------------------------------------------------- limits
-def _ints(text: Any, name: str) -> tuple[int, ...]:
+def int_tuple(text: Any, name: str) -> tuple[int, ...]:
+    """``"3,5"`` -> ``(3, 5)``, ``"3"`` -> ``(3,)``; an ``ApiError`` for anything else."""
     try:
         value = parse_int_tuple(str(text), name)
     except UsageError as error:
@@ -177,9 +178,9 @@ def check_layer_args(args: argparse.Namespace) -> None:
     groups = max(1, args.groups or 1)
     channels = args.in_channels or (2 if groups <= 2 else groups)
     if args.input_size:
-        sizes = _ints(args.input_size, "input-size")
+        sizes = int_tuple(args.input_size, "input-size")
         check_count((args.batch or 1, channels, *sizes), "the input")
-    kernel = _ints(args.kernel_size or "3", "kernel-size")
+    kernel = int_tuple(args.kernel_size or "3", "kernel-size")
     out = args.out_channels or 2
     check_count((out, max(1, channels // groups), *kernel), "the weight")
 
