@@ -400,7 +400,7 @@
     const ticket = ++state.explainRequest;
     let reply;
     if (state.mode === "network") {
-      reply = await api("/api/network/explain", Object.assign(netParams(), { layer: state.netLayer.index, at }));
+      reply = await api("/api/network/explain", Object.assign({}, state.netLayer.params, { layer: state.netLayer.index, at }));
     } else {
       reply = await api("/api/explain", Object.assign({}, state.query, { at }));
     }
@@ -684,7 +684,7 @@
     stopPlay();
     state.mode = "network";
     state.request++;
-    state.netLayer = { index: column.index, name: column.name };
+    state.netLayer = { index: column.index, name: column.name, params: netParams() };
     $("layer-form").hidden = true;
     $("network-banner").hidden = false;
     const source = state.net.image ? "your image" : "sample " + state.net.sample + (state.net.data.label_class ? " (" + state.net.data.label_class + ")" : "");
