@@ -278,6 +278,7 @@
       }[kind];
       if (under.has(k) && kind !== "unread") {
         cellStyle(node, C.footprint[kind], C.kernel_line, styles[2], "#ffffff");
+        if (!showText) node.classList.add("under"); // small cells: outline the window too
       } else {
         const fill = !showText && value !== null && kind !== "unread" ? shade(value) : styles[0];
         cellStyle(node, fill, styles[1], styles[2], kind === "input" ? C.text : C.muted);
