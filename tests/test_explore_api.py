@@ -606,7 +606,7 @@ def test_command_serves_prints_address_and_stops_on_ctrl_c(tmp_path):
     assert "stopped" in out and "Traceback" not in err
 
 
-def test_command_errors_are_one_line(tmp_path, capsys):
+def test_command_errors_are_one_line(server, tmp_path, capsys):
     assert main(["explore", str(tmp_path / "missing.cs"), "--no-browser"]) == 2
     assert (
         main(
@@ -623,9 +623,10 @@ def test_command_errors_are_one_line(tmp_path, capsys):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        net = tiny_network()
-        network.configure(lambda: net)
-        code = main(["explore", "--no-browser", "--port", str(port), "--model", "fashion"])
+        try:
+            code = main(["explore", "--no-browser", "--port", str(port), "--model", "fashion"])
+        finally:
+            network.configure(lambda: server.net)  # the command configured the fashion network
     assert code == 2
 
 
@@ -704,6 +705,7 @@ def test_parallel_requests_stay_consistent(server):
     jobs += [("/api/network", {"sample": str(s % 3)}) for s in range(6)]
     jobs += [("/api/network/field", {"sample": "1", "layer": "4", "at": "1,3,3"})] * 4
     once = [get(server, path, params) for path, params in jobs]
+    assert network.current() is server.net
     server.net._runs.clear()  # the network runs again, from several threads
     with ThreadPoolExecutor(8) as pool:
         again = list(pool.map(lambda job: get(server, *job), jobs * 2))
