@@ -207,6 +207,25 @@ def test_stride_grid_does_not_follow_the_chunks() -> None:
     assert max(y.chunks[2]) <= 2
 
 
+def test_a_stack_runs_as_one_task_per_output_block() -> None:
+    """No intermediate result leaves a task: the graph is the input plus one layer whose
+    blocks each read the input window with the whole stack's halo."""
+    cs.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect"), nn.ReLU(), nn.Conv2d(2, 2, 5)
+    ).double()
+    x = da.zeros((1, 1, 64, 64), chunks=(1, 1, 16, 16))
+    y = csd.apply(net, x)
+    assert len(y.dask.layers) == 2
+    assert y.chunks[2:] == ((17, 16, 16, 11),) * 2  # the edges shift with the padding
+    # output block (1, 1) covers rows and columns 17..33: it reads input cells 16..38 (a halo
+    # of 1 before, 5 after), so input chunks 1 and 2 along each axis and nothing else
+    dependencies = y.dask.get_all_dependencies()[(y.name, 0, 0, 1, 1)]
+    assert {key[2:] for key in dependencies if isinstance(key, tuple)} == {
+        (0, i, j) for i in (1, 2) for j in (1, 2)
+    }
+
+
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_functional_forms_match_nn_functional(n: int) -> None:
     rng = np.random.default_rng(n)

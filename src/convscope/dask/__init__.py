@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .chain import run_steps
 from .functional import (
     conv1d,
     conv2d,
@@ -34,7 +35,7 @@ from .functional import (
     conv_transpose2d,
     conv_transpose3d,
 )
-from .modules import local_layers, runner
+from .modules import local_layers, steps_of
 
 
 def _checked(x: Any, name: str = "x") -> Any:
@@ -62,9 +63,7 @@ def apply(module: Any, x: Any) -> Any:
     """
     layers = local_layers(module)
     x = _checked(x)
-    for layer in layers:
-        x = runner(layer)(x)
-    return x
+    return run_steps(x, [steps_of(layer) for layer in layers])
 
 
 __all__ = [

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..nn import functional as F
 from . import steps
+from .chain import run_steps
 
 
 def _batched(x: Any, n: int, op: str) -> tuple[Any, bool]:
@@ -47,15 +48,45 @@ def _conv(n: int, x, weight, bias, stride, padding, dilation, groups, padding_mo
             f"padding_mode='{padding_mode}'"
         )
     x, unbatched = _batched(x, n, function.__name__)
-    y = steps.conv(x, function, weight, bias, stride, padding, dilation, groups, padding_mode)
+    y = run_steps(
+        x,
+        [
+            lambda shape, dtype: steps.conv_steps(
+                shape,
+                dtype,
+                function,
+                weight,
+                bias,
+                stride,
+                padding,
+                dilation,
+                groups,
+                padding_mode,
+            )
+        ],
+    )
     return y[0] if unbatched else y
 
 
 def _conv_transpose(n: int, x, weight, bias, stride, padding, output_padding, groups, dilation):
     function = getattr(F, f"conv_transpose{n}d")
     x, unbatched = _batched(x, n, function.__name__)
-    y = steps.conv_transpose(
-        x, function, weight, bias, stride, padding, output_padding, groups, dilation
+    y = run_steps(
+        x,
+        [
+            lambda shape, dtype: steps.conv_transpose_steps(
+                shape,
+                dtype,
+                function,
+                weight,
+                bias,
+                stride,
+                padding,
+                output_padding,
+                groups,
+                dilation,
+            )
+        ],
     )
     return y[0] if unbatched else y
 

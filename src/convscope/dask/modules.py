@@ -20,6 +20,9 @@ from .. import nn
 from ..nn import conv, dropout, linear, normalization, padding, pooling
 from . import steps
 
+#: a layer bound to its input: (shape, dtype) -> steps
+Factory = Callable[[tuple, Any], list]
+
 _POINTWISE = (
     nn.ReLU,
     nn.LeakyReLU,
@@ -39,13 +42,14 @@ _POINTWISE = (
 )
 
 
-def _run_conv(module: Any) -> Callable[[Any], Any]:
+def _conv(module: Any) -> Factory:
     function = module._conv()
     weight = module.weight.data
     bias = None if module.bias is None else module.bias.data
     if module.transposed:
-        return lambda x: steps.conv_transpose(
-            x,
+        return lambda shape, dtype: steps.conv_transpose_steps(
+            shape,
+            dtype,
             function,
             weight,
             bias,
@@ -55,8 +59,9 @@ def _run_conv(module: Any) -> Callable[[Any], Any]:
             module.groups,
             module.dilation,
         )
-    return lambda x: steps.conv(
-        x,
+    return lambda shape, dtype: steps.conv_steps(
+        shape,
+        dtype,
         function,
         weight,
         bias,
@@ -68,21 +73,33 @@ def _run_conv(module: Any) -> Callable[[Any], Any]:
     )
 
 
-def _run_pad(module: Any) -> Callable[[Any], Any]:
+def _pad(module: Any) -> Factory:
     amounts = list(module.padding)
     pairs = tuple((amounts[2 * i], amounts[2 * i + 1]) for i in reversed(range(len(amounts) // 2)))
-    return lambda x: steps.pad_array(x, pairs, module._mode, module.value)
+    return lambda shape, dtype: steps.pad_steps(shape, dtype, pairs, module._mode, module.value)
+
+
+def _pool(module: Any) -> Factory:
+    return lambda shape, dtype: [steps.Pool(shape, module=module, dtype_in=dtype)]
+
+
+def _pointwise(module: Any) -> Factory:
+    return lambda shape, dtype: [steps.Pointwise(shape, module=module, dtype_in=dtype)]
+
+
+def _identity(module: Any) -> Factory:
+    return lambda shape, dtype: []
 
 
 #: (base classes, why a layer of them is global after all (or None), how to run it)
-_KINDS: list[tuple[type, Callable[[Any], str | None], Callable[[Any], Callable[[Any], Any]]]] = [
-    (conv._ConvNd, lambda m: None, _run_conv),
+_KINDS: list[tuple[Any, Callable[[Any], str | None], Callable[[Any], Factory]]] = [
+    (conv._ConvNd, lambda m: None, _conv),
     (
         pooling._MaxPoolNd,
         lambda m: "it returns indices" if m.return_indices else None,
-        lambda m: lambda x: steps.pool(x, m),
+        _pool,
     ),
-    (pooling._AvgPoolNd, lambda m: None, lambda m: lambda x: steps.pool(x, m)),
+    (pooling._AvgPoolNd, lambda m: None, _pool),
     (
         normalization._BatchNorm,
         lambda m: (
@@ -90,16 +107,16 @@ _KINDS: list[tuple[type, Callable[[Any], str | None], Callable[[Any], Callable[[
             if m.training or m.running_mean is None
             else None
         ),
-        lambda m: lambda x: steps.pointwise(x, m),
+        _pointwise,
     ),
-    (padding._PadNd, lambda m: None, _run_pad),
-    (_POINTWISE, lambda m: None, lambda m: lambda x: steps.pointwise(x, m)),
+    (padding._PadNd, lambda m: None, _pad),
+    (_POINTWISE, lambda m: None, _pointwise),
     (
         (dropout.Dropout, dropout._ChannelDropout),
         lambda m: "it is in training mode (random)" if m.training else None,
-        lambda m: lambda x: x,
+        _identity,
     ),
-    (linear.Identity, lambda m: None, lambda m: lambda x: x),
+    (linear.Identity, lambda m: None, _identity),
 ]
 
 
@@ -134,8 +151,9 @@ def local_layers(module: Any, path: str = "") -> list[Any]:
     raise _refuse(path, module, "each of its outputs may read the whole input")
 
 
-def runner(module: Any) -> Callable[[Any], Any]:
-    """How one local layer (see :func:`local_layers`) runs over a dask array."""
+def steps_of(module: Any) -> Factory:
+    """How one local layer (see :func:`local_layers`) runs: a function of its input's shape
+    and dtype returning its steps (window steps and whole-array operations)."""
     for bases, _, run in _KINDS:
         if _own_forward(module, bases):
             return run(module)
