@@ -134,7 +134,7 @@ def _store(acc, of, obase, geom, plane, h0, rows):  # pragma: no cover - compile
                 of[_u(line + q)] = acc[_u(begin + q)]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath={"contract"})
 def _multiply_add(buf, starts, weights, wide, acc):  # pragma: no cover - compiled
     """``acc[p] = sum_t weights[t] * buf[starts[t] + p]`` for ``p < wide``, the taps added one
     after another (in one pass for 3x3, else four per pass: the same additions in the same
