@@ -36,6 +36,12 @@ ACTIVATIONS = {
 #: activations the NumPy path applies in place without a temporary
 _IN_PLACE = {None, "relu", "relu6", "hardsigmoid", "tanh"}
 
+#: activations built on exp: NumPy's vectorised exp, block by block, beats the compiled
+#: kernel's scalar one (measured: SiLU on 2.4 M float32 values 8 ms against 21 ms)
+_VIA_NUMPY_EXP = {"silu", "sigmoid"}
+
+_BLOCK = 1 << 14  # values per block: the block and its temporary stay in L2
+
 
 def supported(activation: str | None) -> bool:
     """Whether :func:`apply` can fuse ``activation`` on this installation (the compiled
@@ -72,6 +78,7 @@ def apply(
         ones = np.ones(c, dtype) if scale is None else scale
         zeros = np.zeros(c, dtype) if shift is None else shift
         extra = planes if residual is None else residual.reshape(n * c, -1)
+        later = activation in _VIA_NUMPY_EXP
         jit.call(
             "epilogue",
             planes,
@@ -79,8 +86,10 @@ def apply(
             zeros,
             extra,
             residual is not None,
-            ACTIVATIONS[activation],
+            ACTIVATIONS[None if later else activation],
         )
+        if later:
+            _exp_activation(out.reshape(-1), activation)
         return
     view = (1, c) + (1,) * (out.ndim - 2)
     if scale is not None:
@@ -99,3 +108,27 @@ def apply(
         np.divide(out, 6, out=out)
     elif activation == "tanh":
         np.tanh(out, out=out)
+
+
+def _exp_activation(flat: np.ndarray, activation: str) -> None:
+    """SiLU or sigmoid of the contiguous ``flat`` in place, in cache-sized blocks spread over
+    the threads (each with its own small temporary)."""
+    from . import threads
+
+    def work(part: slice) -> None:
+        values = flat[part]
+        scratch = np.empty(min(_BLOCK, values.size), values.dtype)
+        with np.errstate(over="ignore"):
+            for start in range(0, values.size, _BLOCK):
+                block = values[start : start + _BLOCK]
+                tmp = scratch[: block.size]
+                np.negative(block, out=tmp)
+                np.exp(tmp, out=tmp)
+                np.add(tmp, 1, out=tmp)
+                if activation == "silu":
+                    np.divide(block, tmp, out=block)
+                else:
+                    np.divide(1, tmp, out=block)
+
+    parts = threads.split(flat.size, threads.get_num_threads(), minimum=4 * _BLOCK)
+    threads.parallel_map(work, parts)
