@@ -181,6 +181,16 @@ def _matmul_name(x: np.ndarray, y: np.ndarray) -> str:
     return names.get((x.ndim, y.ndim), "UnsafeView")
 
 
+def _stacked_times_matrix(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``np.matmul(x, y)``, with a stack of matrices times one matrix done as one 2-D GEMM:
+    NumPy would call BLAS once per matrix of the stack (a Linear layer on (8, 56, 56, 96)
+    took 2.5 s that way, 62 ms as one GEMM)."""
+    if x.ndim > 2 and y.ndim == 2:
+        rows = x.reshape(-1, x.shape[-1])
+        return np.matmul(rows, y).reshape(*x.shape[:-1], y.shape[-1])
+    return np.matmul(x, y)
+
+
 def matmul(a: Any, b: Any) -> Tensor:
     x, y = _data(a), _data(b)
     if x.ndim == 0 or y.ndim == 0:
@@ -192,7 +202,7 @@ def matmul(a: Any, b: Any) -> Tensor:
     y2 = y[:, None] if y.ndim == 1 else y
 
     try:
-        out = np.matmul(x, y)
+        out = _stacked_times_matrix(x, y)
     except ValueError:
         sizes = ("x".join(map(str, v.shape)) for v in (x2, y2))
         raise RuntimeError(
@@ -206,8 +216,14 @@ def matmul(a: Any, b: Any) -> Tensor:
         if x.ndim == 1:
             shape.insert(len(shape) - 1, 1)
         g2 = g.reshape(shape)
-        ga = unbroadcast(g2 @ np.swapaxes(y2, -1, -2), x2.shape).reshape(x.shape) if n[0] else None
-        gb = unbroadcast(np.swapaxes(x2, -1, -2) @ g2, y2.shape).reshape(y.shape) if n[1] else None
+        ga = gb = None
+        if n[0]:
+            ga = _stacked_times_matrix(g2, np.swapaxes(y2, -1, -2))
+            ga = unbroadcast(ga, x2.shape).reshape(x.shape)
+        if n[1] and x2.ndim > 2 and y2.ndim == 2:  # summed over the stack by the GEMM itself
+            gb = (x2.reshape(-1, x2.shape[-1]).T @ g2.reshape(-1, g2.shape[-1])).reshape(y.shape)
+        elif n[1]:
+            gb = unbroadcast(np.swapaxes(x2, -1, -2) @ g2, y2.shape).reshape(y.shape)
         return ga, gb
 
     return _new(out, (a, b), rule, _matmul_name(x, y) if recording(a, b) else "")
