@@ -394,14 +394,18 @@ def test_bad_input_is_one_line_and_exit_2(case, tmp_path, capsys):
     assert files_in(out) == []  # no output at all, let alone half-written files
 
 
-def test_a_corrupt_image_in_a_folder_stops_before_any_output(tmp_path, capsys):
+def test_a_corrupt_image_in_a_folder_is_skipped_and_the_rest_processed(tmp_path, capsys):
+    """Issue 13, item 4 (the batch used to stop with exit 2); tests/test_folder_batch.py has
+    the other bad-file cases."""
     paths = make_inputs(tmp_path / "in")
     for name in ("text", "gif", "huge", "truncated"):
         paths[name].unlink()
     out = tmp_path / "out"
     code, _, stderr = run_cli(["image", tmp_path / "in", "-o", out], capsys)
-    assert code == 2 and "corrupt.png: not an image" in stderr
-    assert files_in(out) == []
+    assert code == 1 and stderr.count("\n") == 1 and "corrupt.png: not an image" in stderr
+    assert files_in(out) == sorted(
+        [f"good_channel_{i}.png" for i in range(1, 5)] + ["good_sheet.png"]
+    )
 
 
 def test_outputs_never_overwrite_inputs(tmp_path, capsys):

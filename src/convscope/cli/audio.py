@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
+import io
 import math
 import sys
 from collections.abc import Callable
@@ -15,6 +17,14 @@ import numpy as np
 
 from ..apps import audio
 from ..random import manual_seed
+from .batch import (
+    FILE_ERRORS,
+    FileOutcome,
+    add_cluster_arguments,
+    check_cluster_arguments,
+    report_skipped,
+    worker_count_note,
+)
 from .common import UsageError, write_all
 from .conv_options import add_conv_arguments, conv_kwargs, parse_int_tuple, parse_padding
 
@@ -25,6 +35,8 @@ EXAMPLES = """examples:
   convscope audio --layers 1 --kernel-size 7 --padding same --padding-mode reflect
   convscope audio --conv1d --kernel-size 31 --padding same     # Conv1d on the waveform
   convscope audio --tensorboard runs/audio                      # also log to TensorBoard
+  convscope audio clips/ -o out/clips  # every file of a folder, into out/clips/<name>/
+  convscope audio clips/ --scheduler local --workers 2          # the folder as Dask tasks
 
 The convolution options configure the Conv1d layer, or the first Conv2d layer; the second
 shares --out-channels, --stride, --dilation, --padding-mode and --no-bias, takes
@@ -32,6 +44,8 @@ shares --out-channels, --stride, --dilation, --padding-mode and --no-bias, takes
 
 Spectrogram mode writes spectrogram.png and conv<L>_channel_<C>.png for every feature map;
 --conv1d writes waveforms.png, input.wav and conv1d_channel_<C>.wav (peak-normalised).
+A folder gives those files per audio file in <output>/<file name>/; files that cannot be
+used are skipped (one line each on stderr, exit code 1).
 """
 
 #: longest excerpt analysed; longer ranges are shortened with a warning
@@ -56,7 +70,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "input", nargs="?", help="WAV, FLAC or OGG file (default: the bundled speech sample)"
+        "input",
+        nargs="?",
+        help="WAV, FLAC or OGG file, or a folder of them (default: the bundled speech sample)",
     )
     parser.add_argument(
         "-o",
@@ -92,6 +108,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         "--tensorboard", metavar="DIR", help="also log the pictures to a TensorBoard folder"
     )
     add_conv_arguments(parser, out_channels=2, kernel_size="3", padding="1")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (folders)")
+    add_cluster_arguments(parser, "files of a folder")
 
 
 @dataclass
@@ -287,7 +305,119 @@ def build_stack(args: argparse.Namespace, conv: dict[str, Any]) -> Any:
         raise UsageError(f"bad convolution options for the Conv2d layers: {error}") from None
 
 
+#: audio files a folder contributes (by name ending)
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".mp3")
+
+
+def audio_files(folder: Path) -> list[Path]:
+    """The audio files directly inside ``folder`` (not hidden), sorted by name."""
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".")
+    )
+
+
+@dataclass
+class FolderSettings:
+    """What every file of a folder goes through (picklable: sent to the workers)."""
+
+    start: float
+    end: float
+    n_fft: int
+    hop_length: int
+    conv1d: bool
+    conv: dict[str, Any]
+    model: Any
+    seed: int
+
+
+def audio_file(task: tuple[int, Path, Path, FolderSettings]) -> FileOutcome:
+    """One file of a folder (a dask task with ``--scheduler``): the single-file run into its
+    own folder, all files or none; a file that cannot be used becomes a skipped outcome."""
+    index, path, target, settings = task
+    warnings = io.StringIO()  # shown on the file's line (a cluster's workers have no terminal)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(warnings):
+            excerpt = load_excerpt(str(path), settings.start, settings.end)
+            manual_seed(settings.seed)  # every file gets the weights a single-file run gets
+            if settings.conv1d:
+                files, _ = conv1d_outputs(excerpt, settings.conv)
+            else:
+                files, _ = spectrogram_outputs(
+                    excerpt, settings.model, n_fft=settings.n_fft, hop_length=settings.hop_length
+                )
+        write_files(target, files)
+    except FILE_ERRORS as error:
+        return FileOutcome(index, path, error=str(error))
+    message = f"{path.name} ({excerpt.start:g}-{excerpt.end:g} s) -> {target}: {len(files)} files"
+    notes = [line.removeprefix("convscope audio: ") for line in warnings.getvalue().splitlines()]
+    message += "".join(f" ({note})" for note in notes)
+    return FileOutcome(index, path, [target / name for name in files], message)
+
+
+def _run_folder(args: argparse.Namespace, conv: dict[str, Any], model: Any) -> int:
+    from ..dask.folders import run_tasks
+
+    folder, out = Path(args.input), Path(args.output)
+    files = audio_files(folder)
+    if not files:
+        raise UsageError(f"no {', '.join(AUDIO_SUFFIXES)} files in folder {folder}")
+    names: list[str] = []
+    for path in files:
+        name, k = path.stem, 2
+        while name in names:
+            name, k = f"{path.stem}_{k}", k + 1
+        names.append(name)
+    inputs = {path.resolve() for path in files}
+    if any(out.resolve() / name in {p.parent for p in inputs} for name in names):
+        raise UsageError(f"the outputs in {out} would mix with the input folder {folder}")
+    settings = FolderSettings(
+        args.start, args.end, args.n_fft, args.hop_length, args.conv1d, conv, model, args.seed
+    )
+    tasks = [
+        (i, path, out / name, settings)
+        for i, (path, name) in enumerate(zip(files, names, strict=True))
+    ]
+    what = (
+        "Conv1d on the waveform"
+        if args.conv1d
+        else f"{args.layers} Conv2d layer(s) on the spectrogram"
+    )
+    where = worker_count_note(args.scheduler, args.workers)
+    print(f"{len(files)} audio files in {folder}: {what}{where}")
+    skipped: list[tuple[Path, str]] = []
+    written: list[Path] = []
+    bar = None
+    if not args.no_progress and len(files) > 1:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(files), unit="file", leave=False, file=sys.stderr)
+    say = bar.write if bar is not None else print
+
+    def done(outcome: FileOutcome) -> None:
+        if outcome.skipped:
+            skipped.append((outcome.path, outcome.error))
+        else:
+            written.extend(outcome.written)
+            say(outcome.message)
+        if bar is not None:
+            bar.update()
+
+    try:
+        run_tasks(tasks, audio_file, scheduler=args.scheduler, workers=args.workers, done=done)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"{len(files) - len(skipped)} file(s), {len(written)} files written to {out}")
+    return report_skipped("audio", skipped)
+
+
 def run(args: argparse.Namespace) -> int:
+    check_cluster_arguments(args, "tensorboard")
+    folder = args.input is not None and Path(args.input).is_dir()
+    if args.scheduler is not None and not folder:
+        raise UsageError("--scheduler runs the files of a folder: give a folder as input")
     if not 1 <= args.n_fft <= MAX_N_FFT or args.hop_length < 1:
         raise UsageError(
             f"--n-fft must be 1-{MAX_N_FFT} and --hop-length >= 1, "
@@ -301,6 +431,10 @@ def run(args: argparse.Namespace) -> int:
     conv = conv_kwargs(args)
     manual_seed(args.seed)
     model = None if args.conv1d else build_stack(args, conv)
+    if folder:
+        if args.tensorboard:
+            raise UsageError("--tensorboard logs one file: give a file, not a folder")
+        return _run_folder(args, conv, model)
     excerpt = load_excerpt(args.input, args.start, args.end)
     print(
         f"input: {excerpt.name}, {excerpt.duration:.2f} s; using {excerpt.start:g}-"

@@ -29,6 +29,16 @@ from ..apps import image as image_app
 from ..apps.filters import FILTER_INPUTS, FILTERS, channel_names, filter_conv, parse_filters
 from ..apps.kernels import conv_layers, load_checkpoint, select_layer
 from ..io.image import MAX_PIXELS, ImageInfo, image_files, probe_image, read_image, write_image
+from .batch import (
+    FILE_ERRORS,
+    FileOutcome,
+    add_cluster_arguments,
+    all_or_nothing,
+    check_cluster_arguments,
+    folder_files,
+    report_skipped,
+    worker_count_note,
+)
 from .common import UsageError, output_dir, write_atomically
 from .conv_options import add_conv_arguments, conv_kwargs
 
@@ -36,6 +46,7 @@ EXAMPLES = """examples:
   convscope image                                  # bundled photo, Conv2d(3, 4, 3, 1, 1), sigmoid
   convscope image cat.jpg -o out/cat               # your own image
   convscope image photos/ --batch-size 16          # every image of a folder, in batches
+  convscope image photos/ --scheduler local --workers 2   # the folder as Dask tasks
   convscope image --filters sobel-x,sobel-y,laplacian --activation minmax
   convscope image --filters all --filter-input each   # each filter on R, G and B separately
   convscope image --checkpoint convscope-output/train/model.cs --layer 0
@@ -124,6 +135,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     )
     parser.add_argument("--tensorboard", metavar="DIR", help="also log for TensorBoard here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_cluster_arguments(parser, "batches of a folder")
 
 
 def _choice(value: str, choices: Sequence[str], option: str) -> str:
@@ -245,17 +257,30 @@ class _Item(NamedTuple):
     info: ImageInfo
 
 
-def check_inputs(paths: Sequence[Path], out: Path, job: ImageJob) -> list[_Item]:
+def check_inputs(
+    paths: Sequence[Path],
+    out: Path,
+    job: ImageJob,
+    skip: frozenset[Path] = frozenset(),
+    skipped: list[tuple[Path, str]] | None = None,
+) -> list[_Item]:
     """Check every input (readable, supported, within the pixel limit, large enough for the
-    kernel, not overwritten by an output) before anything is written."""
+    kernel, not overwritten by an output) before anything is written.  A file of ``skip``
+    (found in a folder) that fails is appended to ``skipped`` instead."""
     inputs = {p.resolve() for p in paths}
     items = []
     for index, (path, name) in enumerate(zip(paths, _unique_names(paths), strict=True)):
-        info = probe_image(path, job.max_pixels)
         try:
-            image_app.output_size(job.conv, info.height, info.width)
-        except RuntimeError as error:
-            raise UsageError(f"{path} ({info.width}x{info.height}): {error}") from None
+            info = probe_image(path, job.max_pixels)
+            try:
+                image_app.output_size(job.conv, info.height, info.width)
+            except RuntimeError as error:
+                raise UsageError(f"{path} ({info.width}x{info.height}): {error}") from None
+        except FILE_ERRORS as error:
+            if path not in skip or skipped is None:
+                raise
+            skipped.append((path, str(error)))
+            continue
         if any(target.resolve() in inputs for target in job.outputs(out, name)):
             raise UsageError(f"the outputs for {path} would overwrite an input file")
         items.append(_Item(index, path, name, info))
@@ -317,28 +342,28 @@ def _log(tensorboard: Any, step: int, picture: np.ndarray, maps: np.ndarray) -> 
     tensorboard.add_scalar("feature_maps/std", float(maps.std()), step)
 
 
-def process(
-    paths: Sequence[Path],
-    out: Path,
-    job: ImageJob,
-    *,
-    tensorboard: Any = None,
-    progress: bool = True,
-    echo: Callable[[str], None] = print,
-) -> list[Path]:
-    """Run ``job`` on the images ``paths``, writing into the existing folder ``out`` (and
-    logging to a :class:`~convscope.apps.tensorboard.TensorBoardLogger`, step = input index);
-    returns the files written.  Every input is checked before the first file is written."""
-    items = check_inputs(paths, out, job)
-    written: list[Path] = []
-    bar = _progress_bar(len(items), progress)
-    say = bar.write if bar is not None else echo
-    try:
-        for batch in _batches(items, job.batch_size):
-            pictures = np.stack([read_image(item.path, job.max_pixels) for item in batch])
-            all_maps = image_app.feature_maps(pictures, job.conv, activation=job.activation)
-            for item, picture, maps in zip(batch, pictures, all_maps, strict=True):
-                targets = job.outputs(out, item.name)
+def image_batch(
+    task: tuple[list[_Item], Path, ImageJob, frozenset[Path], bool],
+) -> list[FileOutcome]:
+    """One batch of images (a dask task with ``--scheduler``): read, convolve, write every
+    channel and the sheet.  A file of ``skip`` that cannot be read or written becomes a
+    skipped outcome, its outputs complete or absent; ``keep`` returns the arrays too."""
+    batch, out, job, skip, keep = task
+    outcomes, ready = [], []
+    for item in batch:
+        try:
+            ready.append((item, read_image(item.path, job.max_pixels)))
+        except FILE_ERRORS as error:
+            if item.path not in skip:
+                raise
+            outcomes.append(FileOutcome(item.index, item.path, error=str(error)))
+    if ready:
+        pictures = np.stack([picture for _, picture in ready])
+        all_maps = image_app.feature_maps(pictures, job.conv, activation=job.activation)
+    for (item, picture), maps in zip(ready, all_maps if ready else [], strict=True):
+        targets = job.outputs(out, item.name)
+        try:
+            with all_or_nothing(targets):
                 _save_outputs(
                     targets,
                     picture,
@@ -350,17 +375,65 @@ def process(
                     sheet=job.sheet,
                     titles=job.channel_titles,
                 )
-                written.extend(targets)
+        except FILE_ERRORS as error:
+            if item.path not in skip:
+                raise
+            outcomes.append(FileOutcome(item.index, item.path, error=str(error)))
+            continue
+        message = (
+            f"{item.path.name} ({item.info.width}x{item.info.height}) -> "
+            f"{len(maps)} channels {maps.shape[2]}x{maps.shape[1]}: "
+            f"{out / item.name}_channel_1..{len(maps)}.{job.format}"
+            + (f", {targets[-1].name}" if job.sheet else "")
+        )
+        arrays = (picture, maps) if keep else None
+        outcomes.append(FileOutcome(item.index, item.path, targets, message, arrays=arrays))
+    return sorted(outcomes, key=lambda outcome: outcome.index)
+
+
+def process(
+    paths: Sequence[Path],
+    out: Path,
+    job: ImageJob,
+    *,
+    tensorboard: Any = None,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+    skip: frozenset[Path] = frozenset(),
+    skipped: list[tuple[Path, str]] | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+) -> list[Path]:
+    """Run ``job`` on the images ``paths``, writing into the existing folder ``out`` (and
+    logging to a :class:`~convscope.apps.tensorboard.TensorBoardLogger`, step = input index);
+    returns the files written.  Every input is checked before the first file is written.
+    Files of ``skip`` (found in folders) that cannot be used are appended to ``skipped``
+    (path, reason) and the others still processed.  With ``scheduler`` (``"local"`` or an
+    address) the batches run as dask tasks on a distributed cluster."""
+    from ..dask.folders import run_tasks
+
+    skipped = [] if skipped is None else skipped
+    items = check_inputs(paths, out, job, skip, skipped)
+    written: list[Path] = []
+    bar = _progress_bar(len(items), progress)
+    say = bar.write if bar is not None else echo
+
+    def done(outcomes: list[FileOutcome]) -> None:
+        for outcome in outcomes:
+            if outcome.skipped:
+                skipped.append((outcome.path, outcome.error))
+            else:
+                written.extend(outcome.written)
                 if tensorboard is not None:
-                    _log(tensorboard, item.index, picture, maps)
-                say(
-                    f"{item.path.name} ({item.info.width}x{item.info.height}) -> "
-                    f"{len(maps)} channels {maps.shape[2]}x{maps.shape[1]}: "
-                    f"{out / item.name}_channel_1..{len(maps)}.{job.format}"
-                    + (f", {targets[-1].name}" if job.sheet else "")
-                )
-                if bar is not None:
-                    bar.update()
+                    _log(tensorboard, outcome.index, *outcome.arrays)
+                say(outcome.message)
+            if bar is not None:
+                bar.update()
+
+    keep = tensorboard is not None
+    tasks = [(batch, out, job, skip, keep) for batch in _batches(items, job.batch_size)]
+    try:
+        run_tasks(tasks, image_batch, scheduler=scheduler, workers=workers, done=done)
     finally:
         if bar is not None:
             bar.close()
@@ -509,6 +582,7 @@ def _run_model(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_cluster_arguments(args, "model", "tensorboard")
     if args.model is not None:
         return _run_model(args)
     if args.weights is not None:
@@ -521,6 +595,7 @@ def run(args: argparse.Namespace) -> int:
     fmt = _choice(args.format.lower().removeprefix("."), tuple(FORMATS), "--format")
     conv, titles, description = build_conv(args)
     paths = collect_inputs(args.inputs)
+    skip, skipped = folder_files(args.inputs, image_files), []
     job = ImageJob(
         conv,
         activation=activation,
@@ -531,7 +606,7 @@ def run(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         sheet=not args.no_sheet,
     )
-    check_inputs(paths, Path(args.output), job)  # before anything is created
+    check_inputs(paths, Path(args.output), job, skip, [])  # before anything is created
     with ExitStack() as stack:
         logger = None
         if args.tensorboard:
@@ -539,12 +614,23 @@ def run(args: argparse.Namespace) -> int:
 
             logger = stack.enter_context(open_logger(output_dir(args.tensorboard)))
         out = output_dir(args.output)
-        print(f"{conv!r} ({description}), activation {activation}")
-        written = process(paths, out, job, tensorboard=logger, progress=not args.no_progress)
-    print(f"{len(paths)} image(s), {len(written)} files written to {out}")
+        where = worker_count_note(args.scheduler, args.workers)
+        print(f"{conv!r} ({description}), activation {activation}{where}")
+        written = process(
+            paths,
+            out,
+            job,
+            tensorboard=logger,
+            progress=not args.no_progress,
+            skip=skip,
+            skipped=skipped,
+            scheduler=args.scheduler,
+            workers=args.workers,
+        )
+    print(f"{len(paths) - len(skipped)} image(s), {len(written)} files written to {out}")
     if args.tensorboard:
         print(viewer_hint(args.tensorboard))
-    return 0
+    return report_skipped("image", skipped)
 
 
 def demo(folder: Path) -> None:
