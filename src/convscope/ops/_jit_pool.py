@@ -135,11 +135,12 @@ def _store(acc, of, obase, geom, plane, h0, rows):  # pragma: no cover - compile
 
 
 @njit(cache=True, nogil=True, fastmath={"contract"})
-def _multiply_add(buf, starts, weights, wide, acc):  # pragma: no cover - compiled
-    """``acc[p] = sum_t weights[t] * buf[starts[t] + p]`` for ``p < wide``, the taps added one
-    after another (in one pass for 3x3, else four per pass: the same additions in the same
-    order, fewer loads and stores of ``acc``)."""
-    taps = weights.shape[0]
+def _multiply_add(buf, starts, wf, first, wide, acc):  # pragma: no cover - compiled
+    """``acc[p] = sum_t weights[t] * buf[starts[t] + p]`` for ``p < wide``, the weights
+    ``wf[first:first + taps]``, the taps added one after another (in one pass for 3x3, else
+    four per pass: the same additions in the same order, fewer loads and stores of ``acc``)."""
+    taps = starts.shape[0]
+    weights = wf[first : first + taps]
     t = 0
     if taps == 9:
         w0, w1, w2, w3, w4 = weights[0], weights[1], weights[2], weights[3], weights[4]
@@ -208,8 +209,8 @@ def depthwise(x, w, geom, phases, tap_phase, tap_q, reach, band, chunks, out):  
     ``x`` (N, C, D, H, W), ``w`` (C, M, T), ``out`` (N, C*M, OD, OH, OW), all contiguous.
     """
     nb, ch = x.shape[0], x.shape[1]
-    mult = w.shape[1]
-    xf, of = x.reshape(x.size), out.reshape(out.size)
+    mult, taps = w.shape[1], w.shape[2]
+    xf, of, wf = x.reshape(x.size), out.reshape(out.size), w.reshape(w.size)
     in_plane = x.shape[2] * x.shape[3] * x.shape[4]
     out_plane = geom[3] * geom[4] * geom[5]
     bands = _ceil_div(geom[4], band)
@@ -228,7 +229,7 @@ def depthwise(x, w, geom, phases, tap_phase, tap_q, reach, band, chunks, out):  
             _gather(xf, (n * ch + c) * in_plane, h0, geom, phases, plane, zero, buf, h0 == last)
             last = h0
             for m in range(mult):
-                _multiply_add(buf, starts, w[c, m], wide, acc)
+                _multiply_add(buf, starts, wf, (c * mult + m) * taps, wide, acc)
                 obase = (n * ch * mult + c * mult + m) * out_plane
                 _store(acc, of, obase, geom, plane, h0, rows)
 
