@@ -212,3 +212,63 @@ def test_audio_folder_on_a_scheduler_address(tmp_path, capsys):
     assert code == 1 and len(stderr.splitlines()) == 3, stderr
     assert f"on the Dask scheduler at {cluster.scheduler_address}" in stdout
     assert tree(tmp_path / "cluster") == tree(tmp_path / "plain") != {}
+
+
+TILE_OPTIONS = [
+    [],
+    ["--filters", "sobel-x,laplacian", "--activation", "minmax", "--stride", "2"],
+    ["--kernel-size", "5", "--padding", "0", "--stride", "3", "--activation", "none"],
+    ["--padding-mode", "reflect", "--dilation", "2", "--padding", "2", "--out-channels", "3"],
+]
+
+
+@pytest.mark.parametrize("options", TILE_OPTIONS)
+def test_tile_writes_the_pixels_of_the_ordinary_run(options, tmp_path, capsys):
+    """A TIFF through --tile (lazily read, convscope.dask, tiled TIFF per channel) gives the
+    pixels the in-memory command gives."""
+    tifffile = pytest.importorskip("tifffile")
+    picture = np.random.default_rng(2).integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    source = tmp_path / "x.tif"
+    tifffile.imwrite(source, picture, tile=(32, 32), compression="zlib")
+    code, _, _ = run_cli(
+        ["image", source, "-o", tmp_path / "plain", "--format", "tiff", "--no-sheet", *options],
+        capsys,
+    )
+    assert code == 0
+    code, stdout, stderr = run_cli(
+        ["image", source, "-o", tmp_path / "tiled", "--tile", "32", "--no-progress", *options],
+        capsys,
+    )
+    assert code == 0, stderr
+    assert "in 32x32 blocks" in stdout
+    plain = sorted((tmp_path / "plain").iterdir())
+    assert sorted(tree(tmp_path / "tiled")) == [p.name[:-1] for p in plain]  # .tiff -> .tif
+    for path in plain:
+        with Image.open(path) as expected:
+            got = tifffile.imread(tmp_path / "tiled" / path.name[:-1])
+            np.testing.assert_array_equal(got, np.asarray(expected))
+
+
+TILE_ERRORS = [
+    (["{tif}", "--tile", "40"], "multiple of 16"),
+    (["{png}", "--tile", "32"], "one TIFF image"),
+    (["{tif}", "{tif}", "--tile", "32"], "one TIFF image"),
+    (["{tif}", "--tile", "32", "--scheduler", "local"], "leave out --scheduler"),
+    (["{tif}", "--tile", "32", "--kernel-size", "99"], "Kernel size can't be greater"),
+    (["{bad}", "--tile", "32"], "not a readable TIFF"),
+]
+
+
+@pytest.mark.parametrize(("args", "expected"), TILE_ERRORS)
+def test_tile_errors_are_one_line_exit_2(args, expected, tmp_path, capsys):
+    tifffile = pytest.importorskip("tifffile")
+    tifffile.imwrite(tmp_path / "x.tif", np.zeros((20, 20, 3), np.uint8))
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "x.png")
+    (tmp_path / "bad.tif").write_bytes(b"II*\x00garbage")
+    names = {"tif": tmp_path / "x.tif", "png": tmp_path / "x.png", "bad": tmp_path / "bad.tif"}
+    out = tmp_path / "out"
+    code, _, stderr = run_cli(
+        ["image", *[a.format(**names) for a in args], "-o", out, "--no-progress"], capsys
+    )
+    assert code == 2 and len(stderr.splitlines()) == 1 and expected in stderr, stderr
+    assert tree(out) == {}

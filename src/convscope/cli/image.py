@@ -41,12 +41,14 @@ from .batch import (
 )
 from .common import UsageError, output_dir, write_atomically
 from .conv_options import add_conv_arguments, conv_kwargs
+from .image_tiles import add_tile_argument
 
 EXAMPLES = """examples:
   convscope image                                  # bundled photo, Conv2d(3, 4, 3, 1, 1), sigmoid
   convscope image cat.jpg -o out/cat               # your own image
   convscope image photos/ --batch-size 16          # every image of a folder, in batches
   convscope image photos/ --scheduler local --workers 2   # the folder as Dask tasks
+  convscope image huge.tif --tile 4096             # bigger than memory: convscope.dask
   convscope image --filters sobel-x,sobel-y,laplacian --activation minmax
   convscope image --filters all --filter-input each   # each filter on R, G and B separately
   convscope image --checkpoint convscope-output/train/model.cs --layer 0
@@ -136,6 +138,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     parser.add_argument("--tensorboard", metavar="DIR", help="also log for TensorBoard here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_cluster_arguments(parser, "batches of a folder")
+    add_tile_argument(parser)
 
 
 def _choice(value: str, choices: Sequence[str], option: str) -> str:
@@ -583,6 +586,10 @@ def _run_model(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     check_cluster_arguments(args, "model", "tensorboard")
+    if args.tile is not None:
+        from .image_tiles import run_tiled
+
+        return run_tiled(args)
     if args.model is not None:
         return _run_model(args)
     if args.weights is not None:
