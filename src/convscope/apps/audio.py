@@ -58,6 +58,7 @@ __all__ = [
     "frames_to_time",
     "hann_window",
     "load_audio",
+    "map_colours",
     "map_positions",
     "peak_normalize",
     "power_to_db",
@@ -203,6 +204,34 @@ def _image_extent(times: np.ndarray, freqs: np.ndarray) -> list[float]:
     return [*edges(times), *edges(freqs)]
 
 
+#: colour maps of :func:`feature_map_figure`: the seed's for magnitudes, blue-white-red for
+#: signed values (white = 0)
+SEQUENTIAL_CMAP, DIVERGING_CMAP = "inferno", "RdBu_r"
+
+
+def map_colours(image: np.ndarray, scale: str = "auto") -> tuple[str, float | None, float | None]:
+    """``(cmap, vmin, vmax)`` for a time-frequency image: ``"sequential"`` is the seed's
+    ``inferno`` on the image's own range; ``"diverging"`` is blue-white-red, symmetric around 0
+    (white); ``"auto"`` picks diverging when the image holds both signs.
+
+    >>> map_colours(np.array([[-1.0, 4.0]]))
+    ('RdBu_r', -4.0, 4.0)
+    >>> map_colours(np.array([[-80.0, 0.0]]))
+    ('inferno', None, None)
+    """
+    values = np.asarray(image, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    if scale == "auto":
+        scale = "diverging" if low < 0 < high else "sequential"
+    if scale == "sequential":
+        return SEQUENTIAL_CMAP, None, None
+    if scale == "diverging":
+        limit = max(abs(low), abs(high)) or 1.0
+        return DIVERGING_CMAP, -limit, limit
+    raise ValueError(f"unknown scale {scale!r} (choose from auto, sequential, diverging)")
+
+
 def feature_map_figure(
     image: np.ndarray,
     times: np.ndarray,
@@ -210,24 +239,32 @@ def feature_map_figure(
     *,
     title: str,
     colorbar_label: str = "dB",
+    scale: str = "auto",
 ):
-    """A time-frequency image (rows = frequency) with ``origin='lower'``, ``cmap='inferno'``,
-    axes in seconds and Hz and a labelled colour bar."""
+    """A time-frequency image (rows = frequency) with ``origin='lower'``, axes in seconds and
+    Hz and a labelled colour bar; colours by :func:`map_colours` (``inferno`` for one sign,
+    blue-white-red centred on 0 for signed values, e.g. conv outputs)."""
     from matplotlib.figure import Figure
 
+    cmap, vmin, vmax = map_colours(image, scale)
     figure = Figure(figsize=(8, 4), dpi=100)
     # fixed margins: as tidy as a constrained layout for one panel, and twice as fast to save
-    figure.subplots_adjust(left=0.1, right=0.92, bottom=0.12, top=0.91)
+    figure.subplots_adjust(left=0.1, right=0.92, bottom=0.12, top=0.86)
     axes = figure.add_subplot()
     shown = axes.imshow(
         image,
         aspect="auto",
         origin="lower",
-        cmap="inferno",
+        cmap=cmap,
+        vmin=vmin,
+        vmax=vmax,
         extent=_image_extent(np.asarray(times), np.asarray(freqs)),
         interpolation="nearest",
     )
-    axes.set_title(title)
+    if cmap == DIVERGING_CMAP:
+        colorbar_label += " (white = 0)"
+    rows, frames = np.shape(image)
+    axes.set_title(f"{title}\n{rows} x {frames} (H x W: frequency bins x time frames)")
     axes.set_xlabel("time (s)")
     axes.set_ylabel("frequency (Hz)")
     figure.colorbar(shown, ax=axes, label=colorbar_label, fraction=0.05, pad=0.02)
@@ -246,7 +283,12 @@ def spectrogram_figure(
     """The dB spectrogram against seconds (from ``start``) and Hz."""
     times = start + frames_to_time(np.arange(db.shape[1]), sr=sr, hop_length=hop_length)
     return feature_map_figure(
-        db, times, fft_frequencies(sr=sr, n_fft=n_fft), title=title, colorbar_label="dB"
+        db,
+        times,
+        fft_frequencies(sr=sr, n_fft=n_fft),
+        title=title,
+        colorbar_label="dB",
+        scale="sequential",
     )
 
 
@@ -275,9 +317,12 @@ def waveform_figure(
     axes[0].set_title(f"input ({len(y)} samples at {sr} Hz)")
     scale, offset = out_positions
     out_times = start + (scale * np.arange(outputs.shape[1]) + offset) / sr
+    step = f" (stride {scale:g})" if scale != 1 else ""
     for channel, (ax, signal) in enumerate(zip(axes[1:], shown, strict=False), start=1):
+        if np.nanmin(signal) < 0 < np.nanmax(signal):  # signed output: where 0 is
+            ax.axhline(0.0, color="0.6", lw=0.6, zorder=0)
         ax.plot(out_times, signal, lw=0.5, color="tab:orange")
-        ax.set_title(f"output channel {channel}")
+        ax.set_title(f"output channel {channel}: {outputs.shape[1]} samples{step}")
     for ax in axes:
         ax.set_ylabel("amplitude")
     axes[-1].set_xlabel("time (s)")

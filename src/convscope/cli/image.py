@@ -50,6 +50,7 @@ EXAMPLES = """examples:
   convscope image photos/ --scheduler local --workers 2   # the folder as Dask tasks
   convscope image huge.tif --tile 4096             # bigger than memory: convscope.dask
   convscope image --filters sobel-x,sobel-y,laplacian --activation minmax
+  convscope image --sheet-scale activation         # the sheet as the files: sigmoid, 0..1 grey
   convscope image --filters all --filter-input each   # each filter on R, G and B separately
   convscope image --checkpoint convscope-output/train/model.cs --layer 0
   convscope image --out-channels 8 --kernel-size 5 --stride 2 --padding 2 --seed 7
@@ -58,10 +59,13 @@ EXAMPLES = """examples:
   convscope image --model fashion --layer conv1_2   # the bundled trained Fashion-MNIST TinyVGG
 
 outputs (in --output): <name>_channel_<i>.<format> per output channel (i = 1, 2, ...),
-<name>_sheet.png (input and all channels).  Filters: --filters names one output channel per
-filter applied to the luminance (default), or with --filter-input each, one per filter and
-colour (channel c*n + j = filter j on R, G, B).  --model: the 224x224 ImageNet crop goes through
-the network; files <name>_<model>.<layer>_channel_<i>.<format> and _sheet.png (first 64 maps).
+<name>_sheet.png (input and all channels; channel i is PyTorch's output[:, i-1]).  Channel
+files are greyscale after --activation (0 black, 1 white); the sheet draws the raw output,
+signed maps blue (< 0), white (0), red (> 0) with a colour bar (--sheet-scale).  Filters:
+--filters names one output channel per filter applied to the luminance (default), or with
+--filter-input each, one per filter and colour (channel c*n + j = filter j on R, G, B).
+--model: the 224x224 ImageNet crop goes through the network; files
+<name>_<model>.<layer>_channel_<i>.<format> and _sheet.png (first 64 maps).
 """ + textwrap.fill("available filters: " + ", ".join(FILTERS), 92)
 
 FORMATS = {"png": "PNG", "jpg": "JPEG", "bmp": "BMP", "tiff": "TIFF"}
@@ -69,6 +73,8 @@ FORMATS = {"png": "PNG", "jpg": "JPEG", "bmp": "BMP", "tiff": "TIFF"}
 #: --checkpoint can tell a deliberate value from the default)
 DEFAULT_OUT_CHANNELS, DEFAULT_KERNEL_SIZE = 4, "3"
 DEMO_FILTERS = ("sobel-x", "sobel-y", "laplacian", "gaussian", "sharpen", "emboss")
+#: what --sheet-scale can draw (see convscope.viz.sheets.feature_sheet)
+SHEET_SCALES = ("raw", "per-map", "activation")
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
@@ -119,8 +125,17 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     )
     parser.add_argument(
         "--activation",
-        help="sigmoid (default), none (raw values, clipped to [0, 1] when saved) or minmax "
-        "(each map scaled to [0, 1]; the default with --model)",
+        help="what the channel files hold, as greyscale with 0 black and 1 white: sigmoid "
+        "(default; a raw 0 is mid grey 128), none (raw values, clipped to [0, 1] when saved) "
+        "or minmax (each map scaled to [0, 1]; the default with --model)",
+    )
+    parser.add_argument(
+        "--sheet-scale",
+        default="raw",
+        help="what the contact sheet draws: raw (default: the layer's raw output, on a "
+        "diverging blue-white-red scale centred on 0 when it has both signs, else grey from "
+        "0), per-map (raw, each map grey from its own minimum to maximum) or activation "
+        "(the channel files' values after --activation on a fixed 0..1 grey)",
     )
     parser.add_argument(
         "--format", default="png", help="channel images: png (default), jpg, bmp, tiff"
@@ -241,10 +256,12 @@ class ImageJob:
         batch_size: int = 8,
         max_pixels: int | None = MAX_PIXELS,
         sheet: bool = True,
+        sheet_scale: str = "raw",
     ) -> None:
         self.conv, self.activation, self.format = conv, activation, format
         self.channel_titles, self.description = channel_titles, description
         self.batch_size, self.max_pixels, self.sheet = batch_size, max_pixels, sheet
+        self.sheet_scale = sheet_scale
 
     def outputs(self, out: Path, name: str) -> list[Path]:
         """The files written for the input called ``name``: channels, then the sheet."""
@@ -319,21 +336,31 @@ def _save_outputs(
     sheet: bool,
     titles: Sequence[str] | None = None,
     sheet_maps: int | None = None,
+    raw: np.ndarray | None = None,
+    sheet_scale: str = "raw",
+    stride: Any = None,
+    input_shape: Sequence[int] | None = None,
 ) -> None:
     """Write one image per channel of ``maps`` to ``targets``, then (``sheet``) the contact
-    sheet of ``picture`` and the first ``sheet_maps`` maps to the last target."""
-    from ..viz import contact_sheet, save_figure
+    sheet of ``picture`` and the first ``sheet_maps`` maps (``raw``: the layer's output before
+    ``activation``, drawn as ``sheet_scale`` says) to the last target."""
+    from ..viz import save_figure
+    from ..viz.sheets import feature_sheet
 
     for target, channel in zip(targets, maps, strict=False):
         write_atomically(target, lambda tmp, c=channel: write_image(tmp, c, format=FORMATS[format]))
     if not sheet:
         return
-    figure = contact_sheet(
+    figure = feature_sheet(
         picture,
-        maps[:sheet_maps],
+        (maps if raw is None else raw)[:sheet_maps],
+        activation=activation,
+        activated=maps[:sheet_maps],
+        scale=sheet_scale,
         titles=titles,
         title=title,
-        value_range=None if activation == "none" else (0.0, 1.0),
+        stride=stride,
+        input_shape=input_shape,
     )
     write_atomically(targets[-1], lambda tmp: save_figure(figure, tmp))
 
@@ -362,8 +389,9 @@ def image_batch(
             outcomes.append(FileOutcome(item.index, item.path, error=str(error)))
     if ready:
         pictures = np.stack([picture for _, picture in ready])
-        all_maps = image_app.feature_maps(pictures, job.conv, activation=job.activation)
-    for (item, picture), maps in zip(ready, all_maps if ready else [], strict=True):
+        all_raw = image_app.feature_maps(pictures, job.conv, activation="none")
+    for (item, picture), raw in zip(ready, all_raw if ready else [], strict=True):
+        maps = image_app.activate(raw, job.activation)
         targets = job.outputs(out, item.name)
         try:
             with all_or_nothing(targets):
@@ -371,12 +399,14 @@ def image_batch(
                     targets,
                     picture,
                     maps,
-                    title=f"{item.path.name} -> {job.conv!r} -> {job.activation}\n"
-                    f"{job.description}",
+                    title=f"{item.path.name} -> {job.conv!r}\n{job.description}",
                     format=job.format,
                     activation=job.activation,
                     sheet=job.sheet,
                     titles=job.channel_titles,
+                    raw=raw,
+                    sheet_scale=job.sheet_scale,
+                    stride=job.conv.stride,
                 )
         except FILE_ERRORS as error:
             if item.path not in skip:
@@ -519,6 +549,7 @@ def _run_model(args: argparse.Namespace) -> int:
     if args.max_pixels < 1:
         raise UsageError(f"--max-pixels must be at least 1, got {args.max_pixels}")
     activation = _choice(args.activation or "minmax", image_app.ACTIVATIONS, "--activation")
+    sheet_scale = _choice(args.sheet_scale, SHEET_SCALES, "--sheet-scale")
     fmt = _choice(args.format.lower().removeprefix("."), tuple(FORMATS), "--format")
     if args.model == classify.FASHION and not args.inputs:
         from ..apps.fashion import default_sample
@@ -560,11 +591,14 @@ def _run_model(args: argparse.Namespace) -> int:
                 picture,
                 maps,
                 title=f"{paths[i].name} ({classify.input_description(network)}) -> {what}\n"
-                f"output {tuple(raw.shape)} -> {activation}{shown}",
+                f"output {tuple(raw.shape)} (C, H, W){shown}",
                 format=fmt,
                 activation=activation,
                 sheet=sheet,
                 sheet_maps=SHEET_MAPS,
+                raw=raw,
+                sheet_scale=sheet_scale,
+                input_shape=picture.shape[-2:],
             )
             count += len(targets)
             if logger is not None:
@@ -599,6 +633,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_pixels < 1:
         raise UsageError(f"--max-pixels must be at least 1, got {args.max_pixels}")
     activation = _choice(args.activation or "sigmoid", image_app.ACTIVATIONS, "--activation")
+    sheet_scale = _choice(args.sheet_scale, SHEET_SCALES, "--sheet-scale")
     fmt = _choice(args.format.lower().removeprefix("."), tuple(FORMATS), "--format")
     conv, titles, description = build_conv(args)
     paths = collect_inputs(args.inputs)
@@ -612,6 +647,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         max_pixels=args.max_pixels,
         sheet=not args.no_sheet,
+        sheet_scale=sheet_scale,
     )
     check_inputs(paths, Path(args.output), job, skip, [])  # before anything is created
     with ExitStack() as stack:

@@ -1,0 +1,192 @@
+"""Pixel facts of the pictures convscope draws: contact sheets (raw values, diverging scale
+centred on 0, titles inside the figure, output size after a stride), audio feature maps and
+the sliding-kernel GIFs (readable tap numbers, a kernel that is never all zeros)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from convscope.apps import audio
+from convscope.apps import image as image_app
+from convscope.apps.filters import filter_conv
+from convscope.cli import main
+from convscope.viz import contact_sheet
+from convscope.viz.sheets import choose_scale, feature_sheet
+
+
+def _agg(figure):
+    """The figure's Agg canvas (one is attached when the figure has none)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    if not isinstance(figure.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(figure)
+    figure.canvas.draw()
+    return figure.canvas
+
+
+def _rgb(figure) -> np.ndarray:
+    """The figure rendered by Agg as an ``(H, W, 3)`` float array in [0, 1]."""
+    return np.asarray(_agg(figure).buffer_rgba())[..., :3].astype(np.float64) / 255
+
+
+def _panel(figure, rgb: np.ndarray, index: int) -> np.ndarray:
+    """The pixels of the image drawn in axes ``index`` (inside its frame, rows from the top)."""
+    box = figure.axes[index].get_window_extent()
+    height = rgb.shape[0]
+    top, bottom = int(np.ceil(height - box.y1)) + 1, int(np.floor(height - box.y0)) - 1
+    return rgb[top:bottom, int(np.ceil(box.x0)) + 1 : int(np.floor(box.x1)) - 1]
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return rgb @ np.array([0.299, 0.587, 0.114])
+
+
+def _test_image(size: int = 48) -> np.ndarray:
+    """(3, H, W) in [0, 1]: a black-to-white ramp with a black and a white square."""
+    ramp = np.tile(np.linspace(0.0, 1.0, size), (size, 1))
+    ramp[4:14, 4:14], ramp[30:40, 30:40] = 0.0, 1.0
+    return np.stack([ramp] * 3).astype(np.float32)
+
+
+def _texts_inside(figure) -> None:
+    """Every visible text of ``figure`` lies inside the figure's own pixel box."""
+    renderer = _agg(figure).get_renderer()
+    width, height = figure.bbox.width, figure.bbox.height
+    texts = [figure._suptitle] if figure._suptitle is not None else []
+    for ax in figure.axes:
+        texts += [ax.title, ax.xaxis.label, ax.yaxis.label]
+    for text in texts:
+        if not text.get_visible() or not text.get_text():
+            continue
+        box = text.get_window_extent(renderer)
+        assert box.x0 >= -0.5 and box.x1 <= width + 0.5, (text.get_text(), box, width)
+        assert box.y0 >= -0.5 and box.y1 <= height + 0.5, (text.get_text(), box, height)
+
+
+# ---------------------------------------------------------------- contact sheets
+def test_identity_filter_keeps_the_input_contrast():
+    image = _test_image()
+    conv = filter_conv(["identity"], padding=1)
+    raw = image_app.feature_maps(image, conv, activation="none")
+    sigmoid = image_app.activate(raw, "sigmoid")
+    figure = feature_sheet(image, raw, activation="sigmoid", activated=sigmoid, title="identity")
+    rgb = _rgb(figure)
+    shown_in, shown_out = _luma(_panel(figure, rgb, 0)), _luma(_panel(figure, rgb, 1))
+    spread_in = shown_in.max() - shown_in.min()
+    assert spread_in > 0.95
+    assert shown_out.max() - shown_out.min() > 0.95 * spread_in  # sigmoid gave 0.5 .. 0.73
+    # the same pixels, up to the averaging of the display: dark stays dark, light stays light
+    assert abs(float(shown_out.mean()) - float(shown_in.mean())) < 0.05
+    # asked for, the sheet shows the channel files' sigmoid on the fixed 0..1 grey
+    faded = feature_sheet(image, raw, activation="sigmoid", activated=sigmoid, scale="activation")
+    pixels = _luma(_panel(faded, _rgb(faded), 1))
+    assert pixels.min() > 0.45 and pixels.max() < 0.8
+
+
+def test_diverging_scale_puts_zero_at_the_centre_colour():
+    from matplotlib import colormaps
+
+    maps = np.zeros((2, 20, 30))
+    maps[0, :, 20:] = 3.0
+    maps[1, :, 20:] = -1.0
+    scale = choose_scale(maps)
+    assert scale.cmap == "RdBu_r" and scale.limits == (-3.0, 3.0)
+    figure = contact_sheet(np.zeros((3, 20, 30)), maps)
+    rgb = _rgb(figure)
+    centre = np.array(colormaps["RdBu_r"](0.5)[:3])
+    for index, sign in ((1, 1), (2, -1)):
+        image = figure.axes[index].images[0]
+        assert image.get_cmap().name == "RdBu_r" and image.get_clim() == (-3.0, 3.0)
+        panel = _panel(figure, rgb, index)
+        zero = panel[:, : panel.shape[1] // 2]  # the zero half
+        np.testing.assert_allclose(zero.reshape(-1, 3).mean(axis=0), centre, atol=2 / 255)
+        signed = panel[:, -3:].reshape(-1, 3).mean(axis=0)  # red for +, blue for -
+        assert (signed[0] - signed[2]) * sign > 0.2
+    # maps of one sign: grey with 0 black (a ReLU output, an identity filter)
+    assert choose_scale(np.abs(maps)) == choose_scale(np.abs(maps), "auto")
+    assert choose_scale(np.abs(maps)).cmap == "gray" and choose_scale(np.abs(maps)).limits[0] == 0
+    # one extreme value does not wash out the rest: it saturates, and the legend says so
+    spiky = np.random.default_rng(0).normal(size=(1, 50, 50))
+    spiky[0, 0, 0] = 1000.0
+    scale = choose_scale(spiky)
+    assert scale.saturated and scale.limits[1] < 5 and "saturated" in scale.legend
+
+
+@pytest.mark.parametrize("channels", [1, 2, 9])
+def test_titles_fit_inside_the_figure(channels):
+    rng = np.random.default_rng(channels)
+    title = "photo.jpg -> " + repr(filter_conv(["identity"] * channels, padding=1)) + " -> raw"
+    titles = [f"a rather long filter name number {i} (R)" for i in range(channels)]
+    figure = contact_sheet(
+        rng.random((3, 40, 30)), rng.normal(size=(channels, 40, 30)), title=title, titles=titles
+    )
+    _texts_inside(figure)
+
+
+def test_stride_labels_the_output_size(tmp_path, monkeypatch):
+    import convscope.viz as viz
+
+    figures = []
+    original = viz.save_figure
+    monkeypatch.setattr(
+        viz,
+        "save_figure",
+        lambda figure, path, **k: (figures.append(figure), original(figure, path, **k)),
+    )
+    source = tmp_path / "in.png"
+    Image.fromarray((_test_image(28)[0] * 255).astype(np.uint8)).save(source)
+    args = ["image", str(source), "-o", str(tmp_path / "out"), "--filters", "sobel-x,identity"]
+    assert main([*args, "--stride", "2", "--padding", "1", "--no-progress"]) == 0
+    (figure,) = figures
+    heading = figure._suptitle.get_text()
+    assert "output 14 x 14 (H x W) from input 28 x 28, stride 2" in heading
+    assert "raw layer output (the channel files hold its sigmoid)" in heading
+    assert figure.axes[0].get_title().startswith("input 28 x 28 (H x W)")
+    # channels numbered as the files are: channel 1 is the first file
+    assert figure.axes[1].get_title().startswith("channel 1: sobel-x")
+    assert (tmp_path / "out" / "in_channel_1.png").is_file()
+    assert not (tmp_path / "out" / "in_channel_0.png").exists()
+    _texts_inside(figure)
+    # the sheet's pixels hold the sign: red and blue edges of sobel-x on the ramp's squares
+    with Image.open(tmp_path / "out" / "in_sheet.png") as sheet:
+        rgb = np.asarray(sheet.convert("RGB")).astype(int)
+    red = (rgb[..., 0] - rgb[..., 2] > 80).sum()
+    blue = (rgb[..., 2] - rgb[..., 0] > 80).sum()
+    assert red > 20 and blue > 20
+
+
+def test_sheet_scale_option_is_checked(tmp_path, capsys):
+    code = main(["image", "-o", str(tmp_path / "o"), "--sheet-scale", "sigmoid"])
+    assert code == 2
+    assert "--sheet-scale must be one of raw, per-map, activation" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------- audio
+def test_signed_audio_maps_are_diverging_and_the_spectrogram_is_not():
+    times, freqs = np.arange(30) * 0.016, np.arange(20) * 31.25
+    signed = np.random.default_rng(0).normal(size=(20, 30))
+    figure = audio.feature_map_figure(signed, times, freqs, title="Layer 1 feature map 1")
+    image = figure.axes[0].images[0]
+    low, high = image.get_clim()
+    assert image.get_cmap().name == "RdBu_r" and low == -high == -np.abs(signed).max()
+    assert "white = 0" in figure.axes[1].get_ylabel()
+    assert "20 x 30 (H x W" in figure.axes[0].get_title()
+    db = -80 * np.random.default_rng(1).random((20, 30)) + 5  # a dB spectrogram: both signs
+    spectrogram = audio.spectrogram_figure(db, n_fft=38, hop_length=256)
+    assert spectrogram.axes[0].images[0].get_cmap().name == "inferno"
+    _texts_inside(figure)
+    _texts_inside(spectrogram)
+
+
+def test_waveform_outputs_say_their_length_and_show_zero():
+    y = np.sin(np.linspace(0, 20, 400)).astype(np.float32)
+    outputs = np.stack([y[::2], y[::2] + 5])
+    figure = audio.waveform_figure(y, outputs, sr=100, out_positions=(2, 0.0))
+    assert figure.axes[1].get_title() == "output channel 1: 200 samples (stride 2)"
+    zero_lines = [line for line in figure.axes[1].lines if list(line.get_ydata()) == [0, 0]]
+    assert len(zero_lines) == 1
+    assert not any(list(line.get_ydata()) == [0, 0] for line in figure.axes[2].lines)
+    _texts_inside(figure)
