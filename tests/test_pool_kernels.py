@@ -72,6 +72,8 @@ def test_max_pool_matches_torch(dims, dtype, backend, monkeypatch):
         t = cs.tensor(x, requires_grad=True)
         fn(t, **config).backward(cs.tensor(upstream))
         np.testing.assert_allclose(t.grad.numpy(), want_grad, rtol=1e-12, atol=1e-6)
+    if backend == "auto" and pool_ops.compiled_kernels() is not None:
+        assert any(k.startswith("max_scatter(") for k in jit.compile_seconds())
 
 
 def test_compiled_max_pool_matches_the_numpy_path_in_small_bands(monkeypatch):
@@ -167,6 +169,11 @@ def test_avg_pool_matches_torch(dims, dtype, backend, monkeypatch):
         np.testing.assert_allclose(values.numpy(), want.detach().numpy(), rtol=tol, atol=tol)
         np.testing.assert_allclose(got.numpy(), want.detach().numpy(), rtol=tol, atol=tol)
         np.testing.assert_allclose(ct.grad.numpy(), t.grad.numpy(), rtol=tol, atol=tol)
+    if backend == "auto" and pool_ops.compiled_kernels() is not None:
+        kind = np.dtype(dtype).name
+        seen = jit.compile_seconds()
+        assert any(k.startswith(f"avg_values({kind}") for k in seen)
+        assert any(k.startswith(f"avg_scatter({kind}") for k in seen)
 
 
 def test_avg_pool_nan_and_small_bands(monkeypatch):

@@ -436,3 +436,44 @@ def max_scatter(grad, index, out):  # pragma: no cover - compiled
             i = index[r, p]
             if 0 <= i < cells:
                 out[r, i] += grad[r, p]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def avg_scatter(grad, geom, kernel, div_d, div_h, div_w, out):  # pragma: no cover - compiled
+    """Adjoint of :func:`avg_values`: ``out`` (N, C, D, H, W) set to the sum, over the windows
+    holding each input cell, of the window's gradient divided by its divisor (windows in
+    order, cells of a window in order, as PyTorch adds them); one (sample, channel) per job.
+    ``kernel`` (3,): window size per dimension (no dilation)."""
+    nb, ch = grad.shape[0], grad.shape[1]
+    d_in, h_in, w_in = geom[0], geom[1], geom[2]
+    od, oh, ow = geom[3], geom[4], geom[5]
+    sd, sh, sw = geom[6], geom[7], geom[8]
+    pd, ph, pw = geom[12], geom[13], geom[14]
+    kd, kh, kw = kernel[0], kernel[1], kernel[2]
+    for job in prange(nb * ch):
+        n = job // ch
+        c = job % ch
+        target = out[n, c]
+        g = grad[n, c]
+        for i in range(d_in):
+            for j in range(h_in):
+                for k in range(w_in):
+                    target[i, j, k] = 0
+        for a in range(od):
+            d0 = a * sd - pd
+            d1 = min(d0 + kd, d_in)
+            d0 = max(d0, 0)
+            for b in range(oh):
+                h0 = b * sh - ph
+                h1 = min(h0 + kh, h_in)
+                h0 = max(h0, 0)
+                outer = div_d[a] * div_h[b]
+                for q in range(ow):
+                    w0 = q * sw - pw
+                    w1 = min(w0 + kw, w_in)
+                    w0 = max(w0, 0)
+                    share = g[a, b, q] / (outer * div_w[q])
+                    for i in range(d0, d1):
+                        for j in range(h0, h1):
+                            for k in range(w0, w1):
+                                target[i, j, k] += share

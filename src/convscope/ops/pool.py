@@ -511,6 +511,21 @@ def avg_pool_backward(
     divisor_override: int | None = None,
 ) -> np.ndarray:
     """Adjoint of :func:`avg_pool`: each output gradient, divided, spread over its window."""
+    if grad.dtype.name in _FLOATS[1:] and grad.size and compiled_kernels() is not None:
+        out = np.empty(geom.input_shape, grad.dtype)
+        whole = tiling.Tile(slice(None), (0,) * len(geom.output_size), geom.output_size)
+        axes = _divisor_axes(geom, whole, count_include_pad, divisor_override)
+        axes = [np.ones(1, np.int64)] * (3 - len(axes)) + axes
+        tables = Windows.of(geom, grad.itemsize)
+        launch(
+            "avg_scatter",
+            as_3d(np.ascontiguousarray(grad)),
+            tables.geom,
+            np.array(_lead(geom.kernel_size, 1), np.int64),
+            *(a.astype(grad.dtype) for a in axes),
+            as_3d(out),
+        )
+        return out
     whole = tiling.Tile(slice(None), (0,) * len(geom.output_size), geom.output_size)
     scaled = grad / np.asarray(
         _divisors(geom, whole, count_include_pad, divisor_override), grad.dtype
