@@ -117,7 +117,7 @@ def test_erf_matches_math_erf_with_and_without_scipy(monkeypatch):
     import builtins
     import math
 
-    from convscope.autograd.functions import erf
+    from convscope.ops.elementwise import erf
 
     x = np.concatenate([np.linspace(-6, 6, 2001), [-30.0, -1e-8, 0.0, 1e-8, 30.0]])
     reference = np.array([math.erf(v) for v in x])

@@ -15,20 +15,9 @@ from typing import Any
 import numpy as np
 
 from .. import _dtypes
+from ..ops import elementwise
 from ..tensor import Tensor
 from .engine import attach, is_grad_enabled, unbroadcast
-
-_erf = np.frompyfunc(math.erf, 1, 1)
-
-
-def erf(values: np.ndarray) -> np.ndarray:
-    """Elementwise error function: ``scipy.special.erf`` (vectorised, the ``fast`` extra)
-    when installed, else ``math.erf`` element by element (exact, about 100 ns each)."""
-    try:
-        from scipy.special import erf as vectorised
-    except ImportError:
-        return _erf(values).astype(values.dtype)
-    return vectorised(values).astype(values.dtype, copy=False)
 
 
 def _new(data: Any, parents: Sequence[Any], rule: Any, name: str) -> Tensor:
@@ -315,9 +304,13 @@ def gelu(a: Tensor, approximate: str = "none") -> Tensor:
         return _unary(a, out.astype(x.dtype), local, "Gelu")
     if approximate != "none":
         raise RuntimeError(f"approximate argument must be either none or tanh, got {approximate!r}")
-    cdf = 0.5 * (1 + erf(x / math.sqrt(2)))
-    pdf = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
-    return _unary(a, (x * cdf).astype(x.dtype), lambda: cdf + x * pdf, "Gelu")
+
+    def local() -> np.ndarray:  # only for a backward pass
+        cdf = elementwise.normal_cdf(x)
+        pdf = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+        return cdf + x * pdf
+
+    return _unary(a, elementwise.gelu(x), local, "Gelu")
 
 
 def _softmax_axis(x: np.ndarray, dim: int) -> int | None:

@@ -1,0 +1,41 @@
+"""The compiled exact GELU against the error function in double precision, and its fallback."""
+
+import math
+
+import numpy as np
+import pytest
+
+from convscope.ops import elementwise, jit
+
+
+def _reference(x: np.ndarray) -> np.ndarray:
+    wide = x.astype(np.float64).reshape(-1)
+    return np.array([v * 0.5 * math.erfc(-v / math.sqrt(2)) for v in wide]).reshape(x.shape)
+
+
+@pytest.mark.parametrize(("dtype", "tolerance"), [(np.float32, 3e-7), (np.float64, 1e-12)])
+@pytest.mark.parametrize("backend", ["auto", "numpy"])
+def test_gelu_is_exact_to_the_dtype(monkeypatch, dtype, tolerance, backend):
+    monkeypatch.setattr(jit, "BACKEND", backend)
+    rng = np.random.default_rng(0)
+    # beyond -5 float32's 1 + erf cancels: the result must stay relatively exact there too
+    x = np.concatenate([rng.uniform(-12, 12, 30000), rng.uniform(-1e-3, 1e-3, 1000)])
+    x = x.astype(dtype).reshape(31, 1000)
+    got = elementwise.gelu(x)
+    assert got.dtype == dtype and got.shape == x.shape
+    want = _reference(x)
+    visible = np.abs(want) > 1e-30
+    error = np.abs(got - want)[visible] / np.abs(want)[visible]
+    assert error.max() <= tolerance
+
+
+def test_gelu_non_finite_and_empty():
+    x = np.array([np.nan, np.inf, -1.0, 0.0], np.float32)
+    got = elementwise.gelu(x)
+    assert np.isnan(got[0]) and got[1] == np.inf and got[3] == 0
+    assert elementwise.gelu(np.zeros((0, 3), np.float64)).shape == (0, 3)
+
+
+def test_gelu_reads_strided_input():
+    x = np.linspace(-3, 3, 24, dtype=np.float32).reshape(4, 6).T
+    np.testing.assert_allclose(elementwise.gelu(x), _reference(x), rtol=3e-7)
