@@ -171,7 +171,7 @@ def epilogue(
         elif activation == 7:
             for i in range(size):
                 v = row[i]
-                row[i] = 0.5 * v * (1 + math.erf(v * 0.7071067811865476))
+                row[i] = 0.5 * v * math.erfc(-v * 0.7071067811865476)
         elif activation == 8:
             for i in range(size):
                 row[i] = np.tanh(row[i])
