@@ -190,3 +190,59 @@ def test_waveform_outputs_say_their_length_and_show_zero():
     assert len(zero_lines) == 1
     assert not any(list(line.get_ydata()) == [0, 0] for line in figure.axes[2].lines)
     _texts_inside(figure)
+
+
+# ---------------------------------------------------------------- animations
+def _ink_rows(region: np.ndarray, colour, tolerance: float = 90.0) -> int:
+    """Height in pixels of the pixels of ``region`` (H, W, 3) close to ``colour``."""
+    close = np.sqrt(((region.astype(float) - np.array(colour)) ** 2).sum(axis=-1)) < tolerance
+    rows = np.flatnonzero(close.any(axis=1))
+    return 0 if rows.size == 0 else int(rows[-1] - rows[0] + 1)
+
+
+def test_gif_tap_numbers_are_at_least_12_px_tall(tmp_path):
+    from convscope.viz import animation as A
+    from convscope.viz import animation_draw as D
+
+    config = A.AnimationConfig((5, 5), 3, stride=2, padding=1)
+    path = tmp_path / "a.gif"
+    assert main(["animate", "--input-size", "5,5", "--stride", "2", "--padding", "1",
+                 "--numbers", "-o", str(tmp_path), "--name", "a"]) == 0  # fmt: skip
+    where = A.frame_layout(config, numbers=True)
+    weights = A.numbers(config).kernel.reshape(-1)
+    with Image.open(path) as gif:
+        gif.seek(4)  # output[1, 1]: every tap on a real input cell
+        frame = np.asarray(gif.convert("RGB"))
+    window = A.frames_windows(config)[4]
+    checked = 0
+    for (row, col), weight in zip(window.grid_cells, weights, strict=True):
+        x0, y0, x1, y1 = where.grid_box(row, col)
+        cell = frame[y0:y1, x0:x1]
+        _, _, right, bottom = D.value_box((0, 0, x1 - x0, y1 - y0))  # upper left of the cell
+        corner = cell.copy()
+        corner[:bottom, :right] = 0  # the weight lives outside the value's box
+        assert _ink_rows(corner, D.WEIGHT_TEXT) >= 12, (row, col, weight)
+        value = cell[:bottom, :right]
+        assert _ink_rows(value, D.BACKGROUND, tolerance=60) >= 12, (row, col)
+        assert _ink_rows(value, D.WEIGHT_TEXT) == 0  # apart: no weight pixels in the value box
+        checked += 1
+    assert checked == 9
+    assert min(D._sizes(cell)[k] for cell in (16, 24, 44) for k in D._sizes(cell)) >= 12
+
+
+def test_numbers_never_show_an_all_zero_kernel(tmp_path):
+    from convscope.viz import animation as A
+
+    for kernel in (1, (1, 1), 2, (1, 2)):
+        size = (4,) if isinstance(kernel, int) else (4, 4)
+        config = A.AnimationConfig(size, kernel)
+        kernels = [A.numbers(config, seed).kernel for seed in range(40)]
+        assert all(k.any() for k in kernels), kernel
+        # deterministic: the same seed gives the same kernel
+        np.testing.assert_array_equal(A.numbers(config, 0).kernel, kernels[0])
+    # the command's default seed on a 1x1 kernel (whose first draw is 0): a non-zero weight
+    assert main(["animate", "--numbers", "--kernel-size", "1", "--input-size", "3,3",
+                 "-o", str(tmp_path), "--name", "k1"]) == 0  # fmt: skip
+    steps = A._scene(A.AnimationConfig((3, 3), 1), True, 0, 44).steps
+    assert not any("only zeros" in step for step in steps)
+    assert {step.split(" = ")[1].split("*")[0] for step in steps} == {"2"}

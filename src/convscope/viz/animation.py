@@ -263,13 +263,22 @@ class Numbers:
 
 
 def numbers(config: AnimationConfig, seed: int = 0) -> Numbers:
-    """Inputs 0..3 and kernel weights 0..2 (as in the classic guide), output by the layer."""
+    """Inputs 0..3 and kernel weights 0..2 (as in the classic guide), output by the layer.
+
+    The kernel is never all zeros (that would show nothing): an all-zero draw is drawn again
+    from the same generator, so a seed still gives one kernel.
+
+    >>> numbers(AnimationConfig((3,), kernel_size=1), seed=0).kernel  # first draw was [0]
+    array([2])
+    """
     from ..autograd import no_grad
     from ..tensor import Tensor
 
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 4, size=config.input_size)
     w = rng.integers(0, 3, size=config.kernel)
+    while not w.any():
+        w = rng.integers(0, 3, size=config.kernel)
     layer = config.layer()
     layer.weight[...] = w.reshape(layer.weight.shape)
     with no_grad():
@@ -351,7 +360,7 @@ def _title(config: AnimationConfig) -> str:
         args.append(f"padding_mode={config.padding_mode!r}")
     return (
         f"{name}({', '.join(args)}): input {_dims(config.input_size)} -> "
-        f"output {_dims(config.out_shape)}"
+        f"output {_dims(config.out_shape)}{' (H x W)' if config.dims == 2 else ''}"
     )
 
 

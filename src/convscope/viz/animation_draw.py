@@ -128,12 +128,18 @@ class Layout:
         return x0 + self.cell // 7, y0 + self.cell // 7
 
 
+#: smallest font size (px) of any text in a frame
+MIN_FONT = 12
+
+
 def _sizes(cell: int) -> dict[str, int]:
+    """Font sizes in px: at the default 44 px cell the digits of values and kernel weights
+    are 13 px tall (font size 18), readable in a GIF shown at its own size."""
     return {
-        "value": max(10, round(cell * 0.4)),
-        "weight": max(8, round(cell * 0.27)),
-        "caption": max(11, round(cell * 0.34)),
-        "label": max(10, round(cell * 0.32)),
+        "value": max(MIN_FONT, round(cell * 0.4)),
+        "weight": max(MIN_FONT, round(cell * 0.41)),
+        "caption": max(MIN_FONT, round(cell * 0.34)),
+        "label": max(MIN_FONT, round(cell * 0.32)),
     }
 
 
@@ -208,13 +214,23 @@ def _corner_text(draw: Any, box: Box, text: str, size: int, colour: RGB) -> None
     draw.text((box[2] - pad - right, box[3] - pad - bottom), text, font=font(size), fill=colour)
 
 
-def _grid_cell(draw: Any, box: Box, kind: str, text: str, cell: int, shaded: bool) -> None:
+def value_box(box: Box) -> Box:
+    """The upper-left part of a tapped cell where its value goes when the kernel weight takes
+    the lower-right corner (both stay large and apart)."""
+    x0, y0, x1, _ = box
+    side = round((x1 - x0) * 0.62)
+    return x0, y0, x0 + side, y0 + side
+
+
+def _grid_cell(
+    draw: Any, box: Box, kind: str, text: str, cell: int, shaded: bool, weighted: bool = False
+) -> None:
     fill, line, dashed = CELL_STYLES[kind]
     value_size = _sizes(cell)["value"]
     if shaded:
         draw.rectangle(box, fill=footprint_fill(kind))
         draw.rectangle(box, outline=KERNEL_LINE, width=max(2, cell // 16))
-        _centred_text(draw, box, text, value_size, BACKGROUND)
+        _centred_text(draw, value_box(box) if weighted else box, text, value_size, BACKGROUND)
         return
     draw.rectangle(box, fill=fill)
     if dashed:
@@ -284,7 +300,7 @@ def draw_frames(scene: Scene) -> list[Any]:
         for (row, col), weight in zip(window, scene.weight_text, strict=True):
             box = where.grid_box(row, col)
             kind, text = str(scene.grid_kinds[row, col]), str(scene.grid_text[row, col])
-            _grid_cell(draw, box, kind, text, scene.cell, shaded=True)
+            _grid_cell(draw, box, kind, text, scene.cell, shaded=True, weighted=bool(weight))
             if weight:
                 _corner_text(draw, box, weight, sizes["weight"], WEIGHT_TEXT)
         _output_cell(
