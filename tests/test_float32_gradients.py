@@ -176,3 +176,38 @@ def test_3x3_input_gradient_as_accurate_as_torch(shape, out_channels, stride):
     ours = np.abs(got - want).max() / scale
     theirs = np.abs(torch_grad(torch.float32) - want).max() / scale
     assert ours <= FACTOR * theirs, (ours, theirs)
+
+
+@pytest.mark.parametrize("budget", [1 << 12, 1 << 16, 1 << 26])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_unfold_weight_gradient_tiles_and_groups(budget, dtype):
+    """The unfold weight gradient (one GEMM per group and tile, samples side by side) in
+    tiles of a few positions, with groups, stride and dilation, against torch in float64."""
+    if torch is None:
+        pytest.skip("torch (the reference) is not installed")
+    from convscope.ops import tiling
+    from convscope.ops.unfold_gemm import weight_gradient
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 6, 11, 9))
+    w = rng.standard_normal((4, 3, 3, 2))
+    kwargs = {"stride": (2, 1), "padding": (1, 2), "dilation": (1, 2), "groups": 2}
+    xt = torch.from_numpy(x)
+    wt = torch.from_numpy(w).requires_grad_()
+    out = torch.nn.functional.conv2d(xt, wt, **kwargs)
+    g = rng.standard_normal(tuple(out.shape))
+    out.backward(torch.from_numpy(g))
+    want = wt.grad.numpy()
+    geom = tiling.ConvGeometry(
+        input_shape=x.shape,
+        kernel_size=(3, 2),
+        stride=(2, 1),
+        pads=((1, 1), (2, 2)),
+        dilation=(1, 2),
+        input_dilation=(1, 1),
+        output_size=tuple(out.shape[2:]),
+    )
+    got = weight_gradient(x.astype(dtype), g.astype(dtype), geom, 2, budget)
+    assert got.dtype == dtype and got.shape == want.shape
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    assert np.abs(got - want).max() <= tol * np.abs(want).max()

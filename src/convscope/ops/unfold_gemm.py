@@ -161,8 +161,11 @@ def weight_gradient(
     """Gradient of the weight of ``conv_general(x, w)`` (geometry ``geom``) given the output
     gradient: ``sum over samples and positions of grad (O, P) @ unfold(x)^T (P, C/g * K)``.
 
-    Unfolds the input tile by tile exactly as the forward pass does (so every copy stays in
-    the budget and runs along output rows) and accumulates one small GEMM per sample.
+    Unfolds the input tile by tile (every copy stays in the budget), the tile's samples side
+    by side, and runs one 2-D GEMM per group and tile, ``unfold(x) (C/g * K, nb * P) @
+    grad^T (nb * P, O/g)``: NumPy's stacked matmul with a transposed operand skipped BLAS
+    (5-10x slower), and OpenBLAS writes the tall ``(C/g * K, O/g)`` product 2-4x faster than
+    its transpose (measured on ResNet-18's layers at batch 8, 2 threads).
     """
     dtype = tiling.compute_dtype(x.dtype)
     size = tiling.itemsize(dtype)
@@ -173,18 +176,21 @@ def weight_gradient(
     def cost(nb: int, box: Sequence[int]) -> int:
         positions = nb * tiling.prod(box)
         slab = tiling.prod(tiling.slab_shape(geom, nb, box))
-        return size * (slab + positions * (c * kprod + o) + nb * o * cg * kprod)
+        return size * (slab + positions * (c * kprod + o) + o * cg * kprod)
 
     nb, box = tiling.plan_tiles(n, geom.output_size, cost, budget)
-    total = np.zeros((groups, og, cg * kprod), dtype)
-    slabs, columns, grads, partials = (tiling.Scratch(dtype) for _ in range(4))
+    total = np.zeros((groups, cg * kprod, og), dtype)  # transposed, as BLAS writes it
+    product = np.empty((cg * kprod, og), dtype)
+    slabs, columns, grads = (tiling.Scratch(dtype) for _ in range(3))
     for tile in tiling.iter_tiles(n, geom.output_size, nb, box):
         slab = tiling.extract_slab(x, geom, tile, dtype, slabs)
-        cols = unfold(slab, geom, tile.size, groups, columns)  # (nb, g, cg*K, P)
+        cols = unfold(slab, geom, tile.size, groups, columns, samples_inner=True)
         count = slab.shape[0]
-        g = grads.take((count, groups, og, *tile.size))
-        np.copyto(g, grad[tile.out_index].reshape(count, groups, og, *tile.size))
-        partial = partials.take((count, groups, og, cg * kprod))
-        np.matmul(g.reshape(count, groups, og, -1), cols.transpose(0, 1, 3, 2), out=partial)
-        total += partial.sum(axis=0)
-    return total.reshape(o, cg, *k).astype(x.dtype, copy=False)
+        g = grads.take((groups, og, count, *tile.size))
+        np.copyto(g, np.moveaxis(grad[tile.out_index].reshape(count, groups, og, *tile.size), 0, 2))
+        g = g.reshape(groups, og, -1)
+        for group in range(groups):
+            np.matmul(cols[group], g[group].T, out=product)
+            total[group] += product
+    result = np.ascontiguousarray(total.transpose(0, 2, 1)).reshape(o, cg, *k)
+    return result.astype(x.dtype, copy=False)
