@@ -89,7 +89,9 @@ def choose_scale(maps: np.ndarray, scale: str = "auto") -> Scale:
     >>> choose_scale(np.array([[[0.25, 0.5]]]), "per-map").limits is None
     True
     """
-    low, high = _finite_range(np.asarray(maps, dtype=np.float64))
+    maps = np.asarray(maps, dtype=np.float64)
+    low, high = _finite_range(maps)
+    shared = ", one scale for all maps" if maps.ndim == 3 and maps.shape[0] > 1 else ""
     if scale == "auto":
         scale = "diverging" if low < 0 < high else "grey"
     if scale == "diverging":
@@ -104,15 +106,15 @@ def choose_scale(maps: np.ndarray, scale: str = "auto") -> Scale:
         )
         if limit <= 0 or largest <= 1.25 * limit:  # nothing to gain from saturating
             limit = largest or 1.0
-        legend = "blue < 0 (white) < red, one scale for all maps"
+        legend = f"blue < 0 (white) < red{shared}"
         if limit < largest:
             legend += f", saturated beyond ±{limit:.3g}"
         return Scale(DIVERGING_CMAP, (-limit, limit), legend, limit < largest)
     if scale == "grey":  # one sign: 0 at the black end (or the white end for negative maps)
         if high <= 0 < -low:
-            return Scale("gray", (low, 0.0), "grey: black = lowest, white = 0, one scale for all")
+            return Scale("gray", (low, 0.0), f"grey: black = lowest, white = 0{shared}")
         top = high if high > 0 else 1.0
-        return Scale("gray", (0.0, top), "grey: black = 0, white = highest, one scale for all")
+        return Scale("gray", (0.0, top), f"grey: black = 0, white = highest{shared}")
     if scale == "per-map":
         return Scale("gray", None, "each map black = its minimum, white = its maximum")
     if scale == "unit":
