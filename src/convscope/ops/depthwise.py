@@ -24,6 +24,13 @@ these passes fast in NumPy:
   :data:`THREADS` threads, each with its own buffers (the budget counts all of them); see
   there why the default is one.
 
+With numba installed (the ``fast`` extra), floating-point depthwise layers
+(``groups == in_channels``) skip all of this: the compiled direct kernel of
+:mod:`convscope.ops._jit_pool` runs one parallel job per (sample, channel) plane, gathers the
+padded rows (split into stride phases) into a cache-sized buffer, adds the taps in the same
+order and writes the output in place; its weight gradient is a compiled kernel too.  Grouped
+layers with few channels per group keep the compiled tap-by-tap kernel below.
+
 Arithmetic happens in the compute dtype (float16 in float32), so integers stay exact.
 
 >>> import numpy as np
