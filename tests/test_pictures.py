@@ -125,7 +125,7 @@ def test_titles_fit_inside_the_figure(channels):
     _texts_inside(figure)
 
 
-def test_stride_labels_the_output_size(tmp_path, monkeypatch):
+def test_stride_labels_the_output_size(tmp_path, monkeypatch, capsys):
     import convscope.viz as viz
 
     figures = []
@@ -140,6 +140,7 @@ def test_stride_labels_the_output_size(tmp_path, monkeypatch):
     args = ["image", str(source), "-o", str(tmp_path / "out"), "--filters", "sobel-x,identity"]
     assert main([*args, "--stride", "2", "--padding", "1", "--no-progress"]) == 0
     (figure,) = figures
+    assert "in.png (28 x 28, H x W) -> 2 channels 14 x 14: " in capsys.readouterr().out
     heading = figure._suptitle.get_text()
     assert "output 14 x 14 (H x W) from input 28 x 28, stride 2" in heading
     assert "raw layer output (the channel files hold its sigmoid)" in heading

@@ -295,7 +295,7 @@ def check_inputs(
             try:
                 image_app.output_size(job.conv, info.height, info.width)
             except RuntimeError as error:
-                raise UsageError(f"{path} ({info.width}x{info.height}): {error}") from None
+                raise UsageError(f"{path} ({info.height} x {info.width}, H x W): {error}") from None
         except FILE_ERRORS as error:
             if path not in skip or skipped is None:
                 raise
@@ -414,8 +414,8 @@ def image_batch(
             outcomes.append(FileOutcome(item.index, item.path, error=str(error)))
             continue
         message = (
-            f"{item.path.name} ({item.info.width}x{item.info.height}) -> "
-            f"{len(maps)} channels {maps.shape[2]}x{maps.shape[1]}: "
+            f"{item.path.name} ({item.info.height} x {item.info.width}, H x W) -> "
+            f"{len(maps)} channels {maps.shape[1]} x {maps.shape[2]}: "
             f"{out / item.name}_channel_1..{len(maps)}.{job.format}"
             + (f", {targets[-1].name}" if job.sheet else "")
         )
