@@ -7,15 +7,15 @@ from __future__ import annotations
 import itertools
 import re
 
+import dask.array as da
+import distributed
 import numpy as np
 import pytest
 
-da = pytest.importorskip("dask.array")
-
-import convscope as cs  # noqa: E402
-import convscope.dask as csd  # noqa: E402
-import convscope.nn as nn  # noqa: E402
-import convscope.nn.functional as F  # noqa: E402
+import convscope as cs
+import convscope.dask as csd
+import convscope.nn as nn
+import convscope.nn.functional as F
 
 MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -314,7 +314,6 @@ def test_errors_are_the_functions_errors() -> None:
 
 
 def test_runs_on_a_local_distributed_cluster() -> None:
-    distributed = pytest.importorskip("distributed")
     rng = np.random.default_rng(9)
     array = rng.standard_normal((2, 2, 40, 36))
     cs.manual_seed(1)

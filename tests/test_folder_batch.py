@@ -8,9 +8,11 @@ import struct
 import zlib
 from pathlib import Path
 
+import distributed
 import numpy as np
 import pytest
 import soundfile as sf
+import tifffile
 from PIL import Image
 
 from convscope.cli import image as image_cli
@@ -198,7 +200,6 @@ def test_audio_folder_matches_the_single_file_run(tmp_path, capsys):
 
 
 def test_audio_folder_on_a_scheduler_address(tmp_path, capsys):
-    distributed = pytest.importorskip("distributed")
     audio_folder(tmp_path / "in")
     args = ["audio", tmp_path / "in", "--conv1d", "--kernel-size", "3", *AUDIO_OPTIONS]
     code, _, _ = run_cli([*args, "-o", tmp_path / "plain"], capsys)
@@ -226,7 +227,6 @@ TILE_OPTIONS = [
 def test_tile_writes_the_pixels_of_the_ordinary_run(options, tmp_path, capsys):
     """A TIFF through --tile (lazily read, convscope.dask, tiled TIFF per channel) gives the
     pixels the in-memory command gives."""
-    tifffile = pytest.importorskip("tifffile")
     picture = np.random.default_rng(2).integers(0, 256, (70, 90, 3), dtype=np.uint8)
     source = tmp_path / "x.tif"
     tifffile.imwrite(source, picture, tile=(32, 32), compression="zlib")
@@ -261,7 +261,6 @@ TILE_ERRORS = [
 
 @pytest.mark.parametrize(("args", "expected"), TILE_ERRORS)
 def test_tile_errors_are_one_line_exit_2(args, expected, tmp_path, capsys):
-    tifffile = pytest.importorskip("tifffile")
     tifffile.imwrite(tmp_path / "x.tif", np.zeros((20, 20, 3), np.uint8))
     Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "x.png")
     (tmp_path / "bad.tif").write_bytes(b"II*\x00garbage")
