@@ -180,6 +180,30 @@ def _stacked_times_matrix(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.matmul(x, y)
 
 
+def linear(a: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
+    """``a @ w.T + b`` for a 2-D ``w`` as one node (PyTorch's ``addmm``): the bias is added in
+    place on the product, whose rows are one GEMM whatever ``a``'s leading dimensions, so a
+    Linear layer makes one output array instead of two.  Callers check shapes and dtypes."""
+    x, weight = a.data, w.data
+    out = _stacked_times_matrix(x, weight.T)
+    if b is not None:
+        out += b.data
+
+    def rule(g: np.ndarray, n: tuple[bool, ...]) -> tuple:
+        rows = g.reshape(-1, g.shape[-1])
+        gx = _stacked_times_matrix(g, weight) if n[0] else None
+        gw = rows.T @ x.reshape(-1, x.shape[-1]) if n[1] else None
+        if b is None:
+            return gx, gw
+        return gx, gw, rows.sum(axis=0) if n[2] else None
+
+    parents = (a, w) if b is None else (a, w, b)
+    # PyTorch's node names for the ranks it reshapes through
+    names = {1: ("SqueezeBackward4", "View"), 2: ("Mm", "Addmm")}
+    name = names.get(x.ndim, ("UnsafeView", "View"))[b is not None]
+    return _new(out, parents, rule, name if recording(*parents) else "")
+
+
 def matmul(a: Any, b: Any) -> Tensor:
     x, y = _data(a), _data(b)
     if x.ndim == 0 or y.ndim == 0:

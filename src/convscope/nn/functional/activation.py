@@ -34,11 +34,14 @@ def linear(input: Any, weight: Any, bias: Any = None) -> Tensor:
             f"mat1 and mat2 shapes cannot be multiplied ({rows}x{x.shape[-1] if x.ndim else 1} "
             f"and {'x'.join(str(s) for s in reversed(w.shape))})"
         )
+    b = None if bias is None else _tensor_arg(bias, "bias", "linear")
+    out_shape = (*x.shape[:-1], w.shape[0]) if w.ndim == 2 else x.shape[:-1]
+    if w.ndim == 2 and (b is None or (b.dtype == x.dtype and b.shape in ((), (w.shape[0],)))):
+        return _fn.linear(x, w, b)
     y = x @ w.T
-    if bias is None:
+    if b is None:
         return y
-    b = _tensor_arg(bias, "bias", "linear")
-    _check_broadcast(y.shape, b.shape)
+    _check_broadcast(out_shape, b.shape)
     return y + b
 
 
