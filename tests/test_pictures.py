@@ -247,3 +247,16 @@ def test_numbers_never_show_an_all_zero_kernel(tmp_path):
     steps = A._scene(A.AnimationConfig((3, 3), 1), True, 0, 44).steps
     assert not any("only zeros" in step for step in steps)
     assert {step.split(" = ")[1].split("*")[0] for step in steps} == {"2"}
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3, 3), (2, 3, 5, 5), (16, 1, 5, 5)])
+def test_kernel_grid_and_gallery_titles_fit(shape):
+    from convscope import viz
+
+    weight = np.random.default_rng(0).normal(size=shape)
+    title = f"checkpoints/a-rather-long-name/model.pt: layer 'features.0.conv', weight {shape}"
+    figure = viz.kernel_grid(weight, title=title)
+    _texts_inside(figure)
+    assert figure._suptitle.get_text().replace("\n", " ") == title
+    gallery = viz.filter_gallery({"a": np.eye(3)}, title="classic 3x3 filters " * 4)
+    _texts_inside(gallery)

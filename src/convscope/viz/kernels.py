@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .figures import new_figure
+from .figures import fitted_suptitle, new_figure
 from .grids import grid_shape
 
 #: rows and columns drawn at most (the title says when a layer has more)
@@ -198,7 +198,7 @@ def kernel_grid(
     heading = title or "convolution kernels"
     if notes:
         heading += f"\n({'; '.join(notes)})"
-    figure.suptitle(heading, fontsize=11)
+    fitted_suptitle(figure, heading, 11)
     return figure
 
 
@@ -254,7 +254,7 @@ def filter_gallery(
             ax.set_xlabel(textwrap.fill(descriptions[name], 28), fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
-    figure.suptitle(title or "classic filters", fontsize=12)
+    fitted_suptitle(figure, title or "classic filters", 12)
     return figure
 
 

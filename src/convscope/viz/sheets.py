@@ -21,13 +21,12 @@ maps: blue < 0 (white) < red, one scale for all maps
 from __future__ import annotations
 
 import math
-import textwrap
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from .figures import new_figure
+from .figures import new_figure, text_inches, wrap_text
 from .grids import to_unit_range
 
 #: width of one panel in inches
@@ -151,33 +150,6 @@ def size_note(
     return note
 
 
-def text_inches(text: str, fontsize: float) -> float:
-    """Width in inches of the widest line of ``text`` at ``fontsize`` points (matplotlib's
-    own text measurement, independent of the dpi the figure is saved at)."""
-    from matplotlib.backends.backend_agg import RendererAgg
-    from matplotlib.font_manager import FontProperties
-
-    renderer, font = RendererAgg(1, 1, 72), FontProperties(size=fontsize)
-    widths = [
-        renderer.get_text_width_height_descent(line, font, ismath=False)[0]
-        for line in text.splitlines() or [""]
-    ]
-    return max(widths) / 72
-
-
-def _wrap(text: str, fontsize: float, inches: float) -> str:
-    """``text`` with each line broken at spaces so it is at most ``inches`` wide."""
-    lines = []
-    for line in text.splitlines():
-        width = text_inches(line, fontsize)
-        if width <= inches:
-            lines.append(line)
-            continue
-        chars = max(8, int(len(line) * inches / width))
-        lines.extend(textwrap.wrap(line, chars, break_on_hyphens=False) or [""])
-    return "\n".join(lines)
-
-
 def _columns(panels: int) -> int:
     return panels if panels <= 5 else max(4, math.ceil(math.sqrt(panels)))
 
@@ -230,7 +202,8 @@ def contact_sheet(
         if titles is not None and index < len(titles):
             label += f": {titles[index]}"
         low, high = _finite_range(values)
-        labels.append(_wrap(f"{label}\nvalues {low:.3g} .. {high:.3g}", PANEL_TITLE_SIZE, panel_w))
+        label = f"{label}\nvalues {low:.3g} .. {high:.3g}"
+        labels.append(wrap_text(label, PANEL_TITLE_SIZE, panel_w))
     label_lines = max(label.count("\n") + 1 for label in labels)
     label_h = 0.1 + 0.18 * label_lines
     panel_h = min(panel_w * aspect, 2.2 * panel_w)
