@@ -8,8 +8,8 @@ onnxruntime running torch's ONNX export; a training step (forward, cross-entropy
 SGD with momentum) for resnet18 and mobilenet_v2 at batch 8; the ten slowest layers of the
 network slowest against torch (forward hooks, so that network runs unfused there); peak
 resident memory added by a resnet18 batch-8 forward, each library in its own process; and
-the Python overhead per layer at batch 1 on a tiny input. Calls of the libraries are
-interleaved so that load from elsewhere on the machine affects all alike.
+the cost of single layers on a tiny input (everything but the arithmetic). Calls of the
+libraries are interleaved so that load from elsewhere on the machine affects all alike.
 
     python benchmarks/bench_models.py [--repeats 5] [--threads 2] [--only resnet18]
                                       [--json docs/bench_models.json]
@@ -302,31 +302,56 @@ def breakdown(name: str, batch: int, shape: tuple) -> list[dict]:
     return rows
 
 
+def _tiny_layers(lib: Any) -> dict[str, Any]:
+    nn = lib.nn
+    return {
+        "Conv2d(8, 8, 3)": nn.Conv2d(8, 8, 3, padding=1),
+        "Conv2d 1x1": nn.Conv2d(8, 16, 1),
+        "depthwise 3x3": nn.Conv2d(8, 8, 3, padding=1, groups=8),
+        "BatchNorm2d (eval)": nn.BatchNorm2d(8),
+        "ReLU": nn.ReLU(),
+        "conv+BN+ReLU (Sequential)": nn.Sequential(
+            nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU()
+        ),
+        "MaxPool2d(3, 2, 1)": nn.MaxPool2d(3, 2, 1),
+        "Linear(128, 10)": nn.Linear(128, 10),
+    }
+
+
 def overhead(repeats: int) -> dict:
-    """Batch-1 resnet18 on a 1x3x32x32 input: seconds per executed layer, where the
-    arithmetic is a few microseconds per layer and the rest is Python and NumPy dispatch."""
+    """Microseconds per call of single layers on a (1, 8, 8, 8) input (Linear: (1, 128)),
+    eval mode under no_grad: the arithmetic is about a microsecond, the rest is each
+    library's per-layer cost (Python, dispatch, allocation)."""
     import torch
 
     import convscope as cs
 
-    ours, theirs = build_pair("resnet18")
-    x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
-    layers = sum(1 for m in ours.modules() if not any(True for _ in m.children()))
-    cx, tx = cs.tensor(x), torch.from_numpy(x)
+    ours, theirs = _tiny_layers(cs), _tiny_layers(torch)
+    x = np.random.default_rng(0).standard_normal((1, 8, 8, 8)).astype(np.float32)
+    flat = x.reshape(1, -1)[:, :128]
+    rows = []
+    with cs.no_grad(), torch.no_grad():
+        for name, layer in ours.items():
+            other = theirs[name]
+            layer.eval()
+            other.eval()
+            data = flat if name.startswith("Linear") else x
+            cx, tx = cs.tensor(data), torch.from_numpy(data)
 
-    def run_ours() -> Any:
-        with cs.no_grad():
-            return ours(cx)
+            def run_ours(layer: Any = layer, cx: Any = cx) -> Any:
+                for _ in range(100):
+                    layer(cx)
 
-    def run_theirs() -> Any:
-        with torch.no_grad():
-            return theirs(tx)
+            def run_theirs(other: Any = other, tx: Any = tx) -> Any:
+                for _ in range(100):
+                    other(tx)
 
-    mine, other = interleaved([run_ours, run_theirs], repeats * 4)
+            mine, other_s = interleaved([run_ours, run_theirs], repeats * 4)
+            rows.append({"layer": name, "convscope_us": mine * 1e4, "torch_us": other_s * 1e4})
     return {
-        "layers": layers,
-        "convscope_us_per_layer": mine / layers * 1e6,
-        "torch_us_per_layer": other / layers * 1e6,
+        "rows": rows,
+        "convscope_us_per_layer": geomean([r["convscope_us"] for r in rows]),
+        "torch_us_per_layer": geomean([r["torch_us"] for r in rows]),
     }
 
 
@@ -435,8 +460,13 @@ def markdown(report: dict) -> str:
     if report.get("overhead"):
         o = report["overhead"]
         lines.append(
-            f"Per-layer overhead (resnet18, 1x3x32x32, {o['layers']} layers): convscope "
-            f"{o['convscope_us_per_layer']:.0f} us, torch {o['torch_us_per_layer']:.0f} us."
+            "Per-layer cost on a tiny input (1x8x8x8, eval, no_grad; geomean of "
+            f"{len(o['rows'])} layers): convscope {o['convscope_us_per_layer']:.0f} us, torch "
+            f"{o['torch_us_per_layer']:.0f} us ("
+            + ", ".join(
+                f"{r['layer']} {r['convscope_us']:.0f}/{r['torch_us']:.0f}" for r in o["rows"]
+            )
+            + " us)."
         )
     if report.get("breakdown"):
         b = report["breakdown"]

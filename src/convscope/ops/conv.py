@@ -52,7 +52,7 @@ def select_algorithm(
     """Pick an algorithm from the shapes (thresholds measured with ``benchmarks/``).
 
     Integers always take ``unfold`` (exact).  Depthwise layers take the FFT for large kernels
-    (from 7x7, or 10x10 with the compiled kernel; stride 1) and the direct depthwise kernel
+    (from 7x7, or 25x25 with the compiled kernel; stride 1) and the direct depthwise kernel
     otherwise; with numba installed, layers with few channels per group (see
     :data:`FEW_CHANNELS`) take the compiled tap-by-tap kernel too; 2-D 3x3 stride-1 layers
     with 64 to 256 input channels per group and at least :data:`WINOGRAD_MIN_POSITIONS`
@@ -65,9 +65,10 @@ def select_algorithm(
     taps = math.prod(geom.kernel_size)
     if groups == channels and channels > 1:
         small_output = math.prod(geom.output_size) < taps  # e.g. a weight gradient
-        # the compiled depthwise kernel beats the FFT up to about 9x9 kernels, NumPy's
-        # tap-by-tap passes only below 7x7
-        fft_from = 100 if jit.kernels() is not None else 49
+        # the compiled direct depthwise kernel beats the FFT up to about 21x21 kernels and
+        # ties at 25x25 (measured, one thread: (4,64,56,56) 13x13 9.8 vs 30 ms, 21x21 27 vs
+        # 39 ms); NumPy's tap-by-tap passes only below 7x7
+        fft_from = 625 if jit.kernels() is not None else 49
         if taps >= fft_from and max(geom.stride) == 1 and not small_output:
             return "fft"
         return "depthwise"
