@@ -334,3 +334,27 @@ def test_runs_on_a_local_distributed_cluster() -> None:
     ):
         got = client.compute(csd.apply(net, _dask(rng, array))).result()
     _close(got, net(cs.tensor(array)).numpy())
+
+
+def test_a_source_is_read_window_by_window() -> None:
+    """A Source (a file, say) gives each output block's task its own window, halo included:
+    the same result as the dask array, with no input chunks in the graph."""
+    rng = np.random.default_rng(12)
+    array = rng.standard_normal((1, 2, 45, 38))
+    reads = []
+
+    def read(spans):
+        reads.append(tuple(spans))
+        return array[(slice(None), slice(None), *(slice(a, b) for a, b in spans))]
+
+    chunks = ((1,), (2,), (16, 16, 13), (20, 18))
+    source = csd.Source(read, array.shape, array.dtype, chunks)
+    cs.manual_seed(2)
+    net = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)).double()
+    y = csd.apply(net, source)
+    assert all(not isinstance(key, tuple) or key[0] == y.name for key in dict(y.dask))
+    _close(y.compute(scheduler="sync"), net(cs.tensor(array)).numpy())
+    assert len(reads) == 6 and max(b - a for spans in reads for a, b in spans) <= 22
+    circular = nn.Conv2d(2, 2, 3, padding=1, padding_mode="circular").double()
+    got = csd.apply(circular, source).compute(scheduler="sync")  # pads the whole array
+    _close(got, circular(cs.tensor(array)).numpy())

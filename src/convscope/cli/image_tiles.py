@@ -14,12 +14,14 @@ import contextlib
 import os
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..apps import image as image_app
+from ..dask.tiff import read_region
 from ..io.image import to_pixels
 from .common import UsageError, output_dir, write_atomically
 
@@ -56,6 +58,20 @@ def _unit_rgb(block: np.ndarray) -> np.ndarray:
     return np.repeat(gray, 3, axis=2)
 
 
+@dataclass(frozen=True)
+class PhotoWindows:
+    """Windows of a TIFF as the layer's ``(1, C, h, w)`` input: each block's task reads only
+    its window (halo included) from the file."""
+
+    path: str
+    conv: Any
+
+    def __call__(self, spans: list[tuple[int, int]]) -> np.ndarray:
+        rows, cols = spans
+        rgb = _unit_rgb(read_region(self.path, rows, cols)).transpose(2, 0, 1)[None]
+        return np.ascontiguousarray(image_app.prepare(rgb, self.conv))
+
+
 def _supported(samples: int, dtype: np.dtype) -> bool:
     if dtype == np.uint8:
         return samples in (1, 2, 3, 4)
@@ -76,7 +92,7 @@ def run_tiled(args: argparse.Namespace) -> int:
     from dask.diagnostics import ProgressBar
 
     from .. import dask as csd
-    from ..dask.tiff import RawChannels, read_tiff, tiff_info, write_tiles
+    from ..dask.tiff import RawChannels, tiff_info, write_tiles
     from . import image as image_cli
 
     for option in ("model", "tensorboard", "scheduler"):
@@ -99,13 +115,19 @@ def run_tiled(args: argparse.Namespace) -> int:
         image_app.output_size(conv, height, width)
     except RuntimeError as error:
         raise UsageError(f"{path} ({width}x{height}): {error}") from None
-    pixels = read_tiff(path, args.tile)
-    rgb = pixels.map_blocks(_unit_rgb, dtype=np.float32, chunks=(*pixels.chunks[:2], (3,)))
-    x = rgb.transpose(2, 0, 1)[None]
-    if conv.in_channels != 3:
-        x = x.map_blocks(
-            image_app.prepare, conv, dtype=np.float32, chunks=(x.chunks[0], (1,), *x.chunks[2:])
-        )
+    try:  # the layer's input channels: 3, or the luminance for 1 (else the app's error)
+        channels = image_app.prepare(np.zeros((1, 3, 1, 1), np.float32), conv).shape[1]
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    blocks = tuple(
+        tuple(min(args.tile, n - i) for i in range(0, n, args.tile)) for n in (height, width)
+    )
+    x = csd.Source(
+        PhotoWindows(str(path), conv),
+        (1, channels, height, width),
+        np.dtype(np.float32),
+        ((1,), (channels,), *blocks),
+    )
     y = csd.apply(conv, x)
     low = span = None
     if activation == "minmax":

@@ -35,12 +35,15 @@ from .functional import (
     conv_transpose2d,
     conv_transpose3d,
 )
+from .graph import Source
 from .modules import local_layers, steps_of
 
 
 def _checked(x: Any, name: str = "x") -> Any:
     import dask.array as da
 
+    if isinstance(x, Source):
+        return x
     if not isinstance(x, da.Array):
         raise TypeError(
             f"convscope.dask: {name} must be a dask.array.Array, not {type(x).__name__}"
@@ -55,6 +58,7 @@ def _checked(x: Any, name: str = "x") -> Any:
 def apply(module: Any, x: Any) -> Any:
     """``module(x)`` for a dask array ``x`` of shape ``(N, C, *spatial)``, lazily.
 
+    ``x`` may also be a :class:`Source` (read window by window, e.g. from a file).
     ``module`` is a convscope layer or ``Sequential`` of local layers (convolutions and
     transposed convolutions with any stride, dilation, groups, padding and padding mode,
     pooling, eval-mode batch norm, activations, padding layers, eval-mode dropout); a global
@@ -67,6 +71,7 @@ def apply(module: Any, x: Any) -> Any:
 
 
 __all__ = [
+    "Source",
     "apply",
     "conv1d",
     "conv2d",

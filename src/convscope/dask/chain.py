@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import halo
-from .graph import windowed
+from .graph import Source, windowed
 from .steps import ArrayOp, Range, Step
 
 
@@ -86,8 +86,8 @@ def run_steps(x: Any, factories: list[Any]) -> Any:
             shape, dtype = step.out_shape, step.dtype
     for group in groups:
         if len(group) == 1 and isinstance(group[0], ArrayOp):
-            x = group[0](x)
+            x = group[0](x.to_dask() if isinstance(x, Source) else x)
             x = x.rechunk({1: -1}) if x.numblocks[1] != 1 else x
         elif group:
             x = run_chain(x, group)
-    return x
+    return x.to_dask() if isinstance(x, Source) else x

@@ -11,6 +11,7 @@ import itertools
 import operator
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,47 @@ def _assemble_and_run(run: Callable[[np.ndarray, tuple], np.ndarray], pieces: li
     return run(window, block)
 
 
+@dataclass(frozen=True)
+class Source:
+    """An ``(N, C, *spatial)`` array that is read window by window (from a file, say) rather
+    than held in chunks: each output block's task reads its own window, halo included, so no
+    neighbouring input block stays in memory for it.  ``chunks`` (dask's form) only sets
+    where output blocks start."""
+
+    read: Callable[[list[Window]], np.ndarray]
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    chunks: tuple[tuple[int, ...], ...]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def numblocks(self) -> tuple[int, ...]:
+        return tuple(len(c) for c in self.chunks)
+
+    def to_dask(self) -> Any:
+        """The whole array as a dask array of ``chunks`` (for whole-array operations)."""
+        import dask.array as da
+        from dask import delayed
+
+        edges = [boundaries(c) for c in self.chunks[2:]]
+        spans = [list(itertools.pairwise(e)) for e in edges]
+
+        def nest(axis: int, prefix: list[Window]) -> Any:
+            if axis == len(spans):
+                shape = (*self.shape[:2], *(b - a for a, b in prefix))
+                return da.from_delayed(delayed(self.read)(list(prefix)), shape, self.dtype)
+            return [nest(axis + 1, [*prefix, span]) for span in spans[axis]]
+
+        return da.block(nest(0, []))
+
+
+def _read_and_run(run: Callable, source: Source, spans: list, block: tuple) -> np.ndarray:
+    return run(source.read(list(spans)), block)
+
+
 def _as_lists(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_as_lists(v) for v in value]
@@ -74,18 +116,26 @@ def windowed(
     from dask._task_spec import DataNode, Task, TaskRef
     from dask.highlevelgraph import HighLevelGraph
 
-    if x.numblocks[1] != 1:
-        raise ValueError("the channel axis must be one chunk")
+    if x.numblocks[1] != 1 or (isinstance(x, Source) and x.numblocks[0] != 1):
+        raise ValueError("the channel axis (and a Source's batch axis) must be one chunk")
     name = f"convscope-{label}-{uuid.uuid4().hex}"
-    run_key = f"{name}-layer"
+    run_key, source_key = f"{name}-layer", f"{name}-source"
     layer: dict[Any, Any] = {run_key: DataNode(run_key, run)}
+    if isinstance(x, Source):
+        layer[source_key] = DataNode(source_key, x)
     edges = [boundaries(c) for c in x.chunks[2:]]
     for batch in range(x.numblocks[0]):
         for block in itertools.product(*(range(len(c)) for c in out_chunks)):
             spans = [windows[axis][i] for axis, i in enumerate(block)]
-            pieces = _pieces(x.name, batch, spans, edges)
             key = (name, batch, 0, *block)
+            if isinstance(x, Source):
+                layer[key] = Task(
+                    key, _read_and_run, TaskRef(run_key), TaskRef(source_key), spans, block
+                )
+                continue
+            pieces = _pieces(x.name, batch, spans, edges)
             layer[key] = Task(key, _assemble_and_run, TaskRef(run_key), pieces, block)
-    graph = HighLevelGraph.from_collections(name, layer, dependencies=[x])
+    dependencies = [] if isinstance(x, Source) else [x]
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=dependencies)
     chunks = (x.chunks[0], (out_channels,), *out_chunks)
     return da.Array(graph, name, chunks, dtype=dtype)
