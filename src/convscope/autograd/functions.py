@@ -283,17 +283,22 @@ def clamp(a: Tensor, min: float | None = None, max: float | None = None) -> Tens
     x = a.data
     if x.dtype.kind in "biu" and any(isinstance(v, float) for v in (min, max)):
         x = x.astype(_dtypes.get_default_dtype())
-    out = np.clip(x, min, max).astype(x.dtype)
-    inside = np.ones(x.shape, dtype=bool)
-    if min is not None:
-        inside &= x >= min
-    if max is not None:
-        inside &= x <= max
-    return _unary(a, out, lambda: inside, "Clamp")
+    out = np.clip(x, min, max).astype(x.dtype, copy=False)
+
+    def inside() -> np.ndarray:  # the gradient's mask, only for a backward pass
+        mask = np.ones(x.shape, dtype=bool)
+        if min is not None:
+            mask &= x >= min
+        if max is not None:
+            mask &= x <= max
+        return mask
+
+    return _unary(a, out, inside, "Clamp")
 
 
 def relu(a: Tensor) -> Tensor:
-    return _unary(a, np.maximum(a.data, 0).astype(a.dtype), lambda: a.data > 0, "Relu")
+    out = np.maximum(a.data, 0).astype(a.dtype, copy=False)  # one pass, no second copy
+    return _unary(a, out, lambda: a.data > 0, "Relu")
 
 
 def leaky_relu(a: Tensor, negative_slope: float = 0.01) -> Tensor:
@@ -304,11 +309,10 @@ def leaky_relu(a: Tensor, negative_slope: float = 0.01) -> Tensor:
 
 def sigmoid(a: Tensor) -> Tensor:
     x = _floating(a)
-    out = np.empty_like(x)
-    positive = x >= 0
-    out[positive] = 1 / (1 + np.exp(-x[positive]))
-    e = np.exp(x[~positive])
-    out[~positive] = e / (1 + e)
+    # exp(-|x|) never overflows: 1 / (1 + e) for x >= 0, e / (1 + e) below
+    e = np.exp(-np.abs(x))
+    out = np.where(x >= 0, x.dtype.type(1), e)
+    np.divide(out, np.add(e, 1, out=e), out=out)
     return _unary(a, out, lambda: out * (1 - out), "Sigmoid")
 
 
