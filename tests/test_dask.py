@@ -309,6 +309,10 @@ def test_errors_are_the_functions_errors() -> None:
         csd.conv2d(x, np.zeros((1, 3, 3, 3)), padding=8, padding_mode="reflect")
     with pytest.raises(ValueError, match="padding_mode must be one of"):
         csd.conv2d(x, np.zeros((1, 3, 3, 3)), padding_mode="mirror")
+    with pytest.raises(RuntimeError, match=r"MaxPool2d on batched 4-D input"):
+        csd.apply(nn.MaxPool2d(2), da.zeros((2, 3, 8), chunks=4))  # not an unbatched (C, H, W)
+    with pytest.raises(RuntimeError, match=r"ZeroPad2d on batched 4-D input"):
+        csd.apply(nn.ZeroPad2d(1), da.zeros((2, 3, 8), chunks=4))
     with pytest.raises(TypeError, match=r"dask\.array\.Array"):
         csd.apply(nn.ReLU(), np.zeros((1, 1, 2)))
 

@@ -156,5 +156,23 @@ def steps_of(module: Any) -> Factory:
     and dtype returning its steps (window steps and whole-array operations)."""
     for bases, _, run in _KINDS:
         if _own_forward(module, bases):
-            return run(module)
+            return _batched(module, run(module))
     raise _refuse("", module, "it is not a local layer")
+
+
+def _batched(module: Any, factory: Factory) -> Factory:
+    """``factory``, refusing inputs that are not ``(N, C, *spatial)`` with the layer's number
+    of spatial dimensions (a 1-D batch is not an unbatched 2-D input here)."""
+    dims = getattr(module, "_dims", 0)
+    if not dims:
+        return factory
+
+    def checked(shape: tuple, dtype: Any) -> list:
+        if len(shape) != dims + 2:
+            raise RuntimeError(
+                f"convscope.dask runs {type(module).__name__} on batched {dims + 2}-D input "
+                f"(N, C, *spatial), but got input of size: {list(shape)}"
+            )
+        return factory(shape, dtype)
+
+    return checked
