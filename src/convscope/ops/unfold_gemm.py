@@ -192,10 +192,11 @@ def weight_gradient(
         nb, box = tiling.plan_tiles(n, geom.output_size, cost, aim)
     except MemoryError:
         nb, box = tiling.plan_tiles(n, geom.output_size, cost, budget)
-    total = np.zeros((groups, cg * kprod, og), dtype)  # transposed, as BLAS writes it
-    product = np.empty((cg * kprod, og), dtype)
-    slabs, columns, grads = (tiling.Scratch(dtype) for _ in range(3))
-    for tile in tiling.iter_tiles(n, geom.output_size, nb, box):
+    no_tiles = n * tiling.prod(geom.output_size) == 0
+    # transposed, as BLAS writes it; the first tile's product initialises it
+    total = (np.zeros if no_tiles else np.empty)((groups, cg * kprod, og), dtype)
+    slabs, columns, grads, products = (tiling.Scratch(dtype) for _ in range(4))
+    for number, tile in enumerate(tiling.iter_tiles(n, geom.output_size, nb, box)):
         slab = tiling.extract_slab(x, geom, tile, dtype, slabs)
         cols = unfold(slab, geom, tile.size, groups, columns, samples_inner=True)
         count = slab.shape[0]
@@ -203,6 +204,10 @@ def weight_gradient(
         np.copyto(g, np.moveaxis(grad[tile.out_index].reshape(count, groups, og, *tile.size), 0, 2))
         g = g.reshape(groups, og, -1)
         for group in range(groups):
+            if number == 0:  # the first tile's product is the total so far
+                np.matmul(cols[group], g[group].T, out=total[group])
+                continue
+            product = products.take((cg * kprod, og))
             np.matmul(cols[group], g[group].T, out=product)
             total[group] += product
     result = np.ascontiguousarray(total.transpose(0, 2, 1)).reshape(o, cg, *k)
