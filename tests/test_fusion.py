@@ -180,3 +180,22 @@ def test_float16_runs_layer_by_layer(spy):
     with cs.no_grad():
         y = block(cs.rand(1, 3, 6, 6).half())
     assert y.dtype == np.float16 and spy == []
+
+
+@pytest.mark.parametrize("act", ["GELU", "ReLU", "SiLU", "Sigmoid", "Hardswish", "Tanh"])
+def test_linear_then_activation_in_place_matches_layer_by_layer(act):
+    """Sequential(Linear, act) under no_grad applies the activation on the Linear output in
+    place; values equal the separate layers, the input is untouched, a graph still records."""
+    import convscope as cs
+    from convscope import nn
+
+    model = nn.Sequential(nn.Linear(6, 8), getattr(nn, act)(), nn.Linear(8, 3)).eval()
+    x = cs.randn(4, 5, 6)
+    before = x.numpy().copy()
+    with cs.no_grad():
+        fused = model(x).numpy()
+    separate = model[2](model[1](model[0](x))).detach().numpy()
+    np.testing.assert_allclose(fused, separate, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(x.numpy(), before)
+    y = model(x)
+    assert y.requires_grad and y.grad_fn is not None

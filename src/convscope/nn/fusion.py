@@ -43,6 +43,7 @@ from .conv import (
     ConvTranspose3d,
     _ConvNd,
 )
+from .linear import Linear
 from .module import Module
 from .normalization import _BatchNorm
 
@@ -215,6 +216,37 @@ def run_sequence(modules: Sequence[Module], input: Any) -> Any:
                 input = conv_bn_act(input, module, bn, act)
                 i = after + (act is not None)
                 continue
+        if i + 1 < count and _is_plain_linear(module):
+            name = activation_name(modules[i + 1])
+            if name is not None:
+                input = linear_act(input, module, name, modules[i + 1])
+                i += 2
+                continue
         input = module(input)
         i += 1
     return input
+
+
+def _is_plain_linear(module: Any) -> bool:
+    return type(module) is Linear and _plain(module)
+
+
+def linear_act(x: Any, linear: Module, name: str, act: Module) -> Any:
+    """``act(linear(x))`` with the activation applied in place on the Linear layer's fresh
+    output when nothing records a graph (an MLP's hidden layer then takes one array, not
+    two); otherwise the two layers one after the other."""
+    y = linear(x)
+    data = getattr(y, "data", None)
+    fresh = (
+        isinstance(y, Tensor)
+        and not _needs_graph([x, y, linear.weight, linear.bias])
+        and isinstance(data, np.ndarray)
+        and data.flags.c_contiguous
+        and data.flags.owndata
+        and data.dtype in (np.float32, np.float64)
+        and data.ndim >= 2
+    )
+    if not fresh:
+        return act(y)
+    epilogue.apply(data.reshape(data.shape[0], 1, -1), activation=name)
+    return y
