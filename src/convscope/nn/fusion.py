@@ -231,6 +231,13 @@ def _is_plain_linear(module: Any) -> bool:
     return type(module) is Linear and _plain(module)
 
 
+def _whole_buffer(data: np.ndarray) -> bool:
+    """``data`` is its own buffer, or a reshaped view of all of one (a Linear output on a
+    3-D or larger input is a reshape of the GEMM result)."""
+    root = data if data.base is None else data.base
+    return isinstance(root, np.ndarray) and root.flags.owndata and root.nbytes == data.nbytes
+
+
 def linear_act(x: Any, linear: Module, name: str, act: Module) -> Any:
     """``act(linear(x))`` with the activation applied in place on the Linear layer's fresh
     output when nothing records a graph (an MLP's hidden layer then takes one array, not
@@ -242,7 +249,7 @@ def linear_act(x: Any, linear: Module, name: str, act: Module) -> Any:
         and not _needs_graph([x, y, linear.weight, linear.bias])
         and isinstance(data, np.ndarray)
         and data.flags.c_contiguous
-        and data.flags.owndata
+        and _whole_buffer(data)
         and data.dtype in (np.float32, np.float64)
         and data.ndim >= 2
     )
