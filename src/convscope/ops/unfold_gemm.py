@@ -169,10 +169,9 @@ def weight_gradient(
     gradient: ``sum over samples and positions of grad (O, P) @ unfold(x)^T (P, C/g * K)``.
 
     Unfolds the input tile by tile (every copy stays in the budget), the tile's samples side
-    by side, and runs one 2-D GEMM per group and tile, ``unfold(x) (C/g * K, nb * P) @
-    grad^T (nb * P, O/g)``: NumPy's stacked matmul with a transposed operand skipped BLAS
-    (5-10x slower), and OpenBLAS writes the tall ``(C/g * K, O/g)`` product 2-4x faster than
-    its transpose (measured on ResNet-18's layers at batch 8, 2 threads).
+    by side, and runs one 2-D GEMM per group and tile, ``grad (O/g, nb * P) @ unfold(x)^T
+    (nb * P, C/g * K)``: fewer and larger BLAS calls than a stacked per-sample matmul (whose
+    thread hand-offs cost most on a busy machine), and no transposed copy of the result.
     """
     dtype = tiling.compute_dtype(x.dtype)
     size = tiling.itemsize(dtype)
@@ -193,8 +192,8 @@ def weight_gradient(
     except MemoryError:
         nb, box = tiling.plan_tiles(n, geom.output_size, cost, budget)
     no_tiles = n * tiling.prod(geom.output_size) == 0
-    # transposed, as BLAS writes it; the first tile's product initialises it
-    total = (np.zeros if no_tiles else np.empty)((groups, cg * kprod, og), dtype)
+    # the first tile's product initialises it
+    total = (np.zeros if no_tiles else np.empty)((groups, og, cg * kprod), dtype)
     slabs, columns, grads, products = (tiling.Scratch(dtype) for _ in range(4))
     for number, tile in enumerate(tiling.iter_tiles(n, geom.output_size, nb, box)):
         slab = tiling.extract_slab(x, geom, tile, dtype, slabs)
@@ -205,10 +204,9 @@ def weight_gradient(
         g = g.reshape(groups, og, -1)
         for group in range(groups):
             if number == 0:  # the first tile's product is the total so far
-                np.matmul(cols[group], g[group].T, out=total[group])
+                np.matmul(g[group], cols[group].T, out=total[group])
                 continue
-            product = products.take((cg * kprod, og))
-            np.matmul(cols[group], g[group].T, out=product)
+            product = products.take((og, cg * kprod))
+            np.matmul(g[group], cols[group].T, out=product)
             total[group] += product
-    result = np.ascontiguousarray(total.transpose(0, 2, 1)).reshape(o, cg, *k)
-    return result.astype(x.dtype, copy=False)
+    return total.reshape(o, cg, *k).astype(x.dtype, copy=False)
