@@ -86,8 +86,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     look.add_argument(
         "-o",
         "--output",
-        default="convscope-animations",
-        help="output folder (convscope-animations)",
+        default="convscope-output/animate",
+        help="output folder (convscope-output/animate)",
     )
     look.add_argument("--name", help="file name without extension (default: from the options)")
     return parser

@@ -42,8 +42,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     parser.add_argument(
         "-o",
         "--output",
-        default="convscope-demo",
-        help="folder for the pictures, sounds and animations (convscope-demo)",
+        default="convscope-output/demo",
+        help="folder for the pictures, sounds and animations (convscope-output/demo)",
     )
 
 
