@@ -26,6 +26,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from . import jit
+from .threads import get_num_threads
+
 #: elements per block: a block and its temporaries stay in the cache between passes
 BLOCK = 1 << 16
 
@@ -73,6 +76,27 @@ class _Scratch:
         if self.buffer is None or self.buffer.size < size:
             self.buffer = np.empty(size, self.dtype)
         return self.buffer[:size].reshape(shape)
+
+
+def _row_kernels(g: np.ndarray, x: np.ndarray) -> object | None:
+    """The compiled row kernels (:mod:`convscope.ops._jit_norm`) when numba works and ``g``
+    and ``x`` are C-contiguous float32/float64 arrays of one dtype, else ``None`` (NumPy).
+    Measured on BatchNorm2d's backward at batch 8, one thread: 24.6 -> 18.7 ms for 64 x 112 x
+    112 planes, 7.1 -> 3.3 ms for 64 x 56 x 56, 3.0 -> 1.7 ms for 128 x 28 x 28 (torch 20.7,
+    2.9 and 0.9 ms)."""
+    if jit.kernels() is None or x.dtype not in (np.float32, np.float64) or g.dtype != x.dtype:
+        return None
+    if not (g.flags.c_contiguous and x.flags.c_contiguous):
+        return None
+    from . import _jit_norm
+
+    return _jit_norm
+
+
+def _per_row(values: np.ndarray, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """Per-channel ``(C,)`` or per-row ``(A, C)`` constants as one flat ``(A * C,)`` array."""
+    full = np.broadcast_to(values, shape[:2])
+    return np.ascontiguousarray(full, dtype=dtype).reshape(-1)
 
 
 def moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -154,6 +178,17 @@ def grad_sums(
     >>> s.tolist(), d.tolist()
     ([[3.0]], [[1.0]])
     """
+    kernels = _row_kernels(g, x) if col_weight is None else None
+    if kernels is not None:
+        total, dot = np.empty(x.shape[:2]), np.empty(x.shape[:2])
+        count = total.size
+        centre = _per_row(centre, x.shape, x.dtype)
+        flat = (g.reshape(count, -1), x.reshape(count, -1), centre, total.ravel(), dot.ravel())
+        if x.size < jit.SERIAL_BELOW or get_num_threads() == 1:
+            kernels.row_grad_sums_serial(*flat, x.dtype.type(0))
+        else:
+            jit.run(kernels.row_grad_sums, *flat, x.dtype.type(0))
+        return total, dot
     total = np.zeros(x.shape[:2])
     dot = np.zeros(x.shape[:2])
     centre = centre.astype(x.dtype, copy=False)
@@ -215,6 +250,13 @@ def combine(
     """
     dtype = x.dtype
     out = np.empty(x.shape, dtype)
+    kernels = _row_kernels(g, x) if col_weight is None else None
+    if kernels is not None:
+        count = x.shape[0] * x.shape[1]
+        constants = (_per_row(v, x.shape, dtype) for v in (centre, a, b, c))
+        flat = (g.reshape(count, -1), x.reshape(count, -1), *constants, out.reshape(count, -1))
+        jit.run(kernels.row_combine, *flat)
+        return out
     centre, a = centre.astype(dtype, copy=False), a.astype(dtype, copy=False)
     b, c = b.astype(dtype, copy=False), c.astype(dtype, copy=False)
     scratch = _Scratch(dtype)
