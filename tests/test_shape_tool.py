@@ -389,10 +389,15 @@ def test_demo(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("command", ["explain", "shape"])
-def test_help_examples_run(capsys, command):
+def test_help_examples_run(capsys, tmp_path, monkeypatch, command):
     import shlex
 
+    from PIL import Image
+
     from convscope.cli import command_module
+
+    monkeypatch.chdir(tmp_path)  # the examples' own picture, made here
+    Image.fromarray(np.tile(np.arange(0, 224, 8, dtype=np.uint8), (28, 1))).save("shoe.png")
 
     examples = command_module(command).EXAMPLES.replace("\\\n", " ")
     lines = [line.strip() for line in examples.splitlines() if line.strip().startswith("convscope")]
