@@ -436,24 +436,24 @@ def conv_general_backward(
 def _input_gradient_algorithm(
     w: np.ndarray, groups: int, stride: Sequence[int], input_dilation: Sequence[int]
 ) -> str | None:
-    """``"fold"`` for the input gradient of a strided dense floating-point layer with more
-    than one tap (none forced, no autotuning), else ``None`` (the usual choice).
+    """``"fold"`` for the input gradient of a strided dense floating-point layer (none
+    forced, no autotuning), else ``None`` (the usual choice).
 
     Fold skips the zeros the stride inserts into the gradient without splitting the call
     into phases, and its GEMM sums over the output channels only, the taps being added
-    afterwards as PyTorch's col2im does.  Measured on ResNet-18's stride-2 3x3 layers at
-    batch 8, one thread: 0.77-0.85x the time of the phases, float32 error 2.9-4.1e-7 against
-    their 5.3-6.2e-7 (torch 5.7-7.0e-7).  Stride-1 layers keep unfold/Winograd: fold's
-    nine strided adds made them 1.0-1.7x slower there (their error stays 1.5-2x torch's).
+    afterwards as PyTorch's col2im does.  Measured on ResNet-18's stride-2 layers at batch 8,
+    2 threads: 3x3 0.59-0.78x the time of the phases, float32 error 2.9-4.1e-7 against their
+    5.0-6.2e-7 (torch 5.7-12e-7); 1x1 0.57-0.77x.  Stride-1 layers keep unfold/Winograd:
+    fold's nine strided adds made them 1.0-1.7x slower there (their error stays 1.5-2x
+    torch's).
     """
     if algorithms.get_conv_algorithm() is not None or algorithms.get_autotune():
         return None
     channels = w.shape[1] * groups
     dense = groups < channels or channels == 1
-    taps = math.prod(w.shape[2:])
     few = w.shape[1] * (w.shape[0] // groups) <= FEW_CHANNELS  # the tap-by-tap kernel's
     strided = max(stride) > 1 and max(input_dilation) == 1
-    if w.dtype.kind != "f" or not dense or few or taps == 1 or not strided:
+    if w.dtype.kind != "f" or not dense or few or not strided:
         return None
     return "fold"
 
