@@ -81,7 +81,9 @@ class SGD(Optimizer):
                 state["momentum_buffer"] = buf = Tensor(grad.copy())
             else:
                 buf.data *= momentum
-                buf.data += (1 - group["dampening"]) * grad
+                damped = 1 - group["dampening"]
+                # no scaled copy when it would multiply by 1 (the same values)
+                buf.data += grad if damped == 1 else damped * grad
             grad = grad + momentum * buf.data if group["nesterov"] else buf.data
         param.data += -group["lr"] * grad
 
