@@ -25,8 +25,10 @@ def conv(
     dilation: Sequence[int],
     input_dilation: Sequence[int] | None = None,
     groups: int = 1,
+    bias: Tensor | None = None,
 ) -> Tensor:
-    """``conv_general`` on tensors, recorded for autograd."""
+    """``conv_general`` on tensors (plus ``bias`` per output channel, added in place on the
+    fresh output), recorded for autograd."""
     params = {
         "stride": tuple(stride),
         "padding": tuple(padding),
@@ -36,11 +38,18 @@ def conv(
     }
     xa, wa = x.data, w.data
     out = conv_ops.conv_general(xa, wa, **params)
+    if bias is not None:
+        out += bias.data.reshape((-1,) + (1,) * (out.ndim - 2))
 
     def rule(grad: np.ndarray, needs: tuple[bool, ...]) -> tuple:
-        return conv_ops.conv_general_backward(xa, wa, grad, needs=needs, **params)
+        grads = conv_ops.conv_general_backward(xa, wa, grad, needs=needs[:2], **params)
+        if bias is None:
+            return grads
+        spatial = (0, *range(2, grad.ndim))
+        return (*grads, grad.sum(axis=spatial) if needs[2] else None)
 
-    return attach(Tensor(out), (x, w), rule, "Convolution")
+    parents = (x, w) if bias is None else (x, w, bias)
+    return attach(Tensor(out), parents, rule, "Convolution")
 
 
 def transpose_kernel(w: Tensor, groups: int) -> Tensor:

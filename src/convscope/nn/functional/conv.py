@@ -149,9 +149,9 @@ def _convolve(
     weight_t = _as_tensor(weight)
     if transposed:
         weight_t = _autograd.transpose_kernel(weight_t, groups)
-    y = _autograd.conv(batched, weight_t, groups=groups, **plan)
-    if b is not None:
-        y = y + _as_tensor(bias).reshape((-1,) + (1,) * n)
+    # the bias (its dtype is the input's: checked) is added in place on the fresh output
+    bias_t = None if b is None else _as_tensor(bias)
+    y = _autograd.conv(batched, weight_t, groups=groups, bias=bias_t, **plan)
     return y if x.ndim == n + 2 else y.squeeze(0)
 
 
