@@ -35,15 +35,13 @@ ALGORITHMS = algorithms.NAMES
 
 
 FEW_CHANNELS = 16
-
-# Winograd's transforms pay off only on many output positions and moderate channel counts
-# (measured on the 2-core machine, 2 threads, float32: at batch 8 it takes 0.77-0.85x
-# unfold's time from 28x28 planes with 64-256 channels, but 1.2-2.6x for 7x7 and 14x14
-# planes, for 512 channels, and at batch 1 with up to 28x28 planes)
-WINOGRAD_MIN_POSITIONS = 6000
-WINOGRAD_MAX_CHANNELS = 256
 """Layers whose (input channels x output channels) per group is at most this take the
 compiled tap-by-tap kernel when numba is installed."""
+
+# Winograd F(2x2, 3x3) is left to forcing and autotuning: since unfold plans its tiles per
+# sample and writes the GEMM into the output, it is faster on every ResNet 3x3 layer
+# (measured on the 2-core machine, 2 threads, float32, interleaved: winograd / unfold =
+# 1.36 at (8,64,56,56), 1.14 at (8,128,28,28), 1.35 at (8,256,14,14), 1.46-1.62 at batch 1)
 
 
 def select_algorithm(
@@ -54,10 +52,8 @@ def select_algorithm(
     Integers always take ``unfold`` (exact).  Depthwise layers take the FFT for large kernels
     (from 7x7, or 25x25 with the compiled kernel; stride 1) and the direct depthwise kernel
     otherwise; with numba installed, layers with few channels per group (see
-    :data:`FEW_CHANNELS`) take the compiled tap-by-tap kernel too; 2-D 3x3 stride-1 layers
-    with 64 to 256 input channels per group and at least :data:`WINOGRAD_MIN_POSITIONS`
-    output positions (batch included) take Winograd F(2x2, 3x3); everything else is
-    unfold + GEMM (a plain GEMM for 1x1).
+    :data:`FEW_CHANNELS`) take the compiled tap-by-tap kernel too; everything else is
+    unfold + GEMM (a plain GEMM for 1x1).  Winograd runs when forced or autotuned.
     """
     if np.dtype(dtype).kind != "f" or max(geom.input_dilation) > 1:
         return "unfold"
@@ -77,14 +73,6 @@ def select_algorithm(
     )
     if few_channels and jit.kernels() is not None:
         return "depthwise"  # e.g. Conv2d(1, 2, 3): a GEMM with 2 rows mostly moves memory
-    if (
-        geom.kernel_size == (3, 3)
-        and geom.stride == (1, 1)
-        and geom.dilation == (1, 1)
-        and 64 <= channels // groups <= WINOGRAD_MAX_CHANNELS
-        and geom.input_shape[0] * math.prod(geom.output_size) >= WINOGRAD_MIN_POSITIONS
-    ):
-        return "winograd"
     return "unfold"
 
 
