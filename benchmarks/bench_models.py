@@ -138,14 +138,15 @@ def build_pair(name: str) -> tuple[Any, Any]:
 
 # ------------------------------------------------------------------ timing
 def interleaved(fns: list[Callable[[], Any]], repeats: int) -> list[float]:
-    """Median seconds of each function, called in rotating order after one warm-up call."""
-    for fn in fns:
-        fn()
+    """Median seconds of each function, called in rotating order; each timed call follows an
+    untimed one of the same function, so that no library is timed while the previous one's
+    worker threads still spin (OpenBLAS's, OpenMP's) or its caches hold the other's data."""
     times: list[list[float]] = [[] for _ in fns]
     for i in range(repeats):
         order = list(range(len(fns)))
         order = order[i % len(order) :] + order[: i % len(order)]
         for k in order:
+            fns[k]()
             start = time.perf_counter()
             fns[k]()
             times[k].append(time.perf_counter() - start)

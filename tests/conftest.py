@@ -30,3 +30,14 @@ def reference():
     if torch is None:
         pytest.skip("torch (the reference) is not installed")
     return torch
+
+
+@pytest.fixture(autouse=True)
+def _parallel_kernels(monkeypatch):
+    """Compiled kernels run their parallel form whenever convscope has two threads or more
+    (by default small calls and 2-thread runs take the serial twin, see ops.jit), so that the
+    tests exercise the parallel code; with one thread the serial twin runs."""
+    from convscope.ops import jit
+
+    monkeypatch.setattr(jit, "SERIAL_BELOW", 0)
+    monkeypatch.setattr(jit, "SERIAL_UP_TO_THREADS", 1)

@@ -7,7 +7,7 @@ import pytest
 
 import convscope as cs
 import convscope.nn.functional as F
-from convscope.ops import jit
+from convscope.ops import epilogue, jit
 
 torch = pytest.importorskip("torch")
 numba = pytest.importorskip("numba")
@@ -155,3 +155,30 @@ def test_missing_numba_falls_back_to_numpy(monkeypatch):
     monkeypatch.setattr(jit, "BACKEND", "numba")
     with pytest.raises(ImportError, match="convscope\\[fast\\]"):
         jit.kernels()
+
+
+def test_default_policy_runs_small_or_two_thread_calls_serially(monkeypatch):
+    """By default a kernel runs serially (its twin, in this thread) for small arrays or with at
+    most two threads, in parallel otherwise; both give the same values."""
+    monkeypatch.setattr(jit, "BACKEND", "auto")
+    if jit.kernels() is None:
+        pytest.skip("numba is not installed")
+    monkeypatch.setattr(jit, "SERIAL_BELOW", 1 << 16)
+    monkeypatch.setattr(jit, "SERIAL_UP_TO_THREADS", 2)
+    launched = []
+    monkeypatch.setattr(jit, "_launch_parallel", lambda f, a: launched.append(f) or f(*a))
+    rng = np.random.default_rng(0)
+    out = rng.standard_normal((2, 4, 200, 200)).astype(np.float32)
+    want = np.maximum(out, 0)
+    small = out[:, :, :8, :8].copy()
+    small_want = np.maximum(small, 0)
+    with cs.num_threads(2):
+        epilogue.apply(small, activation="relu")
+        epilogue.apply(out.copy(), activation="relu")
+    assert launched == []
+    with cs.num_threads(3):
+        big = out.copy()
+        epilogue.apply(big, activation="relu")
+    assert len(launched) == 1
+    np.testing.assert_array_equal(big, want)
+    np.testing.assert_array_equal(small, small_want)

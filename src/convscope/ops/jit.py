@@ -25,6 +25,13 @@ BACKEND = "numpy" if os.environ.get("CONVSCOPE_JIT", "").strip() == "0" else "au
 #: faster serial).
 SERIAL_BELOW = 1 << 16
 
+#: With this many threads or fewer every kernel runs serially: between GEMMs OpenBLAS's idle
+#: worker spins on the other core, and a parallel kernel waits for it.  Measured on the
+#: 2-core machine, batch 8, 2 threads, whole networks: serial kernels 96 ms against
+#: parallel 123 ms (MobileNetV2), 213 against 240 ms (EfficientNet-B0), 215 against 220 ms
+#: (ResNet-18).
+SERIAL_UP_TO_THREADS = 2
+
 _kernels: ModuleType | None = None
 _failed = False
 _compile_seconds: dict[str, float] = {}
@@ -99,12 +106,12 @@ def run(function: Any, *args: Any) -> None:
     """Run the compiled kernel ``function`` (a numba dispatcher) on as many threads as
     convscope uses, or serially in this thread when its largest array has fewer than
     :data:`SERIAL_BELOW` elements; the first call of each signature compiles (or loads the
-    cached code), which is timed (:func:`compile_seconds`).  With one thread
-    (``cs.set_num_threads(1)``) every kernel runs serially in the calling thread."""
+    cached code), which is timed (:func:`compile_seconds`).  With at most
+    :data:`SERIAL_UP_TO_THREADS` threads every kernel runs serially in the calling thread."""
     from .threads import get_num_threads
 
     largest = max((getattr(a, "size", 0) for a in args), default=0)
-    serial = largest < SERIAL_BELOW or get_num_threads() == 1
+    serial = largest < SERIAL_BELOW or get_num_threads() <= SERIAL_UP_TO_THREADS
     name = function.py_func.__name__
     if serial:
         function = _serial_twin(function)
