@@ -24,16 +24,42 @@ def erf(values: np.ndarray) -> np.ndarray:
     return vectorised(values).astype(values.dtype, copy=False)
 
 
+_BLOCK = 1 << 14  # values per block: the block's double-precision temporaries stay in L2
+
+
 def gelu(x: np.ndarray) -> np.ndarray:
-    """Exact (erf) GELU of a float array: one compiled pass with numba, else through
-    :func:`erf` with NumPy temporaries."""
-    if jit.kernels() is not None and x.dtype in (np.float32, np.float64) and x.size:
-        source = np.ascontiguousarray(x)
-        out = np.empty_like(source)
-        kernel = "gelu_single" if x.dtype == np.float32 else "gelu"
-        jit.call(kernel, source.reshape(-1), out.reshape(-1))
+    """Exact (erf) GELU of a float array.  With numba: float32 in cache-sized blocks spread
+    over the threads, each a vectorised compiled pass, NumPy's vectorised ``exp`` and a
+    second compiled pass (a Chebyshev ``erfc`` in double precision, within 2e-7 relative of
+    the exact value everywhere); float64 in one compiled pass through libm's ``erfc``.
+    Without numba, ``x * normal_cdf(x)``."""
+    kernels = jit.kernels()
+    if kernels is None or x.dtype not in (np.float32, np.float64) or not x.size:
+        return (x * normal_cdf(x)).astype(x.dtype, copy=False)
+    source = np.ascontiguousarray(x)
+    out = np.empty_like(source)
+    flat, target = source.reshape(-1), out.reshape(-1)
+    if x.dtype == np.float64:
+        jit.call("gelu", flat, target)
         return out
-    return (x * normal_cdf(x)).astype(x.dtype, copy=False)
+    from . import threads
+
+    def work(part: slice) -> None:
+        t = np.empty(_BLOCK)
+        e = np.empty(_BLOCK)
+        for start in range(part.start, part.stop, _BLOCK):
+            stop = min(start + _BLOCK, part.stop)
+            block, n = flat[start:stop], stop - start
+            kernels.gelu_erfc_parts(block, t[:n], e[:n])
+            np.exp(e[:n], out=e[:n])
+            kernels.gelu_combine(block, t[:n], e[:n], target[start:stop])
+
+    blocks = -(-flat.size // _BLOCK)
+    parts = threads.split(blocks, threads.get_num_threads())
+    threads.parallel_map(
+        work, [slice(p.start * _BLOCK, min(p.stop * _BLOCK, flat.size)) for p in parts]
+    )
+    return out
 
 
 def normal_cdf(x: np.ndarray) -> np.ndarray:
