@@ -39,3 +39,12 @@ def test_gelu_non_finite_and_empty():
 def test_gelu_reads_strided_input():
     x = np.linspace(-3, 3, 24, dtype=np.float32).reshape(4, 6).T
     np.testing.assert_allclose(elementwise.gelu(x), _reference(x), rtol=3e-7)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gelu_in_place(dtype):
+    x = np.linspace(-9, 9, 70000, dtype=dtype).reshape(7, 10000)
+    want = elementwise.gelu(x)
+    same = x.copy()
+    assert elementwise.gelu(same, out=same) is same
+    np.testing.assert_array_equal(same, want)

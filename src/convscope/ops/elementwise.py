@@ -27,17 +27,23 @@ def erf(values: np.ndarray) -> np.ndarray:
 _BLOCK = 1 << 14  # values per block: the block's double-precision temporaries stay in L2
 
 
-def gelu(x: np.ndarray) -> np.ndarray:
+def gelu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Exact (erf) GELU of a float array.  With numba: float32 in cache-sized blocks spread
     over the threads, each a vectorised compiled pass, NumPy's vectorised ``exp`` and a
     second compiled pass (a Chebyshev ``erfc`` in double precision, within 2e-7 relative of
     the exact value everywhere); float64 in one compiled pass through libm's ``erfc``.
-    Without numba, ``x * normal_cdf(x)``."""
+    Without numba, ``x * normal_cdf(x)``.  ``out`` (C-contiguous, ``x``'s shape and dtype;
+    ``x`` itself is fine) receives the result."""
     kernels = jit.kernels()
     if kernels is None or x.dtype not in (np.float32, np.float64) or not x.size:
-        return (x * normal_cdf(x)).astype(x.dtype, copy=False)
+        result = (x * normal_cdf(x)).astype(x.dtype, copy=False)
+        if out is None:
+            return result
+        out[...] = result
+        return out
     source = np.ascontiguousarray(x)
-    out = np.empty_like(source)
+    if out is None:
+        out = np.empty_like(source)
     flat, target = source.reshape(-1), out.reshape(-1)
     if x.dtype == np.float64:
         jit.call("gelu", flat, target)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import jit
+from . import elementwise, jit
 
 #: activation name -> the code the compiled kernel switches on
 ACTIVATIONS = {
@@ -78,7 +78,7 @@ def apply(
         ones = np.ones(c, dtype) if scale is None else scale
         zeros = np.zeros(c, dtype) if shift is None else shift
         extra = planes if residual is None else residual.reshape(n * c, -1)
-        later = activation in _VIA_NUMPY_EXP
+        later = activation in _VIA_NUMPY_EXP or (activation == "gelu" and dtype == np.float32)
         jit.call(
             "epilogue",
             planes,
@@ -88,7 +88,9 @@ def apply(
             residual is not None,
             ACTIVATIONS[None if later else activation],
         )
-        if later:
+        if later and activation == "gelu":
+            elementwise.gelu(out, out=out)
+        elif later:
             _exp_activation(out.reshape(-1), activation)
         return
     view = (1, c) + (1,) * (out.ndim - 2)
