@@ -118,6 +118,10 @@ def conv_general(
         out[...] = 0
         return out
     threads.ensure_blas_threads()
+    if not x.flags.c_contiguous and x.nbytes <= budget:
+        # a permuted view (channels-last after a permute): the tiles' gathers would read it
+        # cell by cell; one contiguous copy first is 2.4x faster (ConvNeXt's 2x2/2 downsample)
+        x = np.ascontiguousarray(x)
     phased = plan.phased
     if algorithm is not None:
         name = algorithm
