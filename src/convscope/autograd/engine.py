@@ -15,6 +15,7 @@ of leaves, as in PyTorch.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -25,31 +26,55 @@ if TYPE_CHECKING:
 
 Rule = Callable[[np.ndarray, tuple[bool, ...]], Sequence[np.ndarray | None]]
 
-_enabled = True
+
+class _GradState(threading.local):
+    """Whether operations record a graph, per thread as in PyTorch (a server answering
+    requests in threads under ``no_grad`` must not switch recording off for the others), and
+    the values each entered context will restore."""
+
+    enabled = True
+
+    def __init__(self) -> None:
+        self.saved: list[bool] = []
+
+
+_state = _GradState()
 
 
 def is_grad_enabled() -> bool:
-    return _enabled
+    return _state.enabled
 
 
-class set_grad_enabled(contextlib.ContextDecorator):
-    """Switch gradient recording on or off (a context manager, a decorator, or a plain call)."""
+class _GradMode(contextlib.ContextDecorator):
+    """Enter: remember this thread's mode and set ``self.mode``; exit: restore it.  The saved
+    modes live on a per-thread stack, so one instance may be entered by several threads or
+    re-entered (``@no_grad()`` on a recursive function)."""
 
-    def __init__(self, mode: bool) -> None:
-        global _enabled
-        self.previous, self.mode = _enabled, bool(mode)
-        _enabled = self.mode
+    mode = False
 
     def __enter__(self) -> None:
-        global _enabled
-        _enabled = self.mode
+        _state.saved.append(_state.enabled)
+        _state.enabled = self.mode
 
     def __exit__(self, *exc: Any) -> None:
-        global _enabled
-        _enabled = self.previous
+        _state.enabled = _state.saved.pop()
 
 
-class no_grad(contextlib.ContextDecorator):
+class set_grad_enabled(_GradMode):
+    """Switch gradient recording on or off (a context manager, a decorator, or a plain call:
+    ``set_grad_enabled(False)`` switches this thread's recording off at once)."""
+
+    def __init__(self, mode: bool) -> None:
+        self.mode = bool(mode)
+        self.previous = _state.enabled
+        _state.enabled = self.mode
+
+    def __enter__(self) -> None:
+        _state.saved.append(self.previous)
+        _state.enabled = self.mode
+
+
+class no_grad(_GradMode):
     """Operations inside do not record a graph (evaluation, optimizer updates).
 
     >>> import convscope as cs
@@ -59,23 +84,11 @@ class no_grad(contextlib.ContextDecorator):
     False
     """
 
-    def __enter__(self) -> None:
-        global _enabled
-        self.previous, _enabled = _enabled, False
-
-    def __exit__(self, *exc: Any) -> None:
-        global _enabled
-        _enabled = self.previous
+    mode = False
 
 
-class enable_grad(contextlib.ContextDecorator):
-    def __enter__(self) -> None:
-        global _enabled
-        self.previous, _enabled = _enabled, True
-
-    def __exit__(self, *exc: Any) -> None:
-        global _enabled
-        _enabled = self.previous
+class enable_grad(_GradMode):
+    mode = True
 
 
 class Node:
@@ -96,7 +109,7 @@ def attach(result: Tensor, parents: Sequence[Any], rule: Rule, name: str) -> Ten
     from ..tensor import Tensor
 
     tensors = tuple(p if isinstance(p, Tensor) else None for p in parents)
-    if _enabled and any(t is not None and t.requires_grad for t in tensors):
+    if _state.enabled and any(t is not None and t.requires_grad for t in tensors):
         result.requires_grad = True
         result.grad_fn = Node(name, tensors, rule)
     return result
