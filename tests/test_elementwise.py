@@ -48,3 +48,26 @@ def test_gelu_in_place(dtype):
     same = x.copy()
     assert elementwise.gelu(same, out=same) is same
     np.testing.assert_array_equal(same, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("low", "high"), [(0.0, None), (0.0, 6.0), (-1.0, 1.0)])
+def test_relu_and_hardtanh_gradients_match_torch(dtype, low, high):
+    import torch
+
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-8, 8, (3, 70000)).astype(dtype)
+    x[0, :5] = [low, 1e30 if high is None else high, np.nan, -np.inf, np.inf]
+    g = rng.standard_normal(x.shape).astype(dtype)
+    if high is None:  # ReLU: a NaN input keeps its gradient
+        got = elementwise.pass_positive(g, x)
+        want = np.where(np.isnan(x) | (x > 0), g, 0)
+    else:  # Hardtanh: a NaN input gets 0
+        got = elementwise.pass_inside(g, x, low, high)
+        want = np.where((x > low) & (x < high), g, 0)
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, want)
+    tx = torch.tensor(x, requires_grad=True)
+    y = torch.relu(tx) if high is None else torch.nn.functional.hardtanh(tx, low, high)
+    y.backward(torch.tensor(g))
+    np.testing.assert_array_equal(got, tx.grad.numpy())

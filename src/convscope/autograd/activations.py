@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..ops import elementwise
 from ..tensor import Tensor
 from .engine import attach
 
@@ -38,8 +39,10 @@ def _sigmoid(a: np.ndarray) -> np.ndarray:
 
 
 def hardtanh(x: Tensor, low: float, high: float, name: str = "Hardtanh") -> Tensor:
-    out = np.clip(x.data, low, high)
-    return pointwise(x, out, lambda a, o: ((a > low) & (a < high)).astype(a.dtype), name)
+    xa = x.data
+    out = np.clip(xa, low, high).astype(xa.dtype, copy=False)
+    rule = lambda g, n: (elementwise.pass_inside(g, xa, low, high),)  # noqa: E731
+    return attach(Tensor(out), (x,), rule, name)
 
 
 def relu6(x: Tensor) -> Tensor:

@@ -297,8 +297,11 @@ def clamp(a: Tensor, min: float | None = None, max: float | None = None) -> Tens
 
 
 def relu(a: Tensor) -> Tensor:
-    out = np.maximum(a.data, 0).astype(a.dtype, copy=False)  # one pass, no second copy
-    return _unary(a, out, lambda: a.data > 0, "Relu")
+    x = a.data
+    out = np.maximum(x, 0).astype(a.dtype, copy=False)  # one pass, no second copy
+    if x.dtype.kind != "f":
+        return _unary(a, out, lambda: x > 0, "Relu")
+    return _new(out, (a,), lambda g, n: (elementwise.pass_positive(g, x),), "Relu")
 
 
 def leaky_relu(a: Tensor, negative_slope: float = 0.01) -> Tensor:

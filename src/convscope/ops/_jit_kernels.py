@@ -223,3 +223,21 @@ def gelu_combine(
         x = np.float64(source[i])
         half = 0.5 * t[i] * exponential[i]
         target[i] = x * (half if x < 0 else 1.0 - half)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def gate(
+    grad: np.ndarray, x: np.ndarray, low: float, high: float, nan_passes: bool, out: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """``out = grad`` where ``low < x < high``, else 0 (flat arrays), in one pass with no mask
+    array; with ``nan_passes`` a NaN ``x`` keeps its gradient (ReLU's rule in PyTorch, where
+    Hardtanh's zeroes it).  The backward of ReLU, ReLU6 and Hardtanh."""
+    size = grad.shape[0]
+    block = 1 << 14
+    for b in prange((size + block - 1) // block):
+        for i in range(b * block, min(size, (b + 1) * block)):
+            v = x[i]
+            if nan_passes:
+                out[i] = 0 if (v <= low or v >= high) else grad[i]
+            else:
+                out[i] = grad[i] if (v > low and v < high) else 0

@@ -78,3 +78,35 @@ def normal_cdf(x: np.ndarray) -> np.ndarray:
         half_erfc = np.frompyfunc(lambda v: 0.5 * math.erfc(-v / math.sqrt(2)), 1, 1)
         return half_erfc(x).astype(x.dtype)
     return ndtr(x).astype(x.dtype, copy=False)
+
+
+def pass_inside(grad: np.ndarray, x: np.ndarray, low: float, high: float) -> np.ndarray:
+    """``grad`` where ``low < x < high``, else 0 (a NaN ``x`` gives 0): Hardtanh's and
+    ReLU6's gradient as PyTorch computes it; one compiled pass when numba is installed.
+
+    >>> pass_inside(np.ones(5), np.array([-1.0, 0.0, 0.5, 6.0, np.nan]), 0.0, 6.0).tolist()
+    [0.0, 0.0, 1.0, 0.0, 0.0]
+    """
+    return _gate(grad, x, float(low), float(high), nan_passes=False)
+
+
+def pass_positive(grad: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``grad``, zeroed where ``x <= 0`` (a NaN ``x`` keeps its gradient): ReLU's gradient as
+    PyTorch computes it.
+
+    >>> pass_positive(np.ones(4), np.array([-1.0, 0.0, np.inf, np.nan])).tolist()
+    [0.0, 0.0, 1.0, 1.0]
+    """
+    return _gate(grad, x, 0.0, np.nan, nan_passes=True)  # x >= NaN is false: no upper bound
+
+
+def _gate(grad: np.ndarray, x: np.ndarray, low: float, high: float, nan_passes: bool) -> np.ndarray:
+    same = grad.shape == x.shape and grad.dtype == x.dtype
+    if jit.kernels() is None or not same or grad.dtype not in (np.float32, np.float64):
+        with np.errstate(invalid="ignore"):
+            keep = ~((x <= low) | (x >= high)) if nan_passes else (x > low) & (x < high)
+        return np.where(keep, grad, 0).astype(grad.dtype, copy=False)
+    g, v = np.ascontiguousarray(grad), np.ascontiguousarray(x)
+    out = np.empty_like(g)
+    jit.call("gate", g.reshape(-1), v.reshape(-1), low, high, nan_passes, out.reshape(-1))
+    return out
