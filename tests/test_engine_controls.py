@@ -255,3 +255,32 @@ def test_selector_leaves_winograd_to_forcing_and_autotuning(shape, expected):
         output_size=(h, w),
     )
     assert ops_conv.select_algorithm(geom, 1, np.dtype(np.float32), c) == expected
+
+
+def test_one_registry_describes_every_algorithm():
+    """Each algorithm is one registry entry: its module runs it, its rules say what it cannot
+    compute, whether it spreads non-finite values, whether autotuning times it."""
+    from convscope.ops import algorithms
+
+    geom = ops_conv.ConvGeometry(
+        input_shape=(2, 4, 9, 9),
+        kernel_size=(3, 3),
+        stride=(1, 1),
+        pads=((1, 1), (1, 1)),
+        dilation=(1, 1),
+        input_dilation=(1, 1),
+        output_size=(9, 9),
+    )
+    for name, spec in algorithms.REGISTRY.items():
+        assert callable(algorithms.implementation(name))
+        if spec.weight_gradient is not None:
+            assert callable(algorithms.weight_gradient(name))
+        else:
+            assert algorithms.weight_gradient(name) is None
+    assert {n for n in algorithms.NAMES if algorithms.spreads_non_finite(n)} == {"fft", "winograd"}
+    tuned = algorithms.candidates(geom, 1, np.dtype(np.float32), 4)
+    assert "direct" not in tuned and "fold" not in tuned and "unfold" in tuned
+    assert algorithms.unsupported("fft", geom, 1, np.dtype(np.int64)) is not None
+    assert algorithms.unsupported("winograd", geom, 1, np.dtype(np.float32)) is None
+    with pytest.raises(ValueError, match="unknown convolution algorithm"):
+        algorithms.spreads_non_finite("im2row")

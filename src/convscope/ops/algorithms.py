@@ -31,24 +31,76 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .tiling import ConvGeometry
 
-#: algorithm name -> module of ``convscope.ops`` whose ``run`` implements it
-MODULES = {
-    "unfold": "unfold_gemm",
-    "direct": "direct",
-    "fft": "fft",
-    "depthwise": "depthwise",
-    "winograd": "winograd",
-    "fold": "fold",
-}
-NAMES = tuple(MODULES)
-
 Algorithm = Callable[[np.ndarray, np.ndarray, ConvGeometry, int, np.ndarray, int], None]
+
+
+def _floating_only(name: str) -> Callable[[ConvGeometry, int, Any], str | None]:
+    def rule(geom: ConvGeometry, groups: int, dtype: Any) -> str | None:
+        if np.dtype(dtype).kind != "f":
+            return f"{name} is not exact for {np.dtype(dtype)} inputs"
+        return None
+
+    return rule
+
+
+def _stride_one(geom: ConvGeometry, groups: int, dtype: Any) -> str | None:
+    if any(s != 1 for s in geom.stride):
+        return "fold is for stride-1 calls (transposed convolutions and input gradients)"
+    return None
+
+
+def _depthwise_grouping(geom: ConvGeometry, groups: int, dtype: Any) -> str | None:
+    if groups != geom.input_shape[1]:
+        from .jit import kernels
+
+        if kernels() is None:
+            return "depthwise needs groups == in_channels (or numba installed)"
+    return None
+
+
+def _winograd_shape(geom: ConvGeometry, groups: int, dtype: Any) -> str | None:
+    reason = _floating_only("winograd")(geom, groups, dtype)
+    if reason is None and not (
+        geom.kernel_size == (3, 3) and geom.stride == geom.dilation == geom.input_dilation == (1, 1)
+    ):
+        reason = "winograd is for 2-D 3x3 kernels with stride 1 and dilation 1"
+    return reason
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Everything the engine knows about one algorithm, in one place: adding an algorithm is
+    one module with ``run`` (and optionally ``weight_gradient``) plus one entry here."""
+
+    module: str  #: module of ``convscope.ops`` whose ``run`` implements it
+    unsupported: Callable[[ConvGeometry, int, Any], str | None] | None = None
+    #: transforms the data (FFT, Winograd): one Inf/NaN spreads over a tile or a channel, so
+    #: calls with non-finite values go to a tap-by-tap algorithm instead
+    spreads_non_finite: bool = False
+    #: timed by autotuning ('direct' is the slow reference, 'fold' only pays with zero insertion)
+    tunable: bool = True
+    #: name of the module's weight-gradient function, when it has one
+    weight_gradient: str | None = None
+
+
+REGISTRY: dict[str, Spec] = {
+    "unfold": Spec("unfold_gemm", weight_gradient="weight_gradient"),
+    "direct": Spec("direct", tunable=False),
+    "fft": Spec("fft", _floating_only("fft"), spreads_non_finite=True),
+    "depthwise": Spec("depthwise", _depthwise_grouping, weight_gradient="weight_gradient"),
+    "winograd": Spec("winograd", _winograd_shape, spreads_non_finite=True),
+    "fold": Spec("fold", _stride_one, tunable=False),
+}
+#: algorithm name -> module of ``convscope.ops`` whose ``run`` implements it
+MODULES = {name: spec.module for name, spec in REGISTRY.items()}
+NAMES = tuple(REGISTRY)
 
 
 def _env_flag(name: str) -> bool:
@@ -64,7 +116,7 @@ _recorders: list[list[tuple[str, ConvGeometry]]] = []
 
 
 def _check_name(name: str) -> str:
-    if name not in MODULES:
+    if name not in REGISTRY:
         raise ValueError(f"unknown convolution algorithm {name!r}; choose from {sorted(MODULES)}")
     return name
 
@@ -73,7 +125,7 @@ def implementation(name: str) -> Algorithm:
     """The function running algorithm ``name`` (its module is imported on first use)."""
     run = _implementations.get(name)
     if run is None:
-        run = importlib.import_module(f"convscope.ops.{MODULES[_check_name(name)]}").run
+        run = importlib.import_module(f"convscope.ops.{REGISTRY[_check_name(name)].module}").run
         _implementations[name] = run
     return run
 
@@ -83,22 +135,22 @@ _implementations: dict[str, Algorithm] = {}
 
 def unsupported(name: str, geom: ConvGeometry, groups: int, dtype: Any) -> str | None:
     """Why algorithm ``name`` cannot compute this call, or ``None`` if it can."""
-    _check_name(name)
-    floating = np.dtype(dtype).kind == "f"
-    if name in ("fft", "winograd") and not floating:
-        return f"{name} is not exact for {np.dtype(dtype)} inputs"
-    if name == "fold" and any(s != 1 for s in geom.stride):
-        return "fold is for stride-1 calls (transposed convolutions and input gradients)"
-    if name == "depthwise" and groups != geom.input_shape[1]:
-        from .jit import kernels
+    rule = REGISTRY[_check_name(name)].unsupported
+    return None if rule is None else rule(geom, groups, dtype)
 
-        if kernels() is None:
-            return "depthwise needs groups == in_channels (or numba installed)"
-    if name == "winograd" and not (
-        geom.kernel_size == (3, 3) and geom.stride == geom.dilation == geom.input_dilation == (1, 1)
-    ):
-        return "winograd is for 2-D 3x3 kernels with stride 1 and dilation 1"
-    return None
+
+def spreads_non_finite(name: str) -> bool:
+    """Whether algorithm ``name`` would smear an Inf/NaN beyond the windows that read it."""
+    return REGISTRY[_check_name(name)].spreads_non_finite
+
+
+def weight_gradient(name: str) -> Callable[..., np.ndarray] | None:
+    """Algorithm ``name``'s own weight-gradient function ``(x, grad, geom, groups, budget)``,
+    or ``None`` when its weight gradient is computed as a convolution of the primitive."""
+    spec = REGISTRY[_check_name(name)]
+    if spec.weight_gradient is None:
+        return None
+    return getattr(importlib.import_module(f"convscope.ops.{spec.module}"), spec.weight_gradient)
 
 
 def candidates(
@@ -111,7 +163,7 @@ def candidates(
     per_group = (channels // groups) * ((out_channels or channels) // groups)
     names = []
     for name in NAMES:
-        if name in ("direct", "fold") or unsupported(name, geom, groups, dtype) is not None:
+        if not REGISTRY[name].tunable or unsupported(name, geom, groups, dtype) is not None:
             continue
         if name == "depthwise" and groups != channels and per_group > 64:
             continue

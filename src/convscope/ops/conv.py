@@ -137,7 +137,7 @@ def conv_general(
     if phased and name not in ("direct", "fold"):
         _by_phases(x, w, geom, groups, out, algorithm, budget)
         return out
-    if name in _TRANSFORMING and not (_all_finite(x) and _all_finite(w)):
+    if algorithms.spreads_non_finite(name) and not (_all_finite(x) and _all_finite(w)):
         # a transform spreads one Inf/NaN over whole tiles or channels: the definition's
         # non-finite pattern needs an algorithm that sums products tap by tap
         name = "depthwise" if groups == x.shape[1] else "unfold"
@@ -196,9 +196,6 @@ def _plan(
     else:
         heuristic = select_algorithm(geom, groups, dtype, w_shape[0])
     return Plan(geom, (x_shape[0], w_shape[0], *geom.output_size), phased, heuristic)
-
-
-_TRANSFORMING = ("fft", "winograd")
 
 
 def _all_finite(a: np.ndarray) -> bool:
@@ -388,8 +385,7 @@ def conv_general_backward(
             and x.dtype.kind == "f"
             and jit.kernels() is not None
         ):
-            from .depthwise import weight_gradient as tap_weight_gradient
-
+            tap_weight_gradient = algorithms.weight_gradient("depthwise")
             grad_w = tap_weight_gradient(x, grad, geom, groups, get_workspace_budget())
             algorithms.record("depthwise", geom)
             return grad_x, grad_w
@@ -397,9 +393,8 @@ def conv_general_backward(
         if chosen in (None, "unfold") and dense and max(input_dilation) == 1:
             # dense layers: GEMMs on the forward pass's own unfolding, tile by tile (with
             # zero insertion the swapped correlation below runs by phases and skips the zeros)
-            from .unfold_gemm import weight_gradient
-
-            grad_w = weight_gradient(x, grad, geom, groups, get_workspace_budget())
+            gemm_weight_gradient = algorithms.weight_gradient("unfold")
+            grad_w = gemm_weight_gradient(x, grad, geom, groups, get_workspace_budget())
             algorithms.record("unfold", geom)
             return grad_x, grad_w
         # The swapped copies of input and gradient are made a batch chunk at a time, so they
