@@ -40,6 +40,13 @@ def _batched(x: Any, n: int, op: str) -> tuple[Any, bool]:
     return (x.rechunk({1: -1}) if x.numblocks[1] != 1 else x), unbatched
 
 
+def _one_layer(n: int, x: Any, function: Any, make_steps: Any) -> Any:
+    """``x`` (batched or not) through the steps ``make_steps(shape, dtype)`` builds."""
+    x, unbatched = _batched(x, n, function.__name__)
+    y = run_steps(x, [make_steps])
+    return y[0] if unbatched else y
+
+
 def _conv(n: int, x, weight, bias, stride, padding, dilation, groups, padding_mode) -> Any:
     function = getattr(F, f"conv{n}d")
     if padding_mode not in steps.PADDING_MODES:
@@ -47,48 +54,26 @@ def _conv(n: int, x, weight, bias, stride, padding, dilation, groups, padding_mo
             f"padding_mode must be one of {set(steps.PADDING_MODES)}, but got "
             f"padding_mode='{padding_mode}'"
         )
-    x, unbatched = _batched(x, n, function.__name__)
-    y = run_steps(
+    return _one_layer(
+        n,
         x,
-        [
-            lambda shape, dtype: steps.conv_steps(
-                shape,
-                dtype,
-                function,
-                weight,
-                bias,
-                stride,
-                padding,
-                dilation,
-                groups,
-                padding_mode,
-            )
-        ],
+        function,
+        lambda shape, dtype: steps.conv_steps(
+            shape, dtype, function, weight, bias, stride, padding, dilation, groups, padding_mode
+        ),
     )
-    return y[0] if unbatched else y
 
 
 def _conv_transpose(n: int, x, weight, bias, stride, padding, output_padding, groups, dilation):
     function = getattr(F, f"conv_transpose{n}d")
-    x, unbatched = _batched(x, n, function.__name__)
-    y = run_steps(
+    return _one_layer(
+        n,
         x,
-        [
-            lambda shape, dtype: steps.conv_transpose_steps(
-                shape,
-                dtype,
-                function,
-                weight,
-                bias,
-                stride,
-                padding,
-                output_padding,
-                groups,
-                dilation,
-            )
-        ],
+        function,
+        lambda shape, dtype: steps.conv_transpose_steps(
+            shape, dtype, function, weight, bias, stride, padding, output_padding, groups, dilation
+        ),
     )
-    return y[0] if unbatched else y
 
 
 def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):

@@ -160,12 +160,7 @@ def _direct(
         "depthwise",
         src,
         kernel,
-        tables.geom,
-        tables.phases,
-        tables.tap_phase,
-        tables.tap_q,
-        tables.reach,
-        tables.band,
+        *tables.sliding(),
         pool.chunks(),
         pool.as_3d(target),
     )
@@ -196,12 +191,7 @@ def _direct_weight_gradient(
         "depthwise_weight",
         pool.as_3d(np.ascontiguousarray(x, dtype=dtype)),
         pool.as_3d(np.ascontiguousarray(grad, dtype=dtype)),
-        tables.geom,
-        tables.phases,
-        tables.tap_phase,
-        tables.tap_q,
-        tables.reach,
-        tables.band,
+        *tables.sliding(),
         total,
     )
     return total.reshape(grad.shape[1], 1, *geom.kernel_size).astype(x.dtype)

@@ -153,6 +153,11 @@ class Windows:
     reach: np.ndarray
     band: int
 
+    def sliding(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+        """The tables every sliding-window kernel takes, in its argument order: ``geom,
+        phases, tap_phase, tap_q, reach, band``."""
+        return self.geom, self.phases, self.tap_phase, self.tap_q, self.reach, self.band
+
     @classmethod
     def of(cls, geom: tiling.ConvGeometry, itemsize: int, accumulators: int = 1) -> Windows:
         """Tables for ``geom``; bands sized so one job's phase planes and ``accumulators``
@@ -350,12 +355,7 @@ def max_pool_values(
         launch(
             "max_values",
             src,
-            w.geom,
-            w.phases,
-            w.tap_phase,
-            w.tap_q,
-            w.reach,
-            w.band,
+            *w.sliding(),
             chunks(),
             float(_lowest(src.dtype)),
             as_3d(values),
@@ -479,12 +479,7 @@ def avg_pool(
         launch(
             "avg_values",
             src,
-            w.geom,
-            w.phases,
-            w.tap_phase,
-            w.tap_q,
-            w.reach,
-            w.band,
+            *w.sliding(),
             chunks(),
             *(a.astype(src.dtype) for a in axes),
             as_3d(out),
