@@ -368,10 +368,10 @@ def test_command_on_the_bundled_sample(tmp_path, capsys):
         assert expected in out
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [
+        "conv1_channel_0.png",
         "conv1_channel_1.png",
-        "conv1_channel_2.png",
+        "conv2_channel_0.png",
         "conv2_channel_1.png",
-        "conv2_channel_2.png",
         "spectrogram.png",
     ]
     assert all(_png_size(tmp_path / name) == (800, 400) for name in names)
@@ -384,10 +384,10 @@ def test_command_conv1d_writes_wavs(tmp_path, capsys):
     assert {p.name for p in tmp_path.iterdir()} == {
         "waveforms.png",
         "input.wav",
+        "conv1d_channel_0.wav",
         "conv1d_channel_1.wav",
-        "conv1d_channel_2.wav",
     }
-    for name in ("conv1d_channel_1.wav", "conv1d_channel_2.wav", "input.wav"):
+    for name in ("conv1d_channel_0.wav", "conv1d_channel_1.wav", "input.wav"):
         info = sf.info(tmp_path / name)
         assert (info.channels, info.samplerate, info.frames) == (1, 16000, 48000)
         pcm, _ = sf.read(tmp_path / name, dtype="int16")
@@ -411,7 +411,7 @@ def test_command_on_a_generated_file_with_options(stereo_file, tmp_path, capsys)
 def test_command_conv1d_with_stride_writes_the_lower_rate(stereo_file, tmp_path, capsys):
     options = "--conv1d --start 0 --end 1 --stride 2 --out-channels 1 --kernel-size 5 --padding 2"
     assert main(["audio", str(stereo_file), *options.split(), "-o", str(tmp_path)]) == 0
-    info = sf.info(tmp_path / "conv1d_channel_1.wav")
+    info = sf.info(tmp_path / "conv1d_channel_0.wav")
     assert (info.samplerate, info.frames) == (8000, 8000)
     assert "written at 8000 Hz" in capsys.readouterr().out
 
@@ -471,7 +471,8 @@ def test_demo_writes_both_paths(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "(1, 1, 257, 188)" in out and "output (1, 2, 48000)" in out
     written = {p.name for p in (tmp_path / "audio").iterdir()}
-    assert {"spectrogram.png", "conv2_channel_2.png", "conv1d_channel_2.wav"} <= written
+    assert {"spectrogram.png", "conv2_channel_1.png", "conv1d_channel_1.wav"} <= written
+    assert not {"conv2_channel_2.png", "conv1d_channel_2.wav"} & written  # numbered from 0
 
 
 def test_help_lists_the_options_and_examples(capsys):

@@ -174,10 +174,10 @@ def test_audio_folder_writes_each_file_into_its_own_folder_and_skips_bad_ones(tm
     assert {name.split("/")[0] for name in files} == {"one", "two"}
     assert {name.split("/")[1] for name in files if name.startswith("one/")} == {
         "spectrogram.png",
+        "conv1_channel_0.png",
         "conv1_channel_1.png",
-        "conv1_channel_2.png",
+        "conv2_channel_0.png",
         "conv2_channel_1.png",
-        "conv2_channel_2.png",
     }
     assert "2 file(s), 10 files written" in stdout
     assert "two.wav (0.5-0.8 s) -> " in stdout and "(warning: " in stdout  # shorter than --end

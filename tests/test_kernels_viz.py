@@ -207,7 +207,7 @@ def test_filter_gallery_and_contact_sheet():
     )
     sheet = viz.contact_sheet(picture, maps, titles=["x", "y", "z"], title="t")
     titles = [ax.get_title() for ax in sheet.axes if ax.get_title()]
-    assert titles[0].startswith("input") and titles[1].startswith("channel 1: x")
+    assert titles[0].startswith("input") and titles[1].startswith("channel 0: x")
     assert any(ax.get_ylabel() == "feature value" for ax in sheet.axes)  # the colour bar
     raw = viz.contact_sheet(picture, maps * 10 - 5, scale="per-map")  # each map its own range
     assert not any(ax.get_ylabel() == "feature value" for ax in raw.axes)

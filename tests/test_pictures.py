@@ -145,10 +145,10 @@ def test_stride_labels_the_output_size(tmp_path, monkeypatch, capsys):
     assert "output 14 x 14 (H x W) from input 28 x 28, stride 2" in heading
     assert "raw layer output (the channel files hold its sigmoid)" in heading
     assert figure.axes[0].get_title().startswith("input 28 x 28 (H x W)")
-    # channels numbered as the files are: channel 1 is the first file
-    assert figure.axes[1].get_title().startswith("channel 1: sobel-x")
-    assert (tmp_path / "out" / "in_channel_1.png").is_file()
-    assert not (tmp_path / "out" / "in_channel_0.png").exists()
+    # channels numbered from 0 as in PyTorch, as the files are: channel 0 is the first file
+    assert figure.axes[1].get_title().startswith("channel 0: sobel-x")
+    assert (tmp_path / "out" / "in_channel_0.png").is_file()
+    assert not (tmp_path / "out" / "in_channel_2.png").exists()
     _texts_inside(figure)
     # the sheet's pixels hold the sign: red and blue edges of sobel-x on the ramp's squares
     with Image.open(tmp_path / "out" / "in_sheet.png") as sheet:
@@ -169,7 +169,7 @@ def test_sheet_scale_option_is_checked(tmp_path, capsys):
 def test_signed_audio_maps_are_diverging_and_the_spectrogram_is_not():
     times, freqs = np.arange(30) * 0.016, np.arange(20) * 31.25
     signed = np.random.default_rng(0).normal(size=(20, 30))
-    figure = audio.feature_map_figure(signed, times, freqs, title="Layer 1 feature map 1")
+    figure = audio.feature_map_figure(signed, times, freqs, title="conv1 (Conv2d), channel 0")
     image = figure.axes[0].images[0]
     low, high = image.get_clim()
     assert image.get_cmap().name == "RdBu_r" and low == -high == -np.abs(signed).max()
@@ -186,7 +186,7 @@ def test_waveform_outputs_say_their_length_and_show_zero():
     y = np.sin(np.linspace(0, 20, 400)).astype(np.float32)
     outputs = np.stack([y[::2], y[::2] + 5])
     figure = audio.waveform_figure(y, outputs, sr=100, out_positions=(2, 0.0))
-    assert figure.axes[1].get_title() == "output channel 1: 200 samples (stride 2)"
+    assert figure.axes[1].get_title() == "output channel 0: 200 samples (stride 2)"
     zero_lines = [line for line in figure.axes[1].lines if list(line.get_ydata()) == [0, 0]]
     assert len(zero_lines) == 1
     assert not any(list(line.get_ydata()) == [0, 0] for line in figure.axes[2].lines)

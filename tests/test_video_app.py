@@ -103,7 +103,7 @@ def test_command_on_the_bundled_clip(tmp_path, capsys):
     assert "(1, 3, 16, 96, 128)" in out
     assert "weight (4, 3, 3, 3, 3)  bias (4,)  output (1, 4, 16, 96, 128)" in out
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["comparison.png"] + [f"output_channel_{c}.mp4" for c in range(1, 5)]
+    assert names == ["comparison.png"] + [f"output_channel_{c}.mp4" for c in range(4)]
     assert _png_size(tmp_path / "comparison.png") == (1260, 740)  # 3 x 2 panels
     for name in names[1:]:
         frames, fps = read_video(tmp_path / name, max_frames=100)

@@ -318,7 +318,7 @@ def waveform_figure(
     scale, offset = out_positions
     out_times = start + (scale * np.arange(outputs.shape[1]) + offset) / sr
     step = f" (stride {scale:g})" if scale != 1 else ""
-    for channel, (ax, signal) in enumerate(zip(axes[1:], shown, strict=False), start=1):
+    for channel, (ax, signal) in enumerate(zip(axes[1:], shown, strict=False)):
         if np.nanmin(signal) < 0 < np.nanmax(signal):  # signed output: where 0 is
             ax.axhline(0.0, color="0.6", lw=0.6, zorder=0)
         ax.plot(out_times, signal, lw=0.5, color="tab:orange")

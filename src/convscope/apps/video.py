@@ -120,7 +120,7 @@ def comparison_figure(
     for channel in range(shown):
         ax = axes[channel + 1]
         image = ax.imshow(out[0, channel, out_frame], cmap="gray", extent=extent)
-        ax.set_title(f"output channel {channel + 1}, frame {out_frame}")
+        ax.set_title(f"output channel {channel}, frame {out_frame}")
         figure.colorbar(image, ax=ax, shrink=0.85)
     for ax in axes:
         ax.set_xlabel("x (input pixels)")

@@ -40,10 +40,11 @@ EXAMPLES = """examples:
 
 The convolution options configure the Conv1d layer, or the first Conv2d layer; the second
 shares --out-channels, --stride, --dilation, --padding-mode and --no-bias, takes
---kernel-size-2 and --padding-2, and is where --groups applies (layer 1 sees one channel).
+--kernel-size-2 and --padding-2, and is where --groups applies (conv1 sees one channel).
 
-Spectrogram mode writes spectrogram.png and conv<L>_channel_<C>.png for every feature map;
---conv1d writes waveforms.png, input.wav and conv1d_channel_<C>.wav (peak-normalised).
+Spectrogram mode writes spectrogram.png and conv<L>_channel_<C>.png for every feature map
+(layers conv1, conv2; channels numbered from 0, as in PyTorch); --conv1d writes waveforms.png,
+input.wav and conv1d_channel_<C>.wav (peak-normalised).
 A folder gives those files per audio file in <output>/<file name>/; files that cannot be
 used are skipped (one line each on stderr, exit code 1).
 """
@@ -206,7 +207,7 @@ def spectrogram_outputs(
         f"(zero padding) -> dB (ref=1, amin=1e-5, top_db=80): {_shape(x)}, "
         f"{db.min():.1f} to {db.max():.1f} dB"
     )
-    layers = list(model)
+    names, layers = zip(*model.named_children(), strict=True)
     maps = audio.feature_maps(layers, x)
     files: dict[str, Writer] = {
         "spectrogram.png": _png(
@@ -223,19 +224,19 @@ def spectrogram_outputs(
     arrays = {"spectrogram": db}
     positions = audio.map_positions(layers, db.shape)
     frame_seconds, bin_hz = hop_length / excerpt.sr, excerpt.sr / n_fft
-    for index, (layer, out, affine) in enumerate(zip(layers, maps, positions, strict=True), 1):
-        _describe(layer, out, f"layer {index}")
+    for name, layer, out, affine in zip(names, layers, maps, positions, strict=True):
+        _describe(layer, out, name)
         (f_scale, f_offset), (t_scale, t_offset) = affine
         times = excerpt.start + (t_scale * np.arange(out.shape[3]) + t_offset) * frame_seconds
         freqs = (f_scale * np.arange(out.shape[2]) + f_offset) * bin_hz
-        arrays[f"conv{index}"] = out[0]
+        arrays[name] = out[0]
         for channel in range(out.shape[1]):
-            files[f"conv{index}_channel_{channel + 1}.png"] = _png(
+            files[f"{name}_channel_{channel}.png"] = _png(
                 audio.feature_map_figure(
                     out[0, channel],
                     times,
                     freqs,
-                    title=f"Layer {index} ({type(layer).__name__}) feature map {channel + 1}",
+                    title=f"{name} ({type(layer).__name__}), channel {channel}",
                     colorbar_label="activation (weighted sum of dB)",
                 )
             )
@@ -266,7 +267,7 @@ def conv1d_outputs(
         "waveforms.png": _png(figure),
         "input.wav": lambda tmp: audio.save_wav(tmp, excerpt.samples, excerpt.sr),
     }
-    for channel, signal in enumerate(out[0], 1):
+    for channel, signal in enumerate(out[0]):
         files[f"conv1d_channel_{channel}.wav"] = lambda tmp, s=signal: audio.save_wav(
             tmp, s, out_sr
         )

@@ -18,7 +18,8 @@ EXAMPLES = """examples:
   convscope video --stride 1,2,2 --out-channels 6 --frame 5
 
 Writes comparison.png (an input frame next to every output channel) and
-output_channel_<C>.mp4 (each channel in grey, scaled by its range over the clip).
+output_channel_<C>.mp4 (each channel in grey, scaled by its range over the clip; channels
+numbered from 0, as in PyTorch).
 """
 
 
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     files = {"comparison.png": lambda tmp: figure.savefig(tmp, format="png")}
     for channel in range(out.shape[1]):
         frames = video.channel_frames(out[0, channel])
-        files[f"output_channel_{channel + 1}.mp4"] = lambda tmp, f=frames: video.write_video(
+        files[f"output_channel_{channel}.mp4"] = lambda tmp, f=frames: video.write_video(
             tmp, f, out_fps
         )
     folder = write_all(args.output, files)

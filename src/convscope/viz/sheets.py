@@ -4,13 +4,13 @@ Feature maps are drawn from their raw values on a scale that keeps their meaning
 (:data:`SCALES`): signed maps on a symmetric diverging scale (blue negative, white 0, red
 positive), maps of one sign in grey from 0, each map on its own range, or a fixed ``[0, 1]``
 grey for values already squashed (sigmoid).  Sizes are written ``H x W`` (height first, as in
-PyTorch's shapes) and channels are numbered from 1, as the saved files are.
+PyTorch's shapes) and channels are numbered from 0, as in PyTorch and the saved files.
 
 >>> import numpy as np
 >>> image = np.random.default_rng(0).random((3, 20, 30))
 >>> figure = contact_sheet(image, np.random.default_rng(1).normal(size=(4, 10, 15)), stride=2)
 >>> [ax.get_title().splitlines()[0] for ax in figure.axes[:5]]
-['input 20 x 30 (H x W)', 'channel 1', 'channel 2', 'channel 3', 'channel 4']
+['input 20 x 30 (H x W)', 'channel 0', 'channel 1', 'channel 2', 'channel 3']
 >>> figure.axes[1].images[0].get_cmap().name, figure.axes[1].images[0].get_clim()[0] < 0
 ('RdBu_r', True)
 >>> print(figure._suptitle.get_text())
@@ -173,8 +173,8 @@ def contact_sheet(
     value_label: str = "feature value",
 ) -> Any:
     """A ``Figure`` with the ``(3, H, W)`` (or ``(H, W)``) input in [0, 1] and the ``(C, H', W')``
-    feature maps, one panel each, titled ``channel <i>`` (1-based, like the saved files) plus
-    ``titles[i]`` and the map's value range.
+    feature maps, one panel each, titled ``channel <i>`` (0-based, as in PyTorch and the saved
+    files) plus ``titles[i]`` and the map's value range.
 
     ``scale`` (one of :data:`SCALES`) picks the colours; a shared scale gets a colour bar
     labelled ``value_label``.  When the maps are smaller or larger than the input (of
@@ -198,7 +198,7 @@ def contact_sheet(
     panel_w, gap_w, margin = PANEL_INCHES, 0.15, _MARGIN
     labels = [f"input {hw(shape)} (H x W)"]
     for index, values in enumerate(maps):
-        label = f"channel {index + 1}"
+        label = f"channel {index}"
         if titles is not None and index < len(titles):
             label += f": {titles[index]}"
         low, high = _finite_range(values)
