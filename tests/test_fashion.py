@@ -177,7 +177,7 @@ def test_image_feature_maps(model, tmp_path, capsys):
     x = fashion.load_image(fashion.default_sample())
     with cs.no_grad():
         maps = model[:6](cs.from_numpy(x)).numpy()[0]
-    with Image.open(out / f"{stem}_channel_4.png") as image:
+    with Image.open(out / f"{stem}_channel_3.png") as image:
         pixels = np.asarray(image, dtype=np.float64)
     channel = maps[3]
     expected = (channel - channel.min()) / (channel.max() - channel.min()) * 255

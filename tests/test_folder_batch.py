@@ -82,7 +82,7 @@ def test_bad_images_in_a_folder_are_skipped_one_line_each_exit_1(tmp_path, capsy
         assert sum(str(paths[name]) in line for line in lines) == 1, (name, stderr)
     assert all(line.startswith("convscope image: skipped ") for line in lines)
     assert "Traceback" not in stderr
-    expected = {f"{s}_channel_{i}.png" for s in "abc" for i in range(1, 5)}
+    expected = {f"{s}_channel_{i}.png" for s in "abc" for i in range(4)}
     expected |= {f"{s}_sheet.png" for s in "abc"}
     assert set(tree(out)) == expected  # no outputs, not even temporaries, for the bad files
     assert "3 image(s), 15 files written" in stdout
@@ -104,7 +104,7 @@ def test_an_image_failing_half_way_through_its_outputs_leaves_none(tmp_path, cap
     real = image_cli.write_image
 
     def flaky(path, array, format=None):
-        if "b_channel_3" in str(path):
+        if "b_channel_2" in str(path):
             raise OSError("disk full")
         return real(path, array, format=format)
 
@@ -113,7 +113,7 @@ def test_an_image_failing_half_way_through_its_outputs_leaves_none(tmp_path, cap
     code, _, stderr = run_cli(["image", tmp_path / "in", "-o", out, *IMAGE_OPTIONS], capsys)
     assert code == 1 and "b.png: disk full" in stderr
     assert not any(name.startswith(("b_", ".b_")) for name in tree(out))
-    assert {f"a_channel_{i}.png" for i in range(1, 5)} <= set(tree(out))
+    assert {f"a_channel_{i}.png" for i in range(4)} <= set(tree(out))
 
 
 def test_scheduler_local_gives_the_same_files(tmp_path, capsys):

@@ -60,7 +60,7 @@ def test_default_run_on_the_bundled_photo(tmp_path, capsys):
     out = tmp_path / "out"
     code, stdout, _ = run_cli(["image", "-o", out, "--no-progress"], capsys)
     assert code == 0
-    names = [f"photo_channel_{i}.png" for i in range(1, 5)] + ["photo_sheet.png"]
+    names = [f"photo_channel_{i}.png" for i in range(4)] + ["photo_sheet.png"]
     assert files_in(out) == sorted(names)
     with Image.open(image_cli.collect_inputs([])[0]) as photo:
         size = photo.size
@@ -90,7 +90,7 @@ def test_default_layer_equals_torch_conv2d_then_sigmoid(tmp_path, capsys, refere
         image_app.feature_maps(image_io.read_image(source), conv), expected, atol=1e-6
     )
     for i in range(4):
-        saved = pixels(out / f"in_channel_{i + 1}.png")
+        saved = pixels(out / f"in_channel_{i}.png")
         assert saved.shape == (H, W)
         assert np.abs(saved - np.round(expected[i] * 255)).max() <= 1
 
@@ -114,8 +114,8 @@ def test_filters_command_saves_one_channel_per_filter(tmp_path, capsys):
     args = ["image", source, "-o", out, "--filters", "sobel-x,laplacian,gaussian"]
     code, stdout, _ = run_cli([*args, "--padding-mode", "replicate", "--no-progress"], capsys)
     assert code == 0 and "classic filters on the luminance" in stdout
-    assert files_in(out) == [f"edge_channel_{i}.png" for i in (1, 2, 3)] + ["edge_sheet.png"]
-    sobel = pixels(out / "edge_channel_1.png")
+    assert files_in(out) == [f"edge_channel_{i}.png" for i in (0, 1, 2)] + ["edge_sheet.png"]
+    sobel = pixels(out / "edge_channel_0.png")
     assert (sobel[:, W // 2 - 1 : W // 2 + 1] == round(255 / (1 + np.exp(-4)))).all()
     assert (sobel[:, :4] == 128).all() and (sobel[:, -4:] == 128).all()  # sigmoid(0)
 
@@ -155,9 +155,9 @@ def test_folder_in_batches_of_mixed_sizes(tmp_path, capsys):
     assert code == 0 and "5 image(s), 15 files" in stdout
     stems = ["a0", "a0_2", "a1", "a2", "b"]
     assert files_in(out) == sorted(
-        [f"{s}_channel_{i}.jpg" for s in stems for i in (1, 2)] + [f"{s}_sheet.png" for s in stems]
+        [f"{s}_channel_{i}.jpg" for s in stems for i in (0, 1)] + [f"{s}_sheet.png" for s in stems]
     )
-    with Image.open(out / "b_channel_1.jpg") as small:
+    with Image.open(out / "b_channel_0.jpg") as small:
         assert small.size == (10, 8) and small.format == "JPEG"
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 
@@ -168,7 +168,7 @@ def test_progress_bar_and_no_sheet(tmp_path, capsys):
     args = ["image", tmp_path / "p0.png", tmp_path / "p1.png", "-o", tmp_path / "o"]
     code, _, stderr = run_cli([*args, "--out-channels", "1", "--no-sheet"], capsys)
     assert code == 0 and "/2 [" in stderr and "image/s" in stderr  # tqdm's bar
-    assert files_in(tmp_path / "o") == ["p0_channel_1.png", "p1_channel_1.png"]
+    assert files_in(tmp_path / "o") == ["p0_channel_0.png", "p1_channel_0.png"]
 
 
 def test_checkpoint_layer_in_convscope_format(tmp_path, capsys):
@@ -191,11 +191,11 @@ def test_checkpoint_layer_in_convscope_format(tmp_path, capsys):
         )
     expected = expected.sigmoid().numpy()[0]
     assert expected.shape == (2, H, W)
-    assert np.abs(pixels(out / "in_channel_2.png") - np.round(expected[1] * 255)).max() <= 1
+    assert np.abs(pixels(out / "in_channel_1.png") - np.round(expected[1] * 255)).max() <= 1
 
     args = ["image", source, "-o", out, "--checkpoint", ckpt, "--layer", "rgb", "--activation"]
     assert run_cli([*args, "minmax", "--padding", "0"], capsys)[0] == 0
-    maps = [pixels(out / f"in_channel_{i}.png") for i in range(1, 6)]
+    maps = [pixels(out / f"in_channel_{i}.png") for i in range(5)]
     assert all(m.shape == (H - 2, W - 2) and m.min() == 0 and m.max() == 255 for m in maps)
 
     code, _, stderr = run_cli([*args[:-1], "--layer", "2"], capsys)
@@ -215,7 +215,7 @@ def test_checkpoint_from_pytorch(tmp_path, capsys, reference):
     with torch.no_grad():
         expected = torch.sigmoid(layer(torch.from_numpy(image_io.read_image(source)[None])))[0]
     for i in range(3):
-        got = pixels(out / f"in_channel_{i + 1}.png")
+        got = pixels(out / f"in_channel_{i}.png")
         assert np.abs(got - np.round(expected[i].numpy() * 255)).max() <= 1
 
 
@@ -228,7 +228,7 @@ def test_conv_options_reach_the_layer(tmp_path, capsys):
     code, stdout, _ = run_cli([*args, "--padding-mode", "reflect"], capsys)
     assert code == 0
     assert "Conv2d(3, 6, kernel_size=(3, 5), stride=(2, 2), groups=3, bias=False" in stdout
-    with Image.open(out / "in_channel_6.png") as channel:
+    with Image.open(out / "in_channel_5.png") as channel:
         assert channel.size == ((W - 5) // 2 + 1, (H - 3) // 2 + 1)
 
 
@@ -238,7 +238,7 @@ def test_activation_none_clips_when_saving(tmp_path, capsys):
     out = tmp_path / "out"
     args = ["image", source, "-o", out, "--filters", "sobel-x", "--activation", "none"]
     assert run_cli([*args, "--padding-mode", "replicate"], capsys)[0] == 0
-    saved = pixels(out / "in_channel_1.png")
+    saved = pixels(out / "in_channel_0.png")
     assert saved.max() == 255 and saved[:, :4].max() == 0  # 4 -> clipped to 1, flat 0 -> 0
 
 
@@ -403,15 +403,13 @@ def test_a_corrupt_image_in_a_folder_is_skipped_and_the_rest_processed(tmp_path,
     out = tmp_path / "out"
     code, _, stderr = run_cli(["image", tmp_path / "in", "-o", out], capsys)
     assert code == 1 and stderr.count("\n") == 1 and "corrupt.png: not an image" in stderr
-    assert files_in(out) == sorted(
-        [f"good_channel_{i}.png" for i in range(1, 5)] + ["good_sheet.png"]
-    )
+    assert files_in(out) == sorted([f"good_channel_{i}.png" for i in range(4)] + ["good_sheet.png"])
 
 
 def test_outputs_never_overwrite_inputs(tmp_path, capsys):
     source = tmp_path / "x.png"
     random_rgb(source)
-    victim = tmp_path / "x_channel_1.png"
+    victim = tmp_path / "x_channel_0.png"
     random_rgb(victim, seed=9)
     before = victim.read_bytes()
     code, _, stderr = run_cli(["image", source, victim, "-o", tmp_path], capsys)

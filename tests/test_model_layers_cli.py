@@ -120,21 +120,21 @@ def test_image_model_layer_writes_the_maps(weights, tmp_path, capsys):
     argv = ["image", str(PHOTO), "--model", "resnet18", "--weights", str(path)]
     assert main([*argv, "--layer", "layer2.0.conv1", "-o", str(out), "--no-sheet"]) == 0
     names = sorted(p.name for p in out.iterdir())
-    assert len(names) == 128 and "photo_resnet18.layer2.0.conv1_channel_128.png" in names
+    assert len(names) == 128 and "photo_resnet18.layer2.0.conv1_channel_127.png" in names
     network = classify.load_model("resnet18", path)
     maps = image_app.model_feature_maps(
         network.model, "layer2.0.conv1", imagenet.preprocess([PHOTO])
     )
     shown = image_app.activate(maps[0], "minmax")  # --model's default: each map to 0..1
-    for channel in (1, 77):
+    for channel in (0, 76):
         with Image.open(out / f"photo_resnet18.layer2.0.conv1_channel_{channel}.png") as image:
             saved = np.asarray(image.convert("L")).astype(int)
-        assert np.abs(saved - to_pixels(shown[channel - 1]).astype(int)).max() <= 1
+        assert np.abs(saved - to_pixels(shown[channel]).astype(int)).max() <= 1
 
     sheet = ["--layer", "conv1", "-o", str(out), "--format", "jpg", "--activation", "sigmoid"]
     assert main([*argv, *sheet]) == 0
     assert (out / "photo_resnet18.conv1_sheet.png").exists()
-    assert (out / "photo_resnet18.conv1_channel_64.jpg").exists()
+    assert (out / "photo_resnet18.conv1_channel_63.jpg").exists()
     assert "(64, 112, 112)" in capsys.readouterr().out
 
 

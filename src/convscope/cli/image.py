@@ -2,12 +2,13 @@
 
 The layer is seeded-random (PyTorch's default initialisation), classic filters (``--filters``)
 or a conv layer of a checkpoint (``--checkpoint``, ``--layer``).  Every input gives
-``<name>_channel_<i>.<ext>`` per output channel (i from 1) and ``<name>_sheet.png`` with the
-input and all channels.  With ``--model`` (and ``--weights``, ``--layer``) the maps are the output
-of one layer of a ``convscope.models`` network on the ImageNet-preprocessed image, caught by a
-forward hook, saved as ``<name>_<model>.<layer>_channel_<i>.<ext>`` and ``..._sheet.png``.
-Inputs are checked (existence, format, size) before anything is written; every file is written
-under a temporary name and renamed when complete.
+``<name>_channel_<i>.<ext>`` per output channel (i from 0, as in PyTorch: channel i is
+``output[:, i]``) and ``<name>_sheet.png`` with the input and all channels.  With ``--model``
+(and ``--weights``, ``--layer``) the maps are the output of one layer of a ``convscope.models``
+network on the ImageNet-preprocessed image, caught by a forward hook, saved as
+``<name>_<model>.<layer>_channel_<i>.<ext>`` and ``..._sheet.png``.  Inputs are checked
+(existence, format, size) before anything is written; every file is written under a temporary
+name and renamed when complete.
 """
 
 from __future__ import annotations
@@ -58,8 +59,8 @@ EXAMPLES = """examples:
   convscope image cat.jpg --model resnet18 --weights resnet18.pth --layer layer1.0.conv1
   convscope image --model fashion --layer conv1_2   # the bundled trained Fashion-MNIST TinyVGG
 
-outputs (in --output): <name>_channel_<i>.<format> per output channel (i = 1, 2, ...),
-<name>_sheet.png (input and all channels; channel i is PyTorch's output[:, i-1]).  Channel
+outputs (in --output): <name>_channel_<i>.<format> per output channel (i = 0, 1, ...:
+channel i is PyTorch's output[:, i]), <name>_sheet.png (input and all channels).  Channel
 files are greyscale after --activation (0 black, 1 white); the sheet draws the raw output,
 signed maps blue (< 0), white (0), red (> 0) with a colour bar (--sheet-scale).  Filters:
 --filters names one output channel per filter applied to the luminance (default), or with
@@ -265,7 +266,7 @@ class ImageJob:
 
     def outputs(self, out: Path, name: str) -> list[Path]:
         """The files written for the input called ``name``: channels, then the sheet."""
-        channels = range(1, self.conv.out_channels + 1)
+        channels = range(self.conv.out_channels)
         files = [out / f"{name}_channel_{i}.{self.format}" for i in channels]
         return [*files, out / f"{name}_sheet.png"] if self.sheet else files
 
@@ -416,7 +417,7 @@ def image_batch(
         message = (
             f"{item.path.name} ({item.info.height} x {item.info.width}, H x W) -> "
             f"{len(maps)} channels {maps.shape[1]} x {maps.shape[2]}: "
-            f"{out / item.name}_channel_1..{len(maps)}.{job.format}"
+            f"{out / item.name}_channel_0..{len(maps) - 1}.{job.format}"
             + (f", {targets[-1].name}" if job.sheet else "")
         )
         arrays = (picture, maps) if keep else None
@@ -583,7 +584,7 @@ def _run_model(args: argparse.Namespace) -> int:
         for i, picture, raw in itertools.chain([first], maps_of):
             maps = image_app.activate(raw, activation)
             stem = f"{names[i]}_{tag}"
-            targets = [out / f"{stem}_channel_{c}.{fmt}" for c in range(1, len(maps) + 1)]
+            targets = [out / f"{stem}_channel_{c}.{fmt}" for c in range(len(maps))]
             targets += [out / f"{stem}_sheet.png"] if sheet else []
             shown = "" if len(maps) <= SHEET_MAPS else f" (sheet: first {SHEET_MAPS})"
             _save_outputs(
@@ -605,7 +606,7 @@ def _run_model(args: argparse.Namespace) -> int:
                 _log(logger, i, picture, maps)
             say(
                 f"{paths[i].name} -> {what} output {tuple(raw.shape)}: "
-                f"{out / stem}_channel_1..{len(maps)}.{fmt}"
+                f"{out / stem}_channel_0..{len(maps) - 1}.{fmt}"
                 + (f", {targets[-1].name}" if sheet else "")
             )
             if bar is not None:
@@ -694,6 +695,6 @@ def demo(folder: Path) -> None:
         out = output_dir(folder / sub)
         job = ImageJob(conv, channel_titles=titles, description=description)
         process([photo], out, job, progress=False, echo=lambda _: None)
-        count = conv.out_channels
+        last = conv.out_channels - 1
         print(f"{description}: {conv!r}")
-        print(f"  -> {out}/photo_sheet.png, photo_channel_1..{count}.png")
+        print(f"  -> {out}/photo_sheet.png, photo_channel_0..{last}.png")

@@ -1,6 +1,6 @@
 """``convscope image HUGE.tif --tile N``: an image larger than memory through the conv layer
 with ``convscope.dask``, block by block; each output channel is written as a tiled TIFF
-(``<name>_channel_<i>.tif``) without the whole result ever being held.
+(``<name>_channel_<i>.tif``, i from 0) without the whole result ever being held.
 
 The TIFF is read lazily (only the strips or tiles each block overlaps); the pixels become
 [0, 1] values exactly as ``read_image`` makes them, the layer and activation are those of
@@ -136,7 +136,7 @@ def run_tiled(args: argparse.Namespace) -> int:
     maps = y.map_blocks(_scaled, activation, low, span, dtype=np.float32)
     out_height, out_width = y.shape[2:]
     out = output_dir(args.output)
-    targets = [out / f"{path.stem}_channel_{i}.tif" for i in range(1, y.shape[1] + 1)]
+    targets = [out / f"{path.stem}_channel_{i}.tif" for i in range(y.shape[1])]
     if any(target.resolve() == path.resolve() for target in targets):
         raise UsageError(f"the outputs for {path} would overwrite it")
     print(
