@@ -122,7 +122,7 @@ def grouped_taps_weight(
                 total[g, m, ci, t] = s
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def epilogue(
     planes: np.ndarray,
     scale: np.ndarray,
@@ -190,7 +190,7 @@ def gelu(source: np.ndarray, target: np.ndarray) -> None:  # pragma: no cover - 
             target[i] = 0.5 * x * math.erfc(-x * 0.7071067811865476)
 
 
-@njit(cache=True, nogil=True, fastmath={"contract"})
+@njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
 def gelu_erfc_parts(source: np.ndarray, t: np.ndarray, argument: np.ndarray) -> None:
     """First half of float32 GELU (see ``ops.elementwise``): for ``z = |x| / sqrt(2)``,
     ``t = 1 / (1 + z/2)`` and the exponent of Numerical Recipes' Chebyshev fit of ``erfc``

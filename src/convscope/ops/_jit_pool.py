@@ -387,7 +387,7 @@ def max_indices(
                             where[a, r, q] = (first_d * h_in + first_h) * w_in + first_w
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def avg_values(
     x, geom, phases, tap_phase, tap_q, reach, band, chunks, div_d, div_h, div_w, out
 ):  # pragma: no cover - compiled
@@ -438,7 +438,7 @@ def max_scatter(grad, index, out):  # pragma: no cover - compiled
                 out[r, i] += grad[r, p]
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def avg_scatter(grad, geom, kernel, div_d, div_h, div_w, out):  # pragma: no cover - compiled
     """Adjoint of :func:`avg_values`: ``out`` (N, C, D, H, W) set to the sum, over the windows
     holding each input cell, of the window's gradient divided by its divisor (windows in
