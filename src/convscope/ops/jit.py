@@ -79,9 +79,10 @@ def _prefer_workqueue() -> None:
 
 
 def _serial_twin(function: Any) -> Any:
-    """The same kernel compiled without ``parallel=True``: it runs in the calling thread
-    (``prange`` becomes ``range``), where a parallel kernel, even on one thread, hands the work
-    to a pool thread and waits for it (under load, that hand-over alone took milliseconds)."""
+    """The same kernel compiled without ``parallel=True`` (its other options kept): it runs in
+    the calling thread (``prange`` becomes ``range``), where a parallel kernel, even on one
+    thread, hands the work to a pool thread and waits for it (under load, that hand-over
+    alone took milliseconds)."""
     twin = _twins.get(function)
     if twin is None:
         import numba
@@ -97,7 +98,11 @@ def _serial_twin(function: Any) -> Any:
         copy.__qualname__ = source.__qualname__ + "_serial"  # its own on-disk cache entry
         copy.__module__ = source.__module__
         copy.__doc__ = source.__doc__
-        twin = numba.njit(cache=True, nogil=True)(copy)
+        # the same options (fastmath, error model) as the parallel kernel, without parallel
+        options = {
+            k: v for k, v in function.targetoptions.items() if k not in ("parallel", "nopython")
+        }
+        twin = numba.njit(cache=True, **options)(copy)
         _twins[function] = twin
     return twin
 
