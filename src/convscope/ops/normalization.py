@@ -10,6 +10,8 @@ Accuracy: each row is summed with NumPy's pairwise summation around the row's ow
 passes over a cached block), rows are merged in float64 (Chan's formula), so a large mean (say
 ``100 + randn``) costs no digits; the layers subtract a centre rounded to the input dtype, which
 is exact for values near it, and fold the rounding of that centre into the per-row constants.
+With numba, C-contiguous rows are summed by compiled kernels in float64 instead (one parallel
+job per row) and the affine step runs in one compiled pass that rounds as the NumPy passes do.
 
 >>> import numpy as np
 >>> x = np.array([[[1.0, 2.0, 3.0, 6.0]]])
@@ -93,6 +95,22 @@ def _row_kernels(g: np.ndarray, x: np.ndarray) -> object | None:
     return _jit_norm
 
 
+def _forward_kernels(*arrays: np.ndarray) -> object | None:
+    """The compiled forward kernels (:mod:`convscope.ops._jit_norm_forward`) when numba works
+    and ``arrays`` are C-contiguous float32/float64 arrays of one dtype, else ``None``.
+    Measured at one thread (torch in brackets): LayerNorm(96) on (8, 56, 56, 96) 15.1 -> 1.9
+    ms (1.5-1.9), GroupNorm(512, 512) on (1, 512, 3200) 3.6-5.7 -> 1.05 ms (0.7-1.1), a
+    training-mode BatchNorm2d on (8, 64, 56, 56) 3.4-4.8 -> 1.5 ms (2.7)."""
+    dtype = arrays[0].dtype
+    if jit.kernels() is None or dtype not in (np.float32, np.float64):
+        return None
+    if any(a.dtype != dtype or not a.flags.c_contiguous for a in arrays):
+        return None
+    from . import _jit_norm_forward
+
+    return _jit_norm_forward
+
+
 def _per_row(values: np.ndarray, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """Per-channel ``(C,)`` or per-row ``(A, C)`` constants as one flat ``(A * C,)`` array."""
     full = np.broadcast_to(values, shape[:2])
@@ -113,6 +131,10 @@ def moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if count == 0 or x.size == 0:
         mean[...] = np.nan
         return mean, m2
+    compiled = _forward_kernels(x)
+    if compiled is not None:
+        jit.run(compiled.row_moments, x.reshape(-1, count), mean.reshape(-1), m2.reshape(-1))
+        return mean, m2
     scratch = _Scratch(x.dtype)
     for index in blocks(x.shape):
         block = x[index]
@@ -121,7 +143,9 @@ def moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         dev = np.subtract(block, centre, out=scratch.take(block.shape))
         residual = dev.sum(axis=2).astype(np.float64)
         squares = np.einsum("acs,acs->ac", dev, dev).astype(np.float64)
-        mean[index] = centre[..., 0] + residual / count
+        # a row holding an infinity has an infinite mean (as in PyTorch), not inf + NaN
+        rough = centre[..., 0]
+        mean[index] = np.where(np.isfinite(rough), rough + residual / count, rough)
         m2[index] = squares - residual * residual / count
     np.maximum(m2, 0, out=m2)
     return mean, m2
@@ -153,6 +177,20 @@ def affine(
     scale, shift = scale.astype(dtype, copy=False), shift.astype(dtype, copy=False)
     if centre is not None:
         centre = centre.astype(dtype, copy=False)
+    compiled = _forward_kernels(x, out)
+    if compiled is not None and x.size:
+        nothing = np.empty(0, dtype)
+        jit.run(
+            compiled.row_affine,
+            x.reshape(-1, x.shape[2]),
+            nothing if centre is None else _per_row(centre, x.shape, dtype),
+            _per_row(scale, x.shape, dtype),
+            _per_row(shift, x.shape, dtype),
+            nothing if col_scale is None else np.ascontiguousarray(col_scale, dtype),
+            nothing if col_shift is None else np.ascontiguousarray(col_shift, dtype),
+            out.reshape(-1, x.shape[2]),
+        )
+        return out
     for index in blocks(x.shape):
         o = out[index]
         if centre is not None:
