@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .. import nn
+from ..autograd.engine import is_grad_enabled
 from ..nn import functional as F
 from ..tensor import Tensor
 from ._blocks import Conv2dNormActivation, Permute, StochasticDepth, check_no_weights
@@ -79,8 +80,41 @@ class CNBlock(nn.Module):
         self.stochastic_depth = StochasticDepth(stochastic_depth_prob, "row")
 
     def forward(self, input: Tensor) -> Tensor:
-        result = self.layer_scale * self.block(input)
+        branch = self.block(input)
+        if self._in_place(input, branch):
+            # inference: the scaled branch and the sum in one new array, C-contiguous as
+            # ``layer_scale * branch + input`` would be, the same two roundings
+            out = np.empty(input.shape, input.dtype)
+            np.multiply(self.layer_scale.data, branch.data, out=out)
+            del branch
+            np.add(out, input.data, out=out)
+            return Tensor(out)
+        result = self.layer_scale * branch
         return self.stochastic_depth(result) + input
+
+    def _in_place(self, input: Any, branch: Any) -> bool:
+        """Nothing records a graph, the stochastic depth is the identity (evaluation, or
+        ``p == 0``) with no hooks, and every operand is a float tensor of one dtype and
+        shape."""
+        depth = self.stochastic_depth
+        scale = self.layer_scale
+        return (
+            not is_grad_enabled()
+            and (not depth.training or depth.p == 0.0)
+            and 0.0 <= depth.p <= 1.0
+            and depth.mode in ("batch", "row")
+            and type(depth).forward is StochasticDepth.forward
+            and not depth._forward_hooks
+            and not depth._forward_pre_hooks
+            and "forward" not in depth.__dict__
+            and isinstance(input, Tensor)
+            and isinstance(branch, Tensor)
+            and input.dtype in (np.float32, np.float64)
+            and branch.dtype == input.dtype == scale.dtype
+            and branch.shape == input.shape
+            and scale.ndim <= input.ndim
+            and all(s in (1, n) for s, n in zip(scale.shape[::-1], input.shape[::-1], strict=False))
+        )
 
 
 class CNBlockConfig:

@@ -218,13 +218,104 @@ def run_sequence(modules: Sequence[Module], input: Any) -> Any:
                 continue
         if i + 1 < count and _is_plain_linear(module):
             name = activation_name(modules[i + 1])
+            if name is not None and i + 2 < count and _is_plain_linear(modules[i + 2]):
+                result = mlp(input, module, name, modules[i + 2])
+                if result is not None:
+                    input = result
+                    i += 3
+                    continue
             if name is not None:
                 input = linear_act(input, module, name, modules[i + 1])
                 i += 2
                 continue
+        if _copies_input(module, input):
+            # the layer would copy this view anyway: copy it first, so that the array it
+            # views can go before the layer allocates its output (ConvNeXt's channels-last
+            # LayerNorm after a Permute holds three activations at once instead of four)
+            input = Tensor(np.ascontiguousarray(input.data))
         input = module(input)
         i += 1
     return input
+
+
+def _copies_input(module: Module, input: Any) -> bool:
+    """``module`` is a plain LayerNorm, which makes a non-contiguous ``input`` contiguous
+    before normalising it, and ``input`` is such a tensor with no graph to keep."""
+    from .normalization import LayerNorm
+
+    data = getattr(input, "data", None)
+    return (
+        type(module) is LayerNorm
+        and _plain(module)
+        and isinstance(input, Tensor)
+        and isinstance(data, np.ndarray)
+        and not data.flags.c_contiguous
+        and not _needs_graph([input])
+    )
+
+
+MLP_HIDDEN_BYTES = 8 << 20
+"""Hidden activations :func:`mlp` holds at once: ConvNeXt's first stage at batch 8 has a
+(25088, 384) float32 hidden layer (37 MiB), which row blocks of this size replace."""
+
+
+def mlp(
+    x: Any, first: Module, name: str, second: Module, hidden_bytes: int | None = None
+) -> Tensor | None:
+    """``second(act(first(x)))`` for two plain Linear layers around an activation, computed in
+    blocks of rows so that only one block of the hidden layer exists at a time (at most
+    ``hidden_bytes``, default :data:`MLP_HIDDEN_BYTES`); the same GEMMs, bias additions and
+    activation per row as the layers one by one, so the same values.  ``None`` when this
+    cannot apply or would make a single block (a graph to record, another dtype, a
+    non-contiguous input, mismatched sizes, a small input): run the layers then.
+
+    >>> import convscope as cs
+    >>> import convscope.nn as nn
+    >>> net = nn.Sequential(nn.Linear(4, 16), nn.GELU(), nn.Linear(16, 3))
+    >>> x = cs.rand(5, 7, 4)
+    >>> with cs.no_grad():
+    ...     blocked = mlp(x, net[0], "gelu", net[2], hidden_bytes=16 * 4 * 8)
+    ...     separate = net[2](net[1](net[0](x)))
+    >>> bool((blocked == separate).numpy().all()), blocked.shape
+    (True, (5, 7, 3))
+    """
+    data = getattr(x, "data", None)
+    params = [first.weight, first.bias, second.weight, second.bias]
+    if (
+        not isinstance(x, Tensor)
+        or not isinstance(data, np.ndarray)
+        or data.dtype not in (np.float32, np.float64)
+        or data.ndim < 2
+        or not data.flags.c_contiguous
+        or data.shape[-1] != first.in_features
+        or first.out_features != second.in_features
+        or any(p is not None and p.dtype != data.dtype for p in params)
+        or _needs_graph([x, *params])
+    ):
+        return None
+    rows = data.reshape(-1, data.shape[-1])
+    count, hidden = rows.shape[0], first.out_features
+    limit = MLP_HIDDEN_BYTES if hidden_bytes is None else hidden_bytes
+    per_block = max(1, limit // (hidden * data.itemsize))
+    blocks = -(-count // per_block)
+    if blocks < 2:
+        return None  # one block: the layers one by one hold no more
+    per_block = -(-count // blocks)  # even blocks: no thin last GEMM
+    out = np.empty((count, second.out_features), data.dtype)
+    buffer = np.empty((per_block, hidden), data.dtype)
+    w1, w2 = first.weight.data.T, second.weight.data.T
+    for start in range(0, count, per_block):
+        stop = min(count, start + per_block)
+        part = buffer[: stop - start]
+        np.matmul(rows[start:stop], w1, out=part)
+        if first.bias is not None:
+            part += first.bias.data
+        epilogue.apply(part.reshape(part.shape[0], 1, -1), activation=name)
+        target = out[start:stop]
+        np.matmul(part, w2, out=target)
+        if second.bias is not None:
+            target += second.bias.data
+    return Tensor(out.reshape(*data.shape[:-1], second.out_features))
 
 
 def _is_plain_linear(module: Any) -> bool:
