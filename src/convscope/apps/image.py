@@ -88,12 +88,20 @@ def luminance(images: np.ndarray) -> np.ndarray:
     return (np.asarray(images, dtype=np.float32) * weights).sum(axis=-3, keepdims=True)
 
 
-def activate(maps: np.ndarray, activation: str = "sigmoid") -> np.ndarray:
+def activate(
+    maps: np.ndarray,
+    activation: str = "sigmoid",
+    limits: tuple[Any, Any] | None = None,
+) -> np.ndarray:
     """Apply ``"sigmoid"``, ``"none"`` or ``"minmax"`` (each map of ``(..., H, W)`` scaled to
-    [0, 1] on its own; a constant map becomes 0) to raw feature maps.
+    [0, 1] on its own; a constant map becomes 0) to raw feature maps.  ``limits``: the
+    ``(low, span)`` ``minmax`` uses (float32, broadcasting against ``maps``) when ``maps`` is
+    a part of the maps, e.g. a band of rows; by default each map's own minimum and range.
 
     >>> activate(np.array([[[-1.0, 0.0, 3.0]]]), "minmax").tolist()
     [[[0.0, 0.25, 1.0]]]
+    >>> activate(np.array([[0.0, 3.0]]), "minmax", (np.float32(-1), np.float32(4))).tolist()
+    [[0.25, 1.0]]
     """
     maps = np.asarray(maps, dtype=np.float32)
     if activation == "sigmoid":
@@ -101,8 +109,11 @@ def activate(maps: np.ndarray, activation: str = "sigmoid") -> np.ndarray:
     if activation == "none":
         return maps
     if activation == "minmax":
-        low = maps.min(axis=(-2, -1), keepdims=True)
-        span = maps.max(axis=(-2, -1), keepdims=True) - low
+        if limits is None:
+            low = maps.min(axis=(-2, -1), keepdims=True)
+            span = maps.max(axis=(-2, -1), keepdims=True) - low
+        else:
+            low, span = limits
         return np.where(span > 0, (maps - low) / np.where(span > 0, span, 1), 0).astype(np.float32)
     raise ValueError(f"unknown activation {activation!r} (choose from {', '.join(ACTIVATIONS)})")
 

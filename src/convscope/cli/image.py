@@ -27,9 +27,20 @@ import numpy as np
 
 from .. import nn
 from ..apps import image as image_app
+from ..apps import image_strips
 from ..apps.filters import FILTER_INPUTS, FILTERS, channel_names, filter_conv, parse_filters
 from ..apps.kernels import conv_layers, load_checkpoint, select_layer
-from ..io.image import MAX_PIXELS, ImageInfo, image_files, probe_image, read_image, write_image
+from ..io.image import (
+    MAX_PIXELS,
+    ImageInfo,
+    ImageRows,
+    image_files,
+    probe_image,
+    read_image,
+    write_image,
+    write_pixels,
+)
+from ..ops.workspace import get_workspace_budget
 from .batch import (
     FILE_ERRORS,
     FileOutcome,
@@ -141,7 +152,14 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     parser.add_argument(
         "--format", default="png", help="channel images: png (default), jpg, bmp, tiff"
     )
-    parser.add_argument("--batch-size", type=int, default=8, help="images per forward pass (8)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=8,
+        help="images per forward pass (8; fewer when they would not fit the memory budget, "
+        "CONVSCOPE_WORKSPACE_BYTES, 512 MiB by default: bigger images are then convolved "
+        "one at a time in bands of rows)",
+    )
     parser.add_argument(
         "--no-sheet", action="store_true", help="skip the contact sheets (faster for big folders)"
     )
@@ -366,20 +384,53 @@ def _save_outputs(
     write_atomically(targets[-1], lambda tmp: save_figure(figure, tmp))
 
 
-def _log(tensorboard: Any, step: int, picture: np.ndarray, maps: np.ndarray) -> None:
+def _log(tensorboard: Any, step: int, picture: np.ndarray, maps: np.ndarray, *stats: float) -> None:
+    """Log the input and the maps (``stats``: the maps' mean and standard deviation when
+    ``maps`` are block means of the real ones)."""
     tensorboard.add_image("input", picture, step)
     tensorboard.add_feature_maps("feature_maps", maps, step)
-    tensorboard.add_scalar("feature_maps/mean", float(maps.mean()), step)
-    tensorboard.add_scalar("feature_maps/std", float(maps.std()), step)
+    mean, std = stats or (float(maps.mean()), float(maps.std()))
+    tensorboard.add_scalar("feature_maps/mean", mean, step)
+    tensorboard.add_scalar("feature_maps/std", std, step)
 
 
-def image_batch(
-    task: tuple[list[_Item], Path, ImageJob, frozenset[Path], bool],
+def in_memory_bytes(job: ImageJob, info: ImageInfo, count: int = 1) -> int:
+    """Bytes ``count`` images of ``info``'s size take when convolved together as whole arrays:
+    decoded and float inputs (read, then stacked), raw output, activated maps and their float64
+    temporaries, and the contact sheet's float64 copies of one image's maps."""
+    out_h, out_w = image_app.output_size(job.conv, info.height, info.width)
+    pixels, maps = info.height * info.width, job.conv.out_channels * out_h * out_w
+    per_image = pixels * (image_strips.DECODED_BYTES + 3 * 4 * 2 + 4) + maps * (4 + 4 + 16)
+    return count * per_image + (maps * 8 * 4 + pixels * 3 * 8 if job.sheet else 0)
+
+
+def _groups(batch: Sequence[_Item], job: ImageJob) -> Iterator[tuple[list[_Item], bool]]:
+    """The batch (one image size) as ``(images, banded)``: as many images at a time as fit the
+    workspace budget in memory, or one at a time in bands of rows when one does not fit."""
+    budget = get_workspace_budget()
+    info = batch[0].info
+    count = len(batch)
+    while count > 1 and in_memory_bytes(job, info, count) > budget:
+        count -= 1
+    banded = in_memory_bytes(job, info, 1) > budget
+    for start in range(0, len(batch), 1 if banded else count):
+        yield list(batch[start : start + (1 if banded else count)]), banded
+
+
+def _message(item: _Item, shape: Sequence[int], out: Path, job: ImageJob, sheet: Path) -> str:
+    channels, height, width = shape
+    return (
+        f"{item.path.name} ({item.info.height} x {item.info.width}, H x W) -> "
+        f"{channels} channels {height} x {width}: "
+        f"{out / item.name}_channel_0..{channels - 1}.{job.format}"
+        + (f", {sheet.name}" if job.sheet else "")
+    )
+
+
+def _in_memory(
+    batch: list[_Item], out: Path, job: ImageJob, skip: frozenset[Path], keep: bool
 ) -> list[FileOutcome]:
-    """One batch of images (a dask task with ``--scheduler``): read, convolve, write every
-    channel and the sheet.  A file of ``skip`` that cannot be read or written becomes a
-    skipped outcome, its outputs complete or absent; ``keep`` returns the arrays too."""
-    batch, out, job, skip, keep = task
+    """Images of one size convolved as one batch, every array whole."""
     outcomes, ready = [], []
     for item in batch:
         try:
@@ -414,14 +465,94 @@ def image_batch(
                 raise
             outcomes.append(FileOutcome(item.index, item.path, error=str(error)))
             continue
-        message = (
-            f"{item.path.name} ({item.info.height} x {item.info.width}, H x W) -> "
-            f"{len(maps)} channels {maps.shape[1]} x {maps.shape[2]}: "
-            f"{out / item.name}_channel_0..{len(maps) - 1}.{job.format}"
-            + (f", {targets[-1].name}" if job.sheet else "")
-        )
+        message = _message(item, maps.shape, out, job, targets[-1])
         arrays = (picture, maps) if keep else None
         outcomes.append(FileOutcome(item.index, item.path, targets, message, arrays=arrays))
+    return outcomes
+
+
+def _banded_sheet(target: Path, run: image_strips.BandedConv, item: _Item, job: ImageJob) -> None:
+    """The contact sheet of a banded run.  Maps the sheet would average for display come as
+    block means (the same averaging); the header then gives the true sizes and each panel the
+    full map's value range."""
+    from ..viz import save_figure
+    from ..viz.sheets import PANEL_TITLE_SIZE, feature_sheet, hw, size_note
+
+    maps, size = run.sheet, (item.info.height, item.info.width)
+    title = f"{item.path.name} -> {job.conv!r}\n{job.description}"
+    whole = maps.raw.shape[-2:] == run.out_size and maps.picture.shape[-2:] == size
+    options: dict[str, Any] = {"stride": job.conv.stride}
+    if not whole:
+        note = (
+            size_note(size, run.out_size, job.conv.stride) or f"output {hw(run.out_size)} (H x W)"
+        )
+        title += (
+            f"\n{note}; maps drawn as means of {maps.factor} x {maps.factor} blocks (colours "
+            "of the means, value ranges of the full maps)"
+        )
+        options = {"input_shape": maps.raw.shape[-2:]}  # the sizes are in the title
+    figure = feature_sheet(
+        maps.picture,
+        maps.raw,
+        activated=maps.activated,
+        activation=job.activation,
+        scale=job.sheet_scale,
+        titles=job.channel_titles,
+        title=title,
+        **options,
+    )
+    if not whole:
+        figure.axes[0].set_title(f"input {hw(size)} (H x W)", fontsize=PANEL_TITLE_SIZE)
+        shown = run.shown_ranges(job.sheet_scale)
+        for ax, (low, high) in zip(figure.axes[1:], shown, strict=False):
+            head, found, _ = ax.get_title().rpartition("\nvalues ")
+            if found:  # the full map's range, not the block means'
+                ax.set_title(f"{head}\nvalues {low:.3g} .. {high:.3g}", fontsize=PANEL_TITLE_SIZE)
+    write_atomically(target, lambda tmp: save_figure(figure, tmp))
+
+
+def _banded(
+    item: _Item, out: Path, job: ImageJob, skip: frozenset[Path], keep: bool
+) -> FileOutcome:
+    """One image too big to convolve whole: bands of rows, one block of channels at a time."""
+    targets = job.outputs(out, item.name)
+    want_activated = keep or (job.sheet and job.sheet_scale == "activation")
+    try:
+        with ImageRows(item.path, job.max_pixels) as image, all_or_nothing(targets):
+            budget = get_workspace_budget()
+            run = image_strips.BandedConv(job.conv, image, job.activation, budget, want_activated)
+            for channel, pixels in run.pictures():
+                write_atomically(
+                    targets[channel],
+                    lambda tmp, p=pixels: write_pixels(tmp, p, format=FORMATS[job.format]),
+                )
+            if job.sheet:
+                _banded_sheet(targets[-1], run, item, job)
+    except FILE_ERRORS as error:
+        if item.path not in skip:
+            raise
+        return FileOutcome(item.index, item.path, error=str(error))
+    maps = run.sheet
+    arrays = (maps.picture, maps.activated, maps.mean, maps.std) if keep else None
+    message = _message(item, run.shape, out, job, targets[-1])
+    return FileOutcome(item.index, item.path, targets, message, arrays=arrays)
+
+
+def image_batch(
+    task: tuple[list[_Item], Path, ImageJob, frozenset[Path], bool],
+) -> list[FileOutcome]:
+    """One batch of images (a dask task with ``--scheduler``): read, convolve, write every
+    channel and the sheet.  Images are convolved together as whole arrays while that fits
+    the workspace budget, else one at a time in bands of rows (:mod:`..apps.image_strips`).
+    A file of ``skip`` that cannot be read or written becomes a skipped outcome, its outputs
+    complete or absent; ``keep`` returns the arrays too."""
+    batch, out, job, skip, keep = task
+    outcomes: list[FileOutcome] = []
+    for group, banded in _groups(batch, job):
+        if banded:
+            outcomes.append(_banded(group[0], out, job, skip, keep))
+        else:
+            outcomes.extend(_in_memory(group, out, job, skip, keep))
     return sorted(outcomes, key=lambda outcome: outcome.index)
 
 
@@ -519,6 +650,36 @@ def _check_model_outputs(paths: Sequence[Path], names: Sequence[str], out: Path,
                 raise UsageError(f"the outputs for {name} would overwrite the input file {path}")
 
 
+def _mib(nbytes: float) -> str:
+    return f"{nbytes / (1 << 20):,.1f} MiB"
+
+
+def model_chunk(network: Any, model: str, layer: str, batch_size: int) -> int:
+    """Images per forward pass of ``--model`` (at most ``batch_size``) whose activations fit
+    the workspace budget, estimated from one image's pass on zeros: a few of the largest
+    layer outputs alive at once, the caught layer's output twice (the hook's copy and the
+    activated maps), and the sheet's float64 copies of one image's maps.  ``UsageError``
+    when not even one image fits."""
+    from ..apps import classify
+    from ..explain.summary import summary
+
+    shape = (1, 28, 28) if network.inputs == classify.FASHION else (3, 224, 224)
+    rows = summary(network.model, (1, *shape)).rows
+    largest = max(row.output_bytes for row in rows if row.is_leaf)
+    caught = max(row.output_bytes for row in rows if row.name == layer)
+    per_image = 4 * largest + 2 * caught
+    fixed = 4 * 2 * caught
+    budget = get_workspace_budget()
+    if per_image + fixed > budget:
+        raise UsageError(
+            f"--model {model} --layer {layer}: one image needs about "
+            f"{_mib(per_image + fixed)} for the network's activations, over the memory budget "
+            f"of {_mib(budget)}; raise it "
+            "with the environment variable CONVSCOPE_WORKSPACE_BYTES (bytes)"
+        )
+    return max(1, min(batch_size, (budget - fixed) // per_image))
+
+
 def _layer_maps(
     network: Any, layer: str, paths: Sequence[Path], batch_size: int, max_pixels: int
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
@@ -565,7 +726,8 @@ def _run_model(args: argparse.Namespace) -> int:
     names, tag = _unique_names(paths), _model_tag(args.model, args.layer)
     _check_model_outputs(paths, names, Path(args.output), tag)
     what, sheet = f"{args.model}.{args.layer} ({type(module).__name__})", not args.no_sheet
-    maps_of = _layer_maps(network, args.layer, paths, args.batch_size, args.max_pixels)
+    chunk = model_chunk(network, args.model, args.layer, args.batch_size)
+    maps_of = _layer_maps(network, args.layer, paths, chunk, args.max_pixels)
     with ExitStack() as stack:
         first = next(maps_of)  # a layer without (C, H, W) maps fails before anything is made
         if network.random:  # after every check: a refused command prints one line only

@@ -80,10 +80,7 @@ def _supported(samples: int, dtype: np.dtype) -> bool:
 
 def _scaled(maps: np.ndarray, activation: str, low: Any, span: Any) -> np.ndarray:
     """``apps.image.activate`` of one block; ``minmax`` with the whole image's range."""
-    if activation != "minmax":
-        return image_app.activate(maps, activation)
-    maps = np.asarray(maps, dtype=np.float32)
-    return np.where(span > 0, (maps - low) / np.where(span > 0, span, 1), 0).astype(np.float32)
+    return image_app.activate(maps, activation, None if low is None else (low, span))
 
 
 def run_tiled(args: argparse.Namespace) -> int:

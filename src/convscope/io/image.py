@@ -133,6 +133,10 @@ def probe_image(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS) ->
         return ImageInfo(image.format, height, width)
 
 
+#: pixels converted to float32 at a time when an image is read (a few MB of temporaries)
+READ_BLOCK_PIXELS = 1 << 20
+
+
 def _to_rgb(image: Any) -> np.ndarray:
     """A loaded Pillow image as ``(H, W, 3)`` float32 in [0, 1]."""
     if image.mode in _SIXTEEN_BIT_MODES or image.mode == "F":
@@ -146,40 +150,115 @@ def _to_rgb(image: Any) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
 
 
+class ImageRows:
+    """An image decoded once and kept as Pillow holds it (1 to 4 bytes a pixel); :meth:`rows`
+    gives any band of rows as the ``(3, rows, W)`` float32 values :func:`read_image` gives
+    (the conversion is per pixel, so a band equals the same rows of the whole image).
+
+    >>> import os, tempfile
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(folder.name, "ramp.png")
+    >>> write_image(path, np.tile(np.linspace(0, 1, 4), (5, 1)))
+    >>> with ImageRows(path) as image:
+    ...     (image.height, image.width), image.rows(1, 3).shape
+    ((5, 4), (3, 2, 4))
+    >>> folder.cleanup()
+    """
+
+    def __init__(self, path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS) -> None:
+        from PIL import ImageOps
+
+        path = Path(path)
+        with _opened(path, max_pixels) as image:
+            try:
+                image.load()
+                ImageOps.exif_transpose(image, in_place=True)  # no second copy of the pixels
+            except (OSError, SyntaxError, ValueError, struct.error) as error:
+                raise ValueError(
+                    f"{path}: corrupt or truncated {image.format} image ({error})"
+                ) from None
+            self._image = image  # loaded: closing the file keeps the pixels
+        self.width, self.height = self._image.size
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``[start, stop)`` as ``(3, stop - start, W)`` float32 in [0, 1]."""
+        band = self._image.crop((0, start, self.width, stop))
+        return np.ascontiguousarray(_to_rgb(band).transpose(2, 0, 1))
+
+    def bands(self, rows: int) -> Iterator[tuple[int, int]]:
+        """``(start, stop)`` of consecutive bands of ``rows`` rows covering the image."""
+        step = max(1, rows)
+        for start in range(0, self.height, step):
+            yield start, min(start + step, self.height)
+
+    def close(self) -> None:
+        self._image.close()
+
+    def __enter__(self) -> ImageRows:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def read_image(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
     """The image at ``path`` as a ``(3, H, W)`` float32 array in [0, 1] (the layout of one
-    sample of a ``Conv2d`` input).  The file is only read."""
-    from PIL import ImageOps
-
-    path = Path(path)
-    with _opened(path, max_pixels) as image:
-        try:
-            image.load()
-            upright = ImageOps.exif_transpose(image)
-        except (OSError, SyntaxError, ValueError, struct.error) as error:
-            raise ValueError(
-                f"{path}: corrupt or truncated {image.format} image ({error})"
-            ) from None
-        rgb = _to_rgb(upright)
-    return np.ascontiguousarray(rgb.transpose(2, 0, 1))
+    sample of a ``Conv2d`` input).  The file is only read; the pixels are converted a band of
+    rows at a time, so the only full-size array is the result."""
+    with ImageRows(path, max_pixels) as image:
+        out = np.empty((3, image.height, image.width), np.float32)
+        for start, stop in image.bands(READ_BLOCK_PIXELS // max(image.width, 1)):
+            out[:, start:stop] = image.rows(start, stop)
+    return out
 
 
 def to_pixels(array: np.ndarray) -> np.ndarray:
     """``(H, W)`` or ``(3, H, W)`` values in [0, 1] as ``uint8`` pixels ``(H, W)`` or
-    ``(H, W, 3)`` (values outside [0, 1] are clipped, NaN becomes 0).
+    ``(H, W, 3)`` (values outside [0, 1] are clipped, NaN becomes 0).  Bands of rows are
+    converted in turn, so the float64 temporaries stay small whatever the size.
 
     >>> to_pixels(np.array([[0.0, 0.5, 1.0, 2.0]])).tolist()
     [[0, 128, 255, 255]]
     """
-    values = np.asarray(array, dtype=np.float64)
+    values = np.asarray(array)
     if values.ndim == 3 and values.shape[0] == 1:
         values = values[0]
     if values.ndim == 3 and values.shape[0] == 3:
         values = values.transpose(1, 2, 0)
     elif values.ndim != 2:
         raise ValueError(f"an image is (H, W) or (3, H, W), got shape {np.shape(array)}")
-    values = np.nan_to_num(values, nan=0.0)
-    return np.round(np.clip(values, 0.0, 1.0) * 255.0).astype(np.uint8)
+    out = np.empty(values.shape, np.uint8)
+    step = max(1, READ_BLOCK_PIXELS // max(1, values[0].size))
+    for start in range(0, values.shape[0], step):
+        band = np.array(values[start : start + step], dtype=np.float64)
+        np.nan_to_num(band, copy=False, nan=0.0)
+        np.clip(band, 0.0, 1.0, out=band)
+        band *= 255.0
+        np.round(band, out=band)
+        out[start : start + step] = band
+    return out
+
+
+def _format_of(path: str | os.PathLike, format: str | None) -> str:
+    if format is not None:
+        return format
+    suffix = Path(path).suffix.lower()
+    if suffix not in SUFFIXES:
+        known = ", ".join(SUFFIXES)
+        raise ValueError(f"cannot tell the image format of {path} (use one of {known})")
+    return SUFFIXES[suffix]
+
+
+def write_pixels(path: str | os.PathLike, pixels: np.ndarray, format: str | None = None) -> None:
+    """Save ``uint8`` pixels ``(H, W)`` or ``(H, W, 3)`` (e.g. from :func:`to_pixels`) as an
+    image; ``format`` as for :func:`write_image`."""
+    from PIL import Image
+
+    format = _format_of(path, format)
+    # JPEG quality 95; PNG zlib level 3 (level 6 is ~2.5x slower for ~10% fewer bytes)
+    options = {"JPEG": {"quality": 95}, "PNG": {"compress_level": 3}}.get(format, {})
+    with Image.fromarray(np.asarray(pixels, dtype=np.uint8)) as image:
+        image.save(path, format=format, **options)
 
 
 def write_image(path: str | os.PathLike, array: np.ndarray, format: str | None = None) -> None:
@@ -188,14 +267,5 @@ def write_image(path: str | os.PathLike, array: np.ndarray, format: str | None =
     ``format`` is a Pillow format name (``"PNG"``, ``"JPEG"``, ``"BMP"``, ``"TIFF"``); by
     default it follows the file name ending.
     """
-    from PIL import Image
-
-    if format is None:
-        suffix = Path(path).suffix.lower()
-        if suffix not in SUFFIXES:
-            known = ", ".join(SUFFIXES)
-            raise ValueError(f"cannot tell the image format of {path} (use one of {known})")
-        format = SUFFIXES[suffix]
-    # JPEG quality 95; PNG zlib level 3 (level 6 is ~2.5x slower for ~10% fewer bytes)
-    options = {"JPEG": {"quality": 95}, "PNG": {"compress_level": 3}}.get(format, {})
-    Image.fromarray(to_pixels(array)).save(path, format=format, **options)
+    format = _format_of(path, format)
+    write_pixels(path, to_pixels(array), format)
