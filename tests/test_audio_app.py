@@ -538,3 +538,74 @@ def test_bad_input_exits_2_with_one_line(bad_files, capsys, argv, message):
     assert message in err and "Traceback" not in err
     assert {p.name: _digest(p) for p in bad_files.iterdir() if p.is_file()} == before
     assert not out.exists()  # nothing written, not even the folder
+
+
+# ------------------------------------------------ failures leave nothing behind (issue 14, 6)
+@pytest.fixture
+def failing_wav(monkeypatch):
+    """The second WAV written fails (after waveforms.png and input.wav were written)."""
+    calls = []
+    save = audio.save_wav
+
+    def fail_second(path, samples, sr):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError("No space left on device")
+        save(path, samples, sr)
+
+    monkeypatch.setattr(audio, "save_wav", fail_second)
+    return calls
+
+
+def test_nan_audio_is_refused_before_any_file(tmp_path, capsys):
+    y = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
+    y[100] = np.nan
+    sf.write(tmp_path / "nan.wav", y, 16000, subtype="FLOAT")
+    for mode in ([], ["--conv1d"]):
+        out = tmp_path / "a" / "b"
+        argv = ["audio", str(tmp_path / "nan.wav"), "--start", "0", "--end", "1", "-o", str(out)]
+        assert main([*argv, *mode]) == 2
+        assert capsys.readouterr().err.count("\n") == 1
+        assert not (tmp_path / "a").exists()
+
+
+def test_a_failed_write_removes_its_files_and_the_folders_it_made(failing_wav, tmp_path, capsys):
+    argv = ["audio", "--conv1d"]
+    assert main([*argv, "-o", str(tmp_path / "new" / "deeper")]) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()  # waveforms.png and input.wav were written first
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine\n")
+    failing_wav.clear()
+    assert main([*argv, "-o", str(kept)]) == 2
+    assert [p.name for p in kept.iterdir()] == ["notes.txt"]  # no partial or hidden files
+
+
+def test_a_folder_whose_every_file_fails_leaves_no_output_folder(tmp_path, monkeypatch, capsys):
+    def full(path, samples, sr):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(audio, "save_wav", full)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.wav", "b.wav"):
+        sf.write(folder / name, np.zeros(8000), 8000)
+    argv = ["audio", str(folder), "--conv1d", "--start", "0", "--end", "1", "--no-progress"]
+    assert main([*argv, "-o", str(tmp_path / "out" / "sub")]) == 1
+    assert capsys.readouterr().err.count("No space left on device") == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_tensorboard_log_keeps_no_pictures(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("tensorboardX")
+
+    def broken(logger, arrays):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(audio_cli, "log_tensorboard", broken)
+    out, logs = tmp_path / "out", tmp_path / "tb"
+    argv = ["audio", "--layers", "1", "-o", str(out), "--tensorboard", str(logs)]
+    assert main(argv) == 2
+    assert "disk full" in capsys.readouterr().err
+    assert not out.exists()

@@ -17,16 +17,19 @@ dtype('uint8')
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .. import nn
-from ..io.video import MAX_SIDE, read_video, write_video
+from .. import geometry, nn
+from ..io.video import MAX_SIDE, VideoWriter, read_video, write_video
+from . import video_stream
 from .audio import feature_maps, map_positions
 
 __all__ = [
@@ -34,7 +37,10 @@ __all__ = [
     "SAMPLE",
     "channel_frames",
     "comparison_figure",
+    "frame_array",
+    "frame_comparison_figure",
     "load_clip",
+    "output_frame",
     "read_video",
     "sample_path",
     "video_conv",
@@ -75,12 +81,34 @@ def video_conv(
     return layer, out
 
 
-def channel_frames(channel: np.ndarray) -> np.ndarray:
+def frame_array(frame: np.ndarray) -> np.ndarray:
+    """A decoded ``(H, W, 3)`` uint8 frame as float32 ``(3, H, W)`` in [0, 1] (one frame of
+    :func:`load_clip`'s array)."""
+    return frame.transpose(2, 0, 1).astype(np.float32) / 255
+
+
+def channel_frames(
+    channel: np.ndarray, value_range: tuple[float, float] | None = None
+) -> np.ndarray:
     """One output channel ``(D, H, W)`` as uint8 grey frames, scaled by the channel's range over
-    the whole clip (one scale for all frames, so brightness changes over time stay visible)."""
-    low, high = float(channel.min()), float(channel.max())
+    the whole clip (one scale for all frames, so brightness changes over time stay visible).
+    ``value_range`` gives that range when ``channel`` holds only some of the clip's frames."""
+    if value_range is None:
+        value_range = float(channel.min()), float(channel.max())
+    low, high = value_range
     scaled = (channel - low) / (high - low) if high > low else np.zeros_like(channel)
     return np.rint(scaled * 255).astype(np.uint8)
+
+
+def output_frame(layer: nn.Module, clip_shape: Sequence[int], frame: int) -> tuple[int, float]:
+    """The output frame centred closest to input frame ``frame`` of a clip ``(1, C, D, H, W)``,
+    and the input position (in frames) it is centred on."""
+    (scale, offset), *_ = map_positions([layer], clip_shape[2:])[0]
+    depth = geometry.conv_output_shape(
+        clip_shape[2:], layer.kernel_size, layer.stride, layer.padding, layer.dilation
+    )[0]
+    out = min(max(round((frame - offset) / scale), 0), depth - 1)
+    return out, scale * out + offset
 
 
 def comparison_figure(
@@ -93,24 +121,45 @@ def comparison_figure(
 ):
     """Input frame ``frame`` next to every output channel (at most ``MAX_SHOWN_CHANNELS``) at
     the output frame centred closest to it, each with its colour bar."""
+    out_frame, _ = output_frame(layer, clip.shape, frame)
+    return frame_comparison_figure(
+        clip[0, :, frame],
+        out[0, :MAX_SHOWN_CHANNELS, out_frame],
+        layer=layer,
+        clip_shape=clip.shape,
+        out_shape=out.shape,
+        frame=frame,
+        fps=fps,
+    )
+
+
+def frame_comparison_figure(
+    picture: np.ndarray,
+    maps: np.ndarray,
+    *,
+    layer: nn.Module,
+    clip_shape: Sequence[int],
+    out_shape: Sequence[int],
+    frame: int = 0,
+    fps: float = 12.0,
+):
+    """:func:`comparison_figure` from the two frames it shows: ``picture``, input frame
+    ``frame`` ``(3, H, W)``, and ``maps``, the first output channels ``(C, H', W')`` at the
+    output frame :func:`output_frame` gives, of a clip ``clip_shape`` and output ``out_shape``."""
     from matplotlib.figure import Figure
 
-    (d_scale, d_offset), (h_scale, h_offset), (w_scale, w_offset) = map_positions(
-        [layer], clip.shape[2:]
-    )[0]
-    depth = out.shape[2]
-    out_frame = min(max(round((frame - d_offset) / d_scale), 0), depth - 1)
-    centre = d_scale * out_frame + d_offset
-    shown = min(out.shape[1], MAX_SHOWN_CHANNELS)
+    _, (h_scale, h_offset), (w_scale, w_offset) = map_positions([layer], clip_shape[2:])[0]
+    out_frame, centre = output_frame(layer, clip_shape, frame)
+    shown = min(out_shape[1], MAX_SHOWN_CHANNELS)
     panels = 1 + shown
     cols = min(panels, 3)
     rows = math.ceil(panels / cols)
     figure = Figure(figsize=(4.2 * cols, 3.4 * rows + 0.6), dpi=100, layout="constrained")
     axes = figure.subplots(rows, cols, squeeze=False).ravel()
-    axes[0].imshow(clip[0, :, frame].transpose(1, 2, 0).clip(0, 1))
+    axes[0].imshow(picture.transpose(1, 2, 0).clip(0, 1))
     axes[0].set_title(f"input frame {frame} (t = {frame / fps:.2f} s)")
     # place output pixels where their receptive fields are centred on the input's grid
-    height, width = out.shape[3:]
+    height, width = out_shape[3:]
     extent = [
         w_offset - w_scale / 2,
         w_scale * (width - 1) + w_offset + w_scale / 2,
@@ -119,7 +168,7 @@ def comparison_figure(
     ]
     for channel in range(shown):
         ax = axes[channel + 1]
-        image = ax.imshow(out[0, channel, out_frame], cmap="gray", extent=extent)
+        image = ax.imshow(maps[channel], cmap="gray", extent=extent)
         ax.set_title(f"output channel {channel}, frame {out_frame}")
         figure.colorbar(image, ax=ax, shrink=0.85)
     for ax in axes:
@@ -127,9 +176,95 @@ def comparison_figure(
         ax.set_ylabel("y (input pixels)")
     for ax in axes[panels:]:
         ax.set_visible(False)
-    more = f"; first {shown} of {out.shape[1]} channels" if out.shape[1] > shown else ""
+    more = f"; first {shown} of {out_shape[1]} channels" if out_shape[1] > shown else ""
     figure.suptitle(
-        f"{layer}: input {tuple(clip.shape)} -> output {tuple(out.shape)}\n"
+        f"{layer}: input {tuple(clip_shape)} -> output {tuple(out_shape)}\n"
         f"output frame {out_frame} is centred on input frame {centre:g}{more}"
     )
     return figure
+
+
+#: memory an open H.264 encoder holds (PyAV's libx264 with its default threads, measured on 2
+#: cores: about 10 MB at 128 x 96, 20 MB at 256 x 192, 53 MB at 512 x 384): fixed + per pixel
+ENCODER_BYTES, ENCODER_BYTES_PER_PIXEL = 8 << 20, 240
+
+
+def encoder_bytes(height: int, width: int) -> int:
+    """Estimated memory of one open video encoder for frames of ``height x width``."""
+    return ENCODER_BYTES + ENCODER_BYTES_PER_PIXEL * (height + height % 2) * (width + width % 2)
+
+
+def stream_output(
+    frames: Iterable[np.ndarray], steps: video_stream.Plan
+) -> Iterator[tuple[int, np.ndarray]]:
+    """:func:`video_stream.convolve` over decoded ``(H, W, 3)`` uint8 frames, which must be
+    iterable more than once (a :class:`~convscope.io.video.VideoReader`): the frames a chunk
+    reads ahead of the decoder (:meth:`video_stream.Plan.early`) come from a first pass."""
+    wanted = set(steps.early())
+    early = {}
+    if wanted:
+        for index, frame in enumerate(frames):
+            if index in wanted:
+                early[index] = frame_array(frame)
+            if index >= max(wanted):
+                break
+    return video_stream.convolve(steps, map(frame_array, frames), early)
+
+
+@dataclass
+class Scan:
+    """One pass of the convolution over a clip: each output channel's ``(min, max)``, the
+    output frame ``shown`` (first channels, ``(C, H', W')``) and, when the clip came in one
+    chunk, the whole ``output`` ``(C_out, D', H', W')`` (else ``None``)."""
+
+    ranges: list[tuple[float, float]]
+    shown: np.ndarray
+    output: np.ndarray | None
+
+
+def scan_output(frames: Iterable[np.ndarray], steps: video_stream.Plan, shown_frame: int) -> Scan:
+    """Run the convolution once, chunk by chunk, keeping only each channel's range, output frame
+    ``shown_frame`` of the first ``MAX_SHOWN_CHANNELS`` channels and a single chunk's output."""
+    low = np.full(steps.out_shape[1], np.inf, np.float32)
+    high = np.full(steps.out_shape[1], -np.inf, np.float32)
+    shown = output = None
+    for j0, out in stream_output(frames, steps):
+        np.minimum(low, out.min(axis=(1, 2, 3)), out=low)
+        np.maximum(high, out.max(axis=(1, 2, 3)), out=high)
+        if j0 <= shown_frame < j0 + out.shape[1]:
+            shown = out[:MAX_SHOWN_CHANNELS, shown_frame - j0].copy()
+        if len(steps.chunks()) == 1:
+            output = out
+    ranges = [(float(a), float(b)) for a, b in zip(low, high, strict=True)]
+    return Scan(ranges, shown, output)
+
+
+def write_channel_videos(
+    frames: Iterable[np.ndarray],
+    steps: video_stream.Plan,
+    scan: Scan,
+    paths: Sequence[str | os.PathLike],
+    fps: float,
+    *,
+    encoders: int = 1,
+) -> int:
+    """Write output channel ``c`` to ``paths[c]`` as grey MP4 scaled by ``scan.ranges[c]``
+    (:func:`channel_frames`).  From ``scan.output`` one channel at a time; else the
+    convolution runs again over ``frames``, writing ``encoders`` channels per pass.  Returns
+    the passes made over the clip."""
+    channels = range(steps.out_shape[1])
+    if scan.output is not None:
+        for channel in channels:
+            write_video(
+                paths[channel], channel_frames(scan.output[channel], scan.ranges[channel]), fps
+            )
+        return 0
+    size = max(1, encoders)
+    groups = [channels[i : i + size] for i in range(0, len(channels), size)]
+    for group in groups:
+        with contextlib.ExitStack() as stack:
+            writers = [stack.enter_context(VideoWriter(paths[c], fps)) for c in group]
+            for _, out in stream_output(frames, steps):
+                for channel, writer in zip(group, writers, strict=True):
+                    writer.write(channel_frames(out[channel], scan.ranges[channel]))
+    return len(groups)

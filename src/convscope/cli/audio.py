@@ -25,8 +25,9 @@ from .batch import (
     report_skipped,
     worker_count_note,
 )
-from .common import UsageError, write_all
+from .common import UsageError
 from .conv_options import add_conv_arguments, conv_kwargs, parse_int_tuple, parse_padding
+from .staging import created_folders_removed, staged_outputs
 
 EXAMPLES = """examples:
   convscope audio                      # bundled speech, 1.5-4.5 s, spectrogram -> 2 x Conv2d
@@ -276,9 +277,22 @@ def conv1d_outputs(
     return files, {"waveforms": audio.figure_to_rgb(figure)}
 
 
-def write_files(folder: Path, files: dict[str, Writer]) -> Path:
-    """All of ``files`` or, when one fails, none (see ``common.write_all``)."""
-    return write_all(folder, files)
+def write_files(
+    folder: Path,
+    files: dict[str, Writer],
+    *,
+    then: Callable[[], None] | None = None,
+    within: Path | None = None,
+) -> Path:
+    """All of ``files`` or, when one fails (or ``then``, called once they are written and
+    before they are moved into place), none, and no folder made for them up to ``within``
+    (see ``staging.staged_outputs``)."""
+    with staged_outputs(folder, within=within) as stage:
+        for name, write in files.items():
+            write(str(stage.path(name)))
+        if then is not None:
+            then()
+    return Path(folder)
 
 
 def log_tensorboard(logger: Any, arrays: dict[str, np.ndarray]) -> None:
@@ -348,7 +362,7 @@ def audio_file(task: tuple[int, Path, Path, FolderSettings]) -> FileOutcome:
                 files, _ = spectrogram_outputs(
                     excerpt, settings.model, n_fft=settings.n_fft, hop_length=settings.hop_length
                 )
-        write_files(target, files)
+        write_files(target, files, within=target.parent)  # others may write there
     except FILE_ERRORS as error:
         return FileOutcome(index, path, error=str(error))
     message = f"{path.name} ({excerpt.start:g}-{excerpt.end:g} s) -> {target}: {len(files)} files"
@@ -406,7 +420,8 @@ def _run_folder(args: argparse.Namespace, conv: dict[str, Any], model: Any) -> i
             bar.update()
 
     try:
-        run_tasks(tasks, audio_file, scheduler=args.scheduler, workers=args.workers, done=done)
+        with created_folders_removed(out, always=True):  # if every file failed
+            run_tasks(tasks, audio_file, scheduler=args.scheduler, workers=args.workers, done=done)
     finally:
         if bar is not None:
             bar.close()
@@ -447,15 +462,17 @@ def run(args: argparse.Namespace) -> int:
         files, arrays = spectrogram_outputs(
             excerpt, model, n_fft=args.n_fft, hop_length=args.hop_length
         )
+    then = None
     if args.tensorboard:
         from ..apps.tensorboard import open_logger
 
-        folder = write_files(Path(args.output), files)
-        with open_logger(args.tensorboard) as logger:
-            log_tensorboard(logger, arrays)
+        def then() -> None:
+            with created_folders_removed(args.tensorboard), open_logger(args.tensorboard) as log:
+                log_tensorboard(log, arrays)
+
+    folder = write_files(Path(args.output), files, then=then)
+    if args.tensorboard:
         print(f"logged {', '.join(arrays)} to TensorBoard folder {args.tensorboard}")
-    else:
-        folder = write_files(Path(args.output), files)
     print(f"wrote {len(files)} files to {folder}: {', '.join(files)}")
     return 0
 

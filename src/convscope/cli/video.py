@@ -4,12 +4,16 @@ video per output channel.  Needs the optional PyAV (``pip install "convscope[vid
 from __future__ import annotations
 
 import argparse
+import itertools
 
-from ..apps import video
-from ..io.video import MAX_FRAMES, require_av
+from .. import nn
+from ..apps import video, video_stream
+from ..io.video import MAX_FRAMES, VideoReader, require_av
+from ..ops.workspace import get_workspace_budget
 from ..random import manual_seed
-from .common import UsageError, write_all
+from .common import UsageError, check_elements
 from .conv_options import add_conv_arguments, conv_kwargs
+from .staging import staged_outputs
 
 EXAMPLES = """examples:
   convscope video                          # bundled clip, 16 frames, Conv3d(3, 4, 3, 1, 1)
@@ -62,6 +66,14 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     add_conv_arguments(parser, out_channels=4, kernel_size="3", padding="1")
 
 
+def _check_weight(conv: dict) -> None:
+    """Refuse a Conv3d weight too large to build before building it."""
+    kernel = conv["kernel_size"]
+    kernel = kernel if isinstance(kernel, tuple) else (kernel,) * 3
+    groups = conv["groups"] if conv["groups"] >= 1 else 1
+    check_elements((conv["out_channels"], max(1, 3 // groups), *kernel), "the Conv3d weight")
+
+
 def run(args: argparse.Namespace) -> int:
     require_av()
     if not 1 <= args.frames <= MAX_FRAMES:
@@ -71,32 +83,63 @@ def run(args: argparse.Namespace) -> int:
     if args.frame is not None and args.frame < 0:
         raise UsageError(f"--frame must be 0 or more, got {args.frame}")
     conv = conv_kwargs(args)
+    _check_weight(conv)
     manual_seed(args.seed)
-    clip, fps = video.load_clip(args.input, args.frames, max_side=args.max_size)
+    source = video.sample_path() if args.input is None else args.input
+    reader = VideoReader(source, args.frames, max_side=args.max_size)
+    depth, height, width = reader.size()
+    fps = reader.fps
+    shape = (1, 3, depth, height, width)
     name = f"{video.SAMPLE} (bundled)" if args.input is None else args.input
-    depth = clip.shape[2]
-    print(f"input: {name}, {depth} frames at {fps:g} fps -> {tuple(clip.shape)} in [0, 1]")
+    print(f"input: {name}, {depth} frames at {fps:g} fps -> {shape} in [0, 1]")
     if depth < args.frames:
         print(f"(the clip has only {depth} of the {args.frames} frames asked for)")
     frame = depth // 2 if args.frame is None else args.frame
     if frame >= depth:
         raise UsageError(f"--frame {frame} is past the last frame read ({depth - 1})")
     try:
-        layer, out = video.video_conv(clip, conv)
+        layer = nn.Conv3d(3, **conv)
     except ValueError as error:  # the layer's own checks (groups, padding strings, ...)
         raise UsageError(f"bad convolution options for Conv3d: {error}") from None
+    steps = video_stream.plan(layer, shape)
+    out_shape = steps.out_shape
+    budget = get_workspace_budget()
+    encoder = video.encoder_bytes(*out_shape[3:])
+    try:
+        steps.fit(budget - encoder)
+    except video_stream.BudgetError as error:
+        raise UsageError(
+            f"{error} (the workspace budget of {budget / 2**20:.0f} MiB less one video "
+            f"encoder's {encoder / 2**20:.0f} MiB): use a smaller --max-size or fewer "
+            "--out-channels, or raise CONVSCOPE_WORKSPACE_BYTES"
+        ) from None
     bias = "none" if layer.bias is None else tuple(layer.bias.shape)
     print(f"layer: {layer}")
-    print(f"  weight {tuple(layer.weight.shape)}  bias {bias}  output {tuple(out.shape)}")
-    figure = video.comparison_figure(clip, out, layer=layer, frame=frame, fps=fps)
-    (d_scale, _), *_ = video.map_positions([layer], clip.shape[2:])[0]
-    out_fps = fps / d_scale
-    files = {"comparison.png": lambda tmp: figure.savefig(tmp, format="png")}
-    for channel in range(out.shape[1]):
-        frames = video.channel_frames(out[0, channel])
-        files[f"output_channel_{channel}.mp4"] = lambda tmp, f=frames: video.write_video(
-            tmp, f, out_fps
+    print(f"  weight {tuple(layer.weight.shape)}  bias {bias}  output {out_shape}")
+    chunks = len(steps.chunks())
+    encoders = max(1, budget // video_stream.CHUNK_SHARE // encoder)
+    if chunks > 1:
+        print(
+            f"streaming {chunks} chunks of {steps.chunk} output frames within the workspace "
+            f"budget of {budget / 2**20:.0f} MiB"
         )
-    folder = write_all(args.output, files)
-    print(f"wrote {len(files)} files to {folder}: {', '.join(files)}")
+    out_frame, _ = video.output_frame(layer, shape, frame)
+    scan = video.scan_output(reader, steps, out_frame)
+    picture = video.frame_array(next(itertools.islice(reader, frame, None)))
+    figure = video.frame_comparison_figure(
+        picture,
+        scan.shown,
+        layer=layer,
+        clip_shape=shape,
+        out_shape=out_shape,
+        frame=frame,
+        fps=fps,
+    )
+    (d_scale, _), *_ = video.map_positions([layer], shape[2:])[0]
+    names = ["comparison.png"] + [f"output_channel_{c}.mp4" for c in range(out_shape[1])]
+    with staged_outputs(args.output) as stage:
+        paths = [stage.path(name) for name in names]
+        figure.savefig(paths[0], format="png")
+        video.write_channel_videos(reader, steps, scan, paths[1:], fps / d_scale, encoders=encoders)
+    print(f"wrote {len(names)} files to {args.output}: {', '.join(names)}")
     return 0
