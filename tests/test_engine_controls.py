@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -71,6 +72,24 @@ def test_parallel_helpers_keep_order_and_errors():
         threads.parallel_copy(dest, source, axis=1, min_bytes=0)
         np.testing.assert_array_equal(dest, source)
     assert threads.split(5, 8) == [slice(i, i + 1) for i in range(5)]
+
+
+def test_nested_parallel_steps_run_inline_and_blas_threads_come_back():
+    """A share of a parallel_map that itself calls parallel_map runs it in its own thread
+    (waiting on the busy pool would deadlock it); blas_threads restores BLAS's count."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def inner(v):
+        return threads.parallel_map(lambda u: (u, threading.get_ident()), range(v, v + 3))
+
+    with cs.num_threads(2):
+        for share in threads.parallel_map(inner, [0, 10, 20]):
+            assert len({ident for _, ident in share}) == 1
+        with threads.blas_threads(1):
+            blas = [i for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+            assert all(i["num_threads"] == 1 for i in blas)
+        blas = [i for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+        assert all(i["num_threads"] == 2 for i in blas)
 
 
 @pytest.mark.parametrize(

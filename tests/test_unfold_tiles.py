@@ -1,9 +1,12 @@
-"""The unfold + GEMM forward in tiles: any budget, any geometry, PyTorch's numbers.
+"""The unfold + GEMM forward in tiles: any budget, any geometry, any thread count, PyTorch's
+numbers.
 
 Tiles that span whole trailing output dimensions are written by BLAS straight into the
-output through a strided view; others go through a buffer.  Both are checked here on random
-1-D/2-D/3-D geometries (strides, padding, dilation, groups) with budgets from unlimited down
-to a few output positions per tile.
+output through a strided view; others go through a buffer.  With several threads, big
+convolutions share their tiles out (each thread unfolds and multiplies its own, cutting a
+lone tile into sample or row shares).  All of it is checked here on random 1-D/2-D/3-D
+geometries (strides, padding, dilation, groups) with budgets from unlimited down to a few
+output positions per tile, serial and shared over 2 and 3 threads.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import convscope as cs
 from convscope.ops import tiling, unfold_gemm, workspace
 from convscope.ops.conv import conv_general
 
@@ -33,8 +37,10 @@ def _case(rng: np.random.Generator, dim: int):
 
 @pytest.mark.parametrize("dim", [1, 2, 3])
 @pytest.mark.parametrize("seed", range(4))
-def test_unfold_tiles_match_torch(reference, dim, seed):
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_unfold_tiles_match_torch(reference, dim, seed, threads, monkeypatch):
     torch = reference
+    monkeypatch.setattr(unfold_gemm, "SHARED_FROM", 0)  # share even the small ones
     rng = np.random.default_rng(100 * dim + seed)
     functional = [torch.nn.functional.conv1d, torch.nn.functional.conv2d]
     functional.append(torch.nn.functional.conv3d)
@@ -48,7 +54,7 @@ def test_unfold_tiles_match_torch(reference, dim, seed):
         except RuntimeError:  # the kernel does not fit the padded input
             continue
         for budget in BUDGETS:
-            with workspace.workspace_budget(budget):
+            with workspace.workspace_budget(budget), cs.num_threads(threads):
                 try:
                     y = conv_general(
                         x,
@@ -86,3 +92,29 @@ def test_row_strips_are_written_in_place():
     view = unfold_gemm._gemm_view(out, tiles[0], geom, 1)
     assert view is not None and np.shares_memory(view, out)
     assert view.shape == (1, 1, 8, box[0] * 900)
+
+
+@pytest.mark.parametrize(
+    ("shape", "count"),
+    [((1, 4, 20, 20), 2), ((6, 4, 5, 5), 2), ((1, 4, 5, 7), 3), ((5, 4, 3, 3), 3)],
+)
+def test_each_thread_gets_a_share(shape, count):
+    """A lone sample is cut into row bands, a batch in one tile into sample shares; together
+    the shares cover every output cell once."""
+    geom = tiling.ConvGeometry(
+        input_shape=shape,
+        kernel_size=(3, 3),
+        stride=(1, 1),
+        pads=((1, 1),) * 2,
+        dilation=(1, 1),
+        input_dilation=(1, 1),
+        output_size=shape[2:],
+    )
+    tiles = unfold_gemm._shared_tiles(geom, np.dtype(np.float64), 4, 1 << 30, count)
+    assert len(tiles) >= count
+    covered = np.zeros((shape[0], *shape[2:]), int)
+    for tile in tiles:
+        covered[
+            (tile.batch, *(slice(a, b) for a, b in zip(tile.start, tile.stop, strict=True)))
+        ] += 1
+    assert np.all(covered == 1)

@@ -32,6 +32,11 @@ PER_SAMPLE_POSITIONS = 1024
 """Output positions per sample from which each sample gets its own GEMM, written straight
 into the output; below it one GEMM covers all samples of a tile (through a buffer)."""
 
+SHARED_FROM = 1 << 23
+"""Multiply-adds from which a convolution's tiles are shared out over the threads (each
+unfolding and multiplying its own tiles with BLAS on one core); smaller ones run on the
+calling thread with BLAS's own threads."""
+
 FORWARD_TILE_BYTES = 24 << 20
 """Workspace the forward's tiles aim at when the budget allows more (but at least one slab of
 whole trailing output rows, so BLAS still writes into the output): a column matrix the GEMM
@@ -56,14 +61,37 @@ def run(
         planes = x.reshape(n, groups, cg, -1)
         np.matmul(kernel, planes, out=out.reshape(n, groups, og, -1))
         return
-    tiles, box = _tiles(geom, dtype, o, budget)
+    workers = threads.get_num_threads()
+    work = n * tiling.prod(geom.output_size) * kernel.size
+    if workers > 1 and work >= SHARED_FROM and threads.blas_is_adjustable():
+        # each thread unfolds its own tiles and multiplies them on one core: no hand-over
+        # between copying and BLAS's threads, and no BLAS thread spinning between GEMMs
+        tiles = _shared_tiles(geom, dtype, o, budget, workers)
+        shares = [tiles[part] for part in threads.split(len(tiles), workers)]
+        with threads.blas_threads(1):
+            threads.parallel_map(lambda share: _run_tiles(x, kernel, geom, share, out), shares)
+        return
+    _run_tiles(x, kernel, geom, _tiles(geom, dtype, o, budget)[0], out)
+
+
+def _run_tiles(
+    x: np.ndarray,
+    kernel: np.ndarray,
+    geom: tiling.ConvGeometry,
+    tiles: Sequence[tiling.Tile],
+    out: np.ndarray,
+) -> None:
+    """Unfold and multiply ``tiles`` one after another (``kernel``: ``(groups, O/groups,
+    C/groups * prod(K))`` in the compute dtype)."""
+    dtype = kernel.dtype
+    groups, og = kernel.shape[:2]
+    o = groups * og
     slabs, columns, products = (tiling.Scratch(dtype) for _ in range(3))
-    # few positions per sample make per-sample GEMMs too thin: one GEMM over the tile instead
-    per_sample = tiling.prod(box) >= PER_SAMPLE_POSITIONS
     for tile in tiles:
         slab = tiling.extract_slab(x, geom, tile, dtype, slabs)
         count = slab.shape[0]
         target = _gemm_view(out, tile, geom, groups) if out.dtype == dtype else None
+        per_sample = tiling.prod(tile.size) >= PER_SAMPLE_POSITIONS or count == 1
         if per_sample and target is not None:
             cols = unfold(slab, geom, tile.size, groups, columns)
             np.matmul(kernel, cols, out=target)
@@ -75,13 +103,27 @@ def run(
             product = product.reshape(count, o, *tile.size)
         else:
             cols = unfold(slab, geom, tile.size, groups, columns, samples_inner=True)
-            if count == 1 and target is not None:
-                np.matmul(kernel, cols, out=target[0])
-                continue
             product = products.take((groups, og, cols.shape[-1]))
             np.matmul(kernel, cols, out=product)
             product = product.reshape(o, count, *tile.size).swapaxes(0, 1)
         threads.parallel_copy(out[tile.out_index], product, axis=1)
+
+
+@functools.lru_cache(maxsize=1024)
+def _shared_tiles(
+    geom: tiling.ConvGeometry, dtype: np.dtype, out_channels: int, budget: int, workers: int
+) -> tuple[tiling.Tile, ...]:
+    """Tiles for ``workers`` threads: each thread's columns within its share of the budget,
+    and at least one tile per thread (a lone sample's output cut into row bands)."""
+    tiles, box = _tiles(geom, dtype, out_channels, max(1, budget // workers))
+    if len(tiles) >= workers:
+        return tiles
+    n = geom.input_shape[0]
+    nb = tiles[0].batch.stop - tiles[0].batch.start
+    if nb >= workers:  # several samples in one GEMM: a share of the samples each
+        return tuple(tiling.iter_tiles(n, geom.output_size, -(-nb // workers), box))
+    rows = max(1, -(-box[0] // workers))
+    return tuple(tiling.iter_tiles(n, geom.output_size, nb, (rows, *box[1:])))
 
 
 @functools.lru_cache(maxsize=1024)
