@@ -192,3 +192,12 @@ def test_a_failure_while_writing_leaves_nothing_behind(tmp_path, monkeypatch, ca
         assert ("streaming" in captured.out) == (budget is not None)
     assert not (tmp_path / "new").exists()
     assert [p.name for p in kept.iterdir()] == ["notes.txt"]  # no partial or hidden files
+
+
+def test_an_output_never_replaces_the_input(tmp_path, capsys):
+    source = _clip(tmp_path / "output_channel_1.mp4", 4, 30, 40)
+    before = source.read_bytes()
+    assert main(["video", str(source), "-o", str(tmp_path)]) == 2
+    assert "would overwrite the input" in capsys.readouterr().err
+    assert source.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["output_channel_1.mp4"]

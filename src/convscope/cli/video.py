@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+from pathlib import Path
 
 from .. import nn
 from ..apps import video, video_stream
@@ -84,8 +85,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--frame must be 0 or more, got {args.frame}")
     conv = conv_kwargs(args)
     _check_weight(conv)
-    manual_seed(args.seed)
+    names = ["comparison.png"] + [f"output_channel_{c}.mp4" for c in range(conv["out_channels"])]
     source = video.sample_path() if args.input is None else args.input
+    if Path(source).resolve() in {(Path(args.output) / name).resolve() for name in names}:
+        raise UsageError(f"the outputs in {args.output} would overwrite the input {source}")
+    manual_seed(args.seed)
     reader = VideoReader(source, args.frames, max_side=args.max_size)
     depth, height, width = reader.size()
     fps = reader.fps
@@ -121,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     if chunks > 1:
         print(
             f"streaming {chunks} chunks of {steps.chunk} output frames within the workspace "
-            f"budget of {budget / 2**20:.0f} MiB"
+            f"budget of {budget / 2**20:.0f} MiB, writing up to {encoders} videos per pass"
         )
     out_frame, _ = video.output_frame(layer, shape, frame)
     scan = video.scan_output(reader, steps, out_frame)
@@ -136,7 +140,6 @@ def run(args: argparse.Namespace) -> int:
         fps=fps,
     )
     (d_scale, _), *_ = video.map_positions([layer], shape[2:])[0]
-    names = ["comparison.png"] + [f"output_channel_{c}.mp4" for c in range(out_shape[1])]
     with staged_outputs(args.output) as stage:
         paths = [stage.path(name) for name in names]
         figure.savefig(paths[0], format="png")
