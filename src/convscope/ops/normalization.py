@@ -223,9 +223,9 @@ def grad_sums(
         centre = _per_row(centre, x.shape, x.dtype)
         flat = (g.reshape(count, -1), x.reshape(count, -1), centre, total.ravel(), dot.ravel())
         if x.size < jit.SERIAL_BELOW or get_num_threads() == 1:
-            kernels.row_grad_sums_serial(*flat, x.dtype.type(0))
+            kernels.row_grad_sums_serial(*flat)
         else:
-            jit.run(kernels.row_grad_sums, *flat, x.dtype.type(0))
+            jit.run(kernels.row_grad_sums, *flat)
         return total, dot
     total = np.zeros(x.shape[:2])
     dot = np.zeros(x.shape[:2])
