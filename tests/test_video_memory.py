@@ -201,3 +201,20 @@ def test_an_output_never_replaces_the_input(tmp_path, capsys):
     assert "would overwrite the input" in capsys.readouterr().err
     assert source.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["output_channel_1.mp4"]
+
+
+def test_reader_and_writer_work_a_few_frames_at_a_time(tmp_path):
+    frames = np.random.default_rng(2).integers(0, 255, (9, 15, 21), dtype=np.uint8)
+    with video_io.VideoWriter(tmp_path / "pieces.mp4", fps=6) as writer:
+        for piece in (frames[:4], frames[4:5], frames[5:]):
+            writer.write(piece)
+        with pytest.raises(ValueError, match="after frames of"):
+            writer.write(np.zeros((1, 16, 21), np.uint8))
+    reader = video_io.VideoReader(tmp_path / "pieces.mp4", max_frames=5, max_side=11)
+    assert reader.size() == (5, 8, 11) and reader.fps == 6.0  # scaled to 11 px wide, even
+    decoded = iter(reader)
+    assert next(decoded).shape == (8, 11, 3)  # one frame decoded, not the clip
+    assert len(list(decoded)) == 4
+    back, _ = video_io.read_video(tmp_path / "pieces.mp4", max_frames=100)
+    assert back.shape == (9, 16, 22, 3)  # odd sizes padded for 4:2:0
+    assert np.abs(back[:, :15, :21, 0].astype(int) - frames).mean() < 12
