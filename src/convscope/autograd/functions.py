@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import _dtypes
 from ..ops import elementwise
+from ..ops.matmul import matmul as ops_matmul
 from ..tensor import Tensor
 from .engine import attach, is_grad_enabled, unbroadcast
 
@@ -176,8 +177,8 @@ def _stacked_times_matrix(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     took 2.5 s that way, 62 ms as one GEMM)."""
     if x.ndim > 2 and y.ndim == 2:
         rows = x.reshape(-1, x.shape[-1])
-        return np.matmul(rows, y).reshape(*x.shape[:-1], y.shape[-1])
-    return np.matmul(x, y)
+        return ops_matmul(rows, y).reshape(*x.shape[:-1], y.shape[-1])
+    return ops_matmul(x, y) if x.ndim >= 2 and y.ndim >= 2 else np.matmul(x, y)
 
 
 def linear(a: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
@@ -192,7 +193,7 @@ def linear(a: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
     def rule(g: np.ndarray, n: tuple[bool, ...]) -> tuple:
         rows = g.reshape(-1, g.shape[-1])
         gx = _stacked_times_matrix(g, weight) if n[0] else None
-        gw = rows.T @ x.reshape(-1, x.shape[-1]) if n[1] else None
+        gw = ops_matmul(rows.T, x.reshape(-1, x.shape[-1])) if n[1] else None
         if b is None:
             return gx, gw
         return gx, gw, rows.sum(axis=0) if n[2] else None

@@ -118,12 +118,17 @@ def parallel_map(fn: Callable[[Any], T], items: Iterable[Any]) -> list[T]:
     Exceptions propagate; results keep the order of ``items``.
     """
     items = list(items)
-    if get_num_threads() == 1 or len(items) <= 1 or getattr(_sharing, "active", False):
+    if get_num_threads() == 1 or len(items) <= 1 or sharing():
         return [fn(item) for item in items]
     pool = _executor()
     futures = [pool.submit(_share, fn, item) for item in items[1:]]
     first = _share(fn, items[0])  # the calling thread works too
     return [first, *(future.result() for future in futures)]
+
+
+def sharing() -> bool:
+    """True inside one share of a :func:`parallel_map` (nested parallel steps run inline)."""
+    return getattr(_sharing, "active", False)
 
 
 def _share(fn: Callable[[Any], T], item: Any) -> T:

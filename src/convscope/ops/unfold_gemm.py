@@ -27,6 +27,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from . import threads, tiling
+from .matmul import matmul
 
 PER_SAMPLE_POSITIONS = 1024
 """Output positions per sample from which each sample gets its own GEMM, written straight
@@ -59,7 +60,7 @@ def run(
     kernel = w.astype(dtype, copy=False).reshape(groups, og, cg * tiling.prod(k))
     if _pointwise(x, geom, dtype, out):
         planes = x.reshape(n, groups, cg, -1)
-        np.matmul(kernel, planes, out=out.reshape(n, groups, og, -1))
+        matmul(kernel, planes, out=out.reshape(n, groups, og, -1))
         return
     workers = threads.get_num_threads()
     work = n * tiling.prod(geom.output_size) * kernel.size
@@ -274,9 +275,9 @@ def weight_gradient(
         g = g.reshape(groups, og, -1)
         for group in range(groups):
             if number == 0:  # the first tile's product is the total so far
-                np.matmul(g[group], cols[group].T, out=total[group])
+                matmul(g[group], cols[group].T, out=total[group])
                 continue
             product = products.take((og, cg * kprod))
-            np.matmul(g[group], cols[group].T, out=product)
+            matmul(g[group], cols[group].T, out=product)
             total[group] += product
     return total.reshape(o, cg, *k).astype(x.dtype, copy=False)

@@ -1,0 +1,66 @@
+"""``np.matmul`` shared out over convscope's threads, BLAS on one core in each.
+
+BLAS's own threads hand every GEMM to a worker that then spins for a while between calls,
+which on a 2-core machine takes the core a convscope thread wants for the next copy or
+kernel; sharing a big product out (a part of the stack, of the columns or of the rows per
+thread) keeps all threads convscope's.  Small products, one thread, or a call from inside a
+share run as plain ``np.matmul``.
+
+>>> import numpy as np
+>>> a, b = np.arange(6.0).reshape(2, 3), np.ones((3, 2))
+>>> matmul(a, b).tolist()
+[[3.0, 3.0], [12.0, 12.0]]
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import threads
+
+SHARED_FROM = 1 << 22
+"""Multiply-adds from which a product is shared out over the threads."""
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``np.matmul(a, b, out=out)`` for operands of two or more dimensions, shared out over
+    the threads when it is big.  Every output element is one BLAS dot product either way;
+    as between BLAS's own thread counts, a few at the edges of BLAS's blocks may round
+    differently (integers are exact)."""
+    workers = threads.get_num_threads()
+    if (
+        workers == 1
+        or a.ndim < 2
+        or b.ndim < 2
+        or threads.sharing()
+        or not threads.blas_is_adjustable()
+    ):
+        return np.matmul(a, b, out=out)
+    stack = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    if k != b.shape[-2] or math.prod(stack) * m * n * k < SHARED_FROM:
+        return np.matmul(a, b, out=out)
+    if out is None:
+        out = np.empty((*stack, m, n), np.result_type(a, b))
+    if stack and stack[0] >= workers:
+        parts = [(_lead(a, out, p), _lead(b, out, p), out[p]) for p in _split(stack[0], workers)]
+    elif n >= m:
+        parts = [(a, b[..., p], out[..., p]) for p in _split(n, workers)]
+    else:
+        parts = [(a[..., p, :], b, out[..., p, :]) for p in _split(m, workers)]
+    with threads.blas_threads(1):
+        threads.parallel_map(lambda part: np.matmul(part[0], part[1], out=part[2]), parts)
+    return out
+
+
+def _split(length: int, workers: int) -> list[slice]:
+    return threads.split(length, workers)
+
+
+def _lead(operand: np.ndarray, out: np.ndarray, part: slice) -> np.ndarray:
+    """``operand``'s share of the output's first stack axis (all of it when broadcast)."""
+    if operand.ndim == out.ndim and operand.shape[0] == out.shape[0]:
+        return operand[part]
+    return operand
