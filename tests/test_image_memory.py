@@ -219,7 +219,7 @@ def test_banded_sheet_of_a_big_image_states_the_true_sizes_and_ranges(
     monkeypatch.setattr(
         viz, "save_figure", lambda f, *a, **k: (figures.append(f), original(f, *a, **k))
     )
-    with cs.workspace_budget(4 << 20):  # too small for the whole image: bands
+    with cs.workspace_budget(8 << 20):  # too small for the whole image: bands
         args = ["image", source, "-o", tmp_path, "--no-progress", "--stride", "2"]
         assert run_cli(args, capsys)[0] == 0
     (figure,) = figures
@@ -279,3 +279,39 @@ def test_peak_memory_of_a_big_image_stays_near_budget_plus_input(tmp_path):
         *(f"big_channel_{i}.png" for i in range(4)),
         "big_sheet.png",
     ]
+
+
+class _Rows:
+    """An in-memory image with the reading interface of ``io.image.ImageRows``."""
+
+    def __init__(self, pixels: np.ndarray) -> None:
+        self.pixels, (_, self.height, self.width) = pixels, pixels.shape
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        return self.pixels[:, start:stop]
+
+
+@pytest.mark.parametrize("activation", image_app.ACTIVATIONS)
+@pytest.mark.parametrize("groups", [1, 3])
+def test_pictures_channel_block_by_channel_block(activation, groups):
+    """A budget for one channel's picture at a time: every block of channels is computed in
+    its own pass (only its channels when the layer has one group) and gives the pixels of
+    the whole output; the sheet's means and ranges come from the first pass."""
+    image = np.random.default_rng(5).random((3, 40, 30), dtype=np.float32)
+    conv = image_app.random_conv(seed=2, out_channels=6, kernel_size=5, padding=2, groups=groups)
+    whole = image_app.feature_maps(image, conv, activation="none")
+    run = image_strips.BandedConv(conv, _Rows(image), activation, 4 * 40 * 30 * 2, True)
+    assert run.plan.channels == 2 and run.plan.rows < 40
+    got = dict(run.pictures())
+    assert sorted(got) == list(range(6))
+    for channel, values in enumerate(image_app.activate(whole, activation)):
+        np.testing.assert_array_equal(got[channel], image_io.to_pixels(values))
+    assert run.sheet.factor == run.factor > 1  # coarser means: 6 maps in a small budget
+    means = image_strips.block_means
+    np.testing.assert_allclose(run.sheet.raw, means(whole, run.factor), atol=1e-6)
+    low, high = whole.min(axis=(1, 2)), whole.max(axis=(1, 2))
+    np.testing.assert_allclose(run.sheet.ranges, np.stack([low, high], axis=1), atol=1e-6)
+    activated = image_app.activate(whole, activation)
+    np.testing.assert_allclose(run.sheet.activated, means(activated, run.factor), atol=1e-6)
+    assert run.sheet.mean == pytest.approx(float(activated.mean()), abs=1e-6)
+    assert run.sheet.std == pytest.approx(float(activated.std()), abs=1e-6)

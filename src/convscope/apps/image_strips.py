@@ -82,23 +82,32 @@ def _window(read: RowReader, sources: np.ndarray) -> np.ndarray:
 
 
 def conv_rows(
-    conv: nn.Conv2d, read: RowReader, size: tuple[int, int], start: int, stop: int
+    conv: nn.Conv2d,
+    read: RowReader,
+    size: tuple[int, int],
+    start: int,
+    stop: int,
+    channels: slice = slice(None),
 ) -> np.ndarray:
-    """Output rows ``[start, stop)`` of ``conv`` (``(C, stop - start, W')`` float32) on the
-    ``H x W`` (``size``) RGB image whose rows ``read`` gives; a one-channel layer sees the
-    luminance, as :func:`convscope.apps.image.feature_maps` does."""
+    """Output rows ``[start, stop)`` of ``conv``'s output ``channels`` (``(C, stop - start,
+    W')`` float32) on the ``H x W`` (``size``) RGB image whose rows ``read`` gives; a
+    one-channel layer sees the luminance, as :func:`convscope.apps.image.feature_maps` does.
+    Only the channels asked for are computed when the layer has one group."""
     (top, bottom), (left, right) = _pairs(conv, size)
     extent = geometry.receptive_extent(conv.kernel_size, conv.dilation)[0]
     lo, hi = valid_window(start, stop, conv.stride[0], extent)
     mode = _pad.LAYER_MODES[conv.padding_mode]
     sources = _pad.source_index(size[0], top, bottom, mode)[lo:hi]
     x = image_app.prepare(_window(read, sources)[None], conv)
+    weight, bias = conv.weight.data, None if conv.bias is None else conv.bias.data
+    if conv.groups == 1:
+        weight, bias = weight[channels], None if bias is None else bias[channels]
     with no_grad():
         window = Tensor(np.ascontiguousarray(x))
         if left or right:
             window = F.pad(window, (left, right, 0, 0), mode=mode)
-        y = conv._conv()(window, conv.weight, conv.bias, conv.stride, 0, conv.dilation, conv.groups)
-    return y.numpy()[0]
+        y = conv._conv()(window, weight, bias, conv.stride, 0, conv.dilation, conv.groups)
+    return y.numpy()[0] if conv.groups == 1 else y.numpy()[0, channels]
 
 
 def block_means(values: np.ndarray, factor: int) -> np.ndarray:
@@ -182,31 +191,44 @@ class SheetMaps:
 class BandedConv:
     """``conv`` then ``activation`` on one big image, band by band: :meth:`pictures` yields
     every output channel's 8-bit picture (equal, value for value, to ``to_pixels`` of
-    ``activate`` of the whole output) and fills :attr:`sheet` on the way."""
+    ``activate`` of the whole output) and, with ``means``, fills :attr:`sheet` on the way
+    (block means of the activated maps too with ``want_activated``)."""
 
     conv: nn.Conv2d
     image: object  # an ImageRows (or anything with height, width, rows(start, stop))
     activation: str
     budget: int
     want_activated: bool = False
+    means: bool = True
     sheet: SheetMaps | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.size = (self.image.height, self.image.width)
         self.out_size = check_layer(self.conv, self.size)
         self.factor = display_factor(self.out_size)
+        while self.means_bytes > self.budget // 4 and self.factor < max(self.out_size):
+            self.factor += 1  # many maps: coarser means for the sheet, within the budget
         self.plan = plan_bands(self.conv, self.size, self.budget, self.factor)
 
     @property
     def shape(self) -> tuple[int, int, int]:
         return (self.conv.out_channels, *self.out_size)
 
-    def _bands(self) -> Iterator[tuple[int, int, np.ndarray]]:
+    @property
+    def means_bytes(self) -> int:
+        """Bytes the block means for the sheet take (collected per band, then joined)."""
+        if not self.means:
+            return 0
+        cells = (self.out_size[0] // self.factor) * (self.out_size[1] // self.factor)
+        return self.conv.out_channels * cells * 8 * 2 * (2 if self.want_activated else 1)
+
+    def _bands(self, channels: slice = slice(None)) -> Iterator[tuple[int, int, np.ndarray]]:
         height = self.out_size[0]
         with workspace_budget(self.plan.workspace):
             for start in range(0, height, self.plan.rows):
                 stop = min(start + self.plan.rows, height)
-                yield start, stop, conv_rows(self.conv, self.image.rows, self.size, start, stop)
+                raw = conv_rows(self.conv, self.image.rows, self.size, start, stop, channels)
+                yield start, stop, raw
 
     def _limits(self) -> list[tuple[np.ndarray, np.ndarray] | None]:
         """Per channel ``(low, span)`` of the whole map for ``minmax`` (one pass), else None."""
@@ -237,20 +259,23 @@ class BandedConv:
         for first in range(0, channels, self.plan.channels):
             block = range(first, min(first + self.plan.channels, channels))
             pictures = np.empty((len(block), height, width), np.uint8)
-            for start, stop, raw in self._bands():
-                every = first == 0 and self.want_activated
+            whole = first == 0 and self.means  # every channel, for the means and ranges
+            offset = 0 if whole else first
+            wanted = slice(None) if whole else slice(first, block.stop)
+            for start, stop, raw in self._bands(wanted):
+                every = whole and self.want_activated
                 for c in range(channels) if every else block:
-                    values = image_app.activate(raw[c], self.activation, limits[c])
+                    values = image_app.activate(raw[c - offset], self.activation, limits[c])
                     if c in block:
                         pictures[c - first, start:stop] = to_pixels(values)
                     if every:
                         act_means.append((c, start, block_means(values, self.factor)))
                         total += float(values.sum(dtype=np.float64))
                         squares += float(np.square(values, dtype=np.float64).sum())
-                if first == 0:
+                if whole:
                     raw_means.append(block_means(raw, self.factor))
                     ranges = _finite_ranges(raw, ranges)
-            if first == 0:
+            if whole:
                 self.sheet = self._sheet(raw_means, act_means, ranges, total, squares)
             yield from zip(block, pictures, strict=True)
 

@@ -394,6 +394,10 @@ def _log(tensorboard: Any, step: int, picture: np.ndarray, maps: np.ndarray, *st
     tensorboard.add_scalar("feature_maps/std", std, step)
 
 
+def _mib(nbytes: float) -> str:
+    return f"{nbytes / (1 << 20):,.1f} MiB"
+
+
 def in_memory_bytes(job: ImageJob, info: ImageInfo, count: int = 1) -> int:
     """Bytes ``count`` images of ``info``'s size take when convolved together as whole arrays:
     decoded and float inputs (read, then stacked), raw output, activated maps and their float64
@@ -520,7 +524,16 @@ def _banded(
     try:
         with ImageRows(item.path, job.max_pixels) as image, all_or_nothing(targets):
             budget = get_workspace_budget()
-            run = image_strips.BandedConv(job.conv, image, job.activation, budget, want_activated)
+            run = image_strips.BandedConv(
+                job.conv, image, job.activation, budget, want_activated, job.sheet or keep
+            )
+            if run.means_bytes > budget // 4:
+                raise UsageError(
+                    f"{item.path}: the contact sheet's {job.conv.out_channels} maps need at "
+                    f"least {_mib(run.means_bytes)}, over a quarter of the memory budget of "
+                    f"{_mib(budget)}: use --no-sheet (and no --tensorboard), or raise "
+                    "CONVSCOPE_WORKSPACE_BYTES (bytes)"
+                )
             for channel, pixels in run.pictures():
                 write_atomically(
                     targets[channel],
@@ -648,10 +661,6 @@ def _check_model_outputs(paths: Sequence[Path], names: Sequence[str], out: Path,
             pattern = rf"{re.escape(name)}_{re.escape(tag)}_(channel_\d+\.\w+|sheet\.png)"
             if re.fullmatch(pattern, real.name):
                 raise UsageError(f"the outputs for {name} would overwrite the input file {path}")
-
-
-def _mib(nbytes: float) -> str:
-    return f"{nbytes / (1 << 20):,.1f} MiB"
 
 
 def model_chunk(network: Any, model: str, layer: str, batch_size: int) -> int:
