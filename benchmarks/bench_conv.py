@@ -19,7 +19,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import tracemalloc
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import machine
 import numpy as np
 
 GROUPS = {
@@ -459,7 +459,7 @@ def main() -> None:
         "command": "python " + " ".join([sys.argv[0], *sys.argv[1:]]),
         "threads": args.threads,
         "repeats": args.repeats,
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "machine": machine.describe(),
         "numpy": np.__version__,
         "torch": torch.__version__,
         "cases": rows,

@@ -25,7 +25,6 @@ import io
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
+import machine
 import numpy as np
 
 INFERENCE = [  # (name, batches, input shape after the batch)
@@ -555,7 +555,7 @@ def main() -> None:
         print(f"{name:<18} train b{batch}: x torch {row['vs_torch']:5.2f}", flush=True)
     report: dict[str, Any] = {
         "command": "python " + " ".join([sys.argv[0], *sys.argv[1:]]),
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "machine": machine.describe(),
         "threads": args.threads,
         "repeats": args.repeats,
         "numpy": np.__version__,
