@@ -20,7 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import nn
-from ..nn.fusion import conv_bn_act
+from ..autograd.engine import is_grad_enabled
+from ..nn.fusion import conv_bn_act, run_handed_over
 from ..tensor import Tensor
 from ._blocks import check_no_weights, conv_bn_residual, is_norm2d
 from ._registry import register_model
@@ -247,11 +248,14 @@ class ResNet(nn.Module):
     def _forward_impl(self, x: Tensor) -> Tensor:
         x = conv_bn_act(x, self.conv1, self.bn1, self.relu)
         x = self.maxpool(x)
-        x = self.layer1(x)
-        x = self.layer2(x)
-        x = self.layer3(x)
-        x = self.layer4(x)
-        x = self.avgpool(x)
+        stages = [self.layer1, self.layer2, self.layer3, self.layer4, self.avgpool]
+        if is_grad_enabled():
+            for stage in stages:
+                x = stage(x)
+        else:  # each block's input goes as soon as the next block has run
+            held = [x]
+            del x
+            x = run_handed_over(stages, held)
         return self.fc(x.flatten(1))
 
     def forward(self, x: Tensor) -> Tensor:

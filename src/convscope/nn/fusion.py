@@ -204,10 +204,20 @@ def conv_bn_act(
 
 def run_sequence(modules: Sequence[Module], input: Any) -> Any:
     """Apply ``modules`` in order like ``Sequential``, fusing each ``Conv*, BatchNorm*,
-    activation`` run (BatchNorm or activation may be absent) that :func:`conv_bn_act` can."""
+    activation`` run (BatchNorm or activation may be absent) that :func:`conv_bn_act` can.
+
+    Plain nested ``Sequential`` modules (no hooks) run inline, their layers one after another
+    in this loop, so that each intermediate result goes as soon as the next layer has used it
+    (called as modules, a stage's input would stay referenced by its call until the whole
+    stage ends); fusion never spans the boundary of a nested ``Sequential``.
+    """
+    modules = _inline(modules)
     i, count = 0, len(modules)
     while i < count:
         module = modules[i]
+        if module is None:  # the boundary of an inlined Sequential
+            i += 1
+            continue
         if _is_conv(module):
             bn = modules[i + 1] if i + 1 < count and _is_eval_batch_norm(modules[i + 1]) else None
             after = i + 1 + (bn is not None)
@@ -236,6 +246,33 @@ def run_sequence(modules: Sequence[Module], input: Any) -> Any:
         input = module(input)
         i += 1
     return input
+
+
+def run_handed_over(modules: Sequence[Module], held: list[Any]) -> Any:
+    """:func:`run_sequence` on ``held.pop()``: a caller that hands its only reference to an
+    input over this way lets it go as soon as the first module has used it.
+
+    >>> import convscope as cs
+    >>> import convscope.nn as nn
+    >>> held = [cs.ones(2, 3)]
+    >>> run_handed_over([nn.Linear(3, 4), nn.Sequential(nn.ReLU())], held).shape, held
+    ((2, 4), [])
+    """
+    return run_sequence(modules, held.pop())
+
+
+def _inline(modules: Sequence[Module]) -> list[Any]:
+    """``modules`` with each plain nested ``Sequential`` replaced by its layers (inlined the
+    same way), between two ``None`` boundaries."""
+    from .container import Sequential
+
+    flat: list[Any] = []
+    for module in modules:
+        if type(module) is Sequential and _plain(module):
+            flat += [None, *_inline(list(module._modules.values())), None]
+        else:
+            flat.append(module)
+    return flat
 
 
 def _copies_input(module: Module, input: Any) -> bool:
