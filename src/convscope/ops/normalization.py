@@ -237,7 +237,10 @@ def grad_sums(
             h = np.multiply(h, col_weight, out=weighted.take(h.shape))
         dev = np.subtract(x[index], rows(centre, index), out=deviations.take(h.shape))
         total[index] = h.sum(axis=2)
-        dot[index] = np.einsum("acs,acs->ac", h, dev)
+        # products first, then NumPy's pairwise sum along the row: einsum's running float32
+        # sums made a BatchNorm's weight gradient 2x as far from float64 as PyTorch's at
+        # (8, 64, 56, 56); this is 5x closer for 15% more time in this step
+        dot[index] = np.multiply(dev, h, out=dev).sum(axis=2)
     return total, dot
 
 
