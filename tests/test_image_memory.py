@@ -248,6 +248,20 @@ def test_model_batches_follow_the_budget_and_refuse_what_cannot_fit(tmp_path, ca
     assert "over the memory budget of" in stderr and "CONVSCOPE_WORKSPACE_BYTES" in stderr
 
 
+def test_an_image_bigger_than_the_free_memory_is_refused_up_front(tmp_path, capsys, monkeypatch):
+    source = tmp_path / "in.png"
+    _photo(source, (300, 200))
+    monkeypatch.setattr(image_strips, "available_bytes", lambda: 1 << 20)
+    code, _, stderr = run_cli(["image", source, "-o", tmp_path / "out"], capsys)
+    assert code == 2 and stderr.count("\n") == 1 and not (tmp_path / "out").exists()
+    assert "in.png (300 x 200, H x W) needs about" in stderr and "1.0 MiB available" in stderr
+    args = ["image", source, "--model", "fashion", "--layer", "conv1_1", "-o", tmp_path / "out"]
+    code, _, stderr = run_cli(args, capsys)
+    assert code == 2 and "needs about" in stderr and not (tmp_path / "out").exists()
+    monkeypatch.setattr(image_strips, "available_bytes", lambda: None)  # unknown: no check
+    assert run_cli(["image", source, "-o", tmp_path / "out", "--no-progress"], capsys)[0] == 0
+
+
 PEAK = """
 import resource, subprocess, sys
 subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)

@@ -45,6 +45,31 @@ RowReader = Callable[[int, int], np.ndarray]
 DECODED_BYTES = 4
 
 
+def available_bytes() -> int | None:
+    """The memory the system can still give (``MemAvailable`` of ``/proc/meminfo``), or
+    ``None`` where that cannot be read."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def banded_bytes(conv: nn.Conv2d, size: tuple[int, int], budget: int) -> int:
+    """The most a banded run holds: the decoded image, one output channel's 8-bit picture
+    (blocks of more come out of the budget) and the budget.
+
+    >>> from convscope.apps.image import random_conv
+    >>> banded_bytes(random_conv(), (7000, 7000), 512 << 20) >> 20
+    745
+    """
+    out_h, out_w = image_app.output_size(conv, *size)
+    return DECODED_BYTES * size[0] * size[1] + out_h * out_w + budget
+
+
 def _pairs(conv: nn.Conv2d, size: tuple[int, int]) -> tuple[tuple[int, int], ...]:
     """The layer's padding as (before, after) pairs for an input of ``size`` (H, W)."""
     return geometry.resolve_padding(

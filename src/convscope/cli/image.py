@@ -307,7 +307,7 @@ def check_inputs(
     kernel, not overwritten by an output) before anything is written.  A file of ``skip``
     (found in a folder) that fails is appended to ``skipped`` instead."""
     inputs = {p.resolve() for p in paths}
-    items = []
+    items, available = [], image_strips.available_bytes()
     for index, (path, name) in enumerate(zip(paths, _unique_names(paths), strict=True)):
         try:
             info = probe_image(path, job.max_pixels)
@@ -315,6 +315,11 @@ def check_inputs(
                 image_app.output_size(job.conv, info.height, info.width)
             except RuntimeError as error:
                 raise UsageError(f"{path} ({info.height} x {info.width}, H x W): {error}") from None
+            size, budget = (info.height, info.width), get_workspace_budget()
+            need = in_memory_bytes(job, info)
+            if need > budget:
+                need = image_strips.banded_bytes(job.conv, size, budget)
+            _check_memory(path, size, need, available)
         except FILE_ERRORS as error:
             if path not in skip or skipped is None:
                 raise
@@ -324,6 +329,18 @@ def check_inputs(
             raise UsageError(f"the outputs for {path} would overwrite an input file")
         items.append(_Item(index, path, name, info))
     return items
+
+
+def _check_memory(path: Path, size: tuple[int, int], need: int, available: int | None) -> None:
+    """``UsageError`` when the image's run would ``need`` more memory than the system has
+    left (so the command stops with one line instead of being killed or swapping)."""
+    budget = get_workspace_budget()
+    if available is not None and need > available:
+        raise UsageError(
+            f"{path} ({size[0]} x {size[1]}, H x W) needs about {_mib(need)} of memory (the "
+            f"decoded image and the memory budget of {_mib(budget)}), more than the "
+            f"{_mib(available)} available: lower --max-pixels or CONVSCOPE_WORKSPACE_BYTES"
+        )
 
 
 def _batches(items: Sequence[_Item], size: int) -> Iterator[list[_Item]]:
@@ -728,8 +745,11 @@ def _run_model(args: argparse.Namespace) -> int:
         paths = [default_sample()]  # a Fashion-MNIST test picture, not the photo
     else:
         paths = collect_inputs(args.inputs)
+    available = image_strips.available_bytes()
     for path in paths:
-        probe_image(path, args.max_pixels)
+        info = probe_image(path, args.max_pixels)
+        decoded = 2 * image_strips.DECODED_BYTES * info.height * info.width  # read, RGB copy
+        _check_memory(path, (info.height, info.width), decoded + get_workspace_budget(), available)
     network = classify.load_model(args.model, args.weights)
     module = classify.find_layer(network.model, args.layer, args.model)
     names, tag = _unique_names(paths), _model_tag(args.model, args.layer)
