@@ -46,6 +46,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from . import tiling
+from .matmul import matmul
 
 BACKEND = "auto"
 """``"auto"`` (scipy.fft when importable, else numpy.fft), ``"numpy"`` or ``"scipy"``."""
@@ -205,7 +206,7 @@ def run(
             np.copyto(spatial, slab.reshape(nt, groups, cgs, *lengths).transpose(order))
             spectra = rfftn(spatial, fshape, tuple(range(d))).astype(ctype, copy=False)
             product = products.take((bins, groups, nt, og))
-            np.matmul(spectra.reshape(bins, groups, nt, cgs), kernel, out=product)
+            matmul(spectra.reshape(bins, groups, nt, cgs), kernel, out=product)
             del spectra
             y = irfftn(product.reshape(*spectrum, groups, nt, og), fshape, tuple(range(d)))
             target = _split_channels(out[tile.out_index], groups)  # (nt, groups, og, *box)

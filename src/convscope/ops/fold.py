@@ -27,6 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import tiling
+from .matmul import matmul
 
 REFUSAL = "fold is for stride-1 calls (transposed convolutions and input gradients)"
 
@@ -72,7 +73,7 @@ def run(
         cells = inputs.take((groups, cg, count, *tile.size))
         np.copyto(cells, np.moveaxis(x[index].reshape(count, groups, cg, *tile.size), 0, 2))
         cols = columns.take((groups, og * taps, count * positions))
-        np.matmul(matrix, cells.reshape(groups, cg, count * positions), out=cols)
+        matmul(matrix, cells.reshape(groups, cg, count * positions), out=cols)
         cols = cols.reshape(groups, og, *kernel, count, *tile.size)
         _scatter(cols, acc_groups[tile.batch], geom, tile.start, tile.size, out.shape[2:])
     if not direct:

@@ -47,6 +47,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import tiling
+from .matmul import matmul
 
 REFUSAL = (
     "winograd algorithm is for floating-point 2-D 3x3 convolutions with stride 1, dilation 1 "
@@ -157,7 +158,7 @@ def _tile(
         np.subtract(e1, e3, out=v[a, 3])
 
     m = m_buf.take((4, 4, o, nb, plane))
-    np.matmul(
+    matmul(
         kernel,
         v.reshape(16, groups, c // groups, nb * plane),
         out=m.reshape(16, groups, o // groups, nb * plane),
