@@ -77,7 +77,9 @@ signed maps blue (< 0), white (0), red (> 0) with a colour bar (--sheet-scale). 
 --filters names one output channel per filter applied to the luminance (default), or with
 --filter-input each, one per filter and colour (channel c*n + j = filter j on R, G, B).
 --model: the 224x224 ImageNet crop goes through the network; files
-<name>_<model>.<layer>_channel_<i>.<format> and _sheet.png (first 64 maps).
+<name>_<model>.<layer>_channel_<i>.<format> and _sheet.png (first 64 maps).  Memory: an
+image whose whole-array run would not fit the budget (CONVSCOPE_WORKSPACE_BYTES, 512 MiB) is
+convolved in bands of rows (same pixels; its sheet draws block means).
 """ + textwrap.fill("available filters: " + ", ".join(FILTERS), 92)
 
 FORMATS = {"png": "PNG", "jpg": "JPEG", "bmp": "BMP", "tiff": "TIFF"}
