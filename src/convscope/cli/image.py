@@ -709,14 +709,15 @@ def model_chunk(network: Any, model: str, layer: str, batch_size: int) -> int:
 
 
 def _layer_maps(
-    network: Any, layer: str, paths: Sequence[Path], batch_size: int, max_pixels: int
+    network: Any, layer: str, inputs: Iterator[np.ndarray], count: int, batch_size: int
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """``(index, shown picture in [0, 1], raw (C, H, W) maps of layer)`` for every image."""
+    """``(index, shown picture in [0, 1], raw (C, H, W) maps of layer)`` for each of the
+    ``count`` preprocessed ``inputs``, ``batch_size`` images per forward pass."""
     from ..apps import classify
 
-    for start in range(0, len(paths), batch_size):
-        chunk = range(start, min(start + batch_size, len(paths)))
-        batch = classify.prepare_inputs(network, [paths[i] for i in chunk], max_pixels)
+    for start in range(0, count, batch_size):
+        chunk = range(start, min(start + batch_size, count))
+        batch = np.stack([next(inputs) for _ in chunk])
         raw = image_app.model_feature_maps(network.model, layer, batch)
         if raw.ndim != 4:
             raise UsageError(
@@ -757,8 +758,12 @@ def _run_model(args: argparse.Namespace) -> int:
     names, tag = _unique_names(paths), _model_tag(args.model, args.layer)
     _check_model_outputs(paths, names, Path(args.output), tag)
     what, sheet = f"{args.model}.{args.layer} ({type(module).__name__})", not args.no_sheet
+    inputs = (classify.prepare_inputs(network, [p], args.max_pixels)[0] for p in paths)
+    # the first image is decoded before the network first runs (for the estimate), so the
+    # decoding's peak does not add to the memory that first pass leaves behind
+    inputs = itertools.chain([next(inputs)], inputs)
     chunk = model_chunk(network, args.model, args.layer, args.batch_size)
-    maps_of = _layer_maps(network, args.layer, paths, chunk, args.max_pixels)
+    maps_of = _layer_maps(network, args.layer, inputs, len(paths), chunk)
     with ExitStack() as stack:
         first = next(maps_of)  # a layer without (C, H, W) maps fails before anything is made
         if network.random:  # after every check: a refused command prints one line only
