@@ -499,7 +499,7 @@ def _banded_sheet(target: Path, run: image_strips.BandedConv, item: _Item, job: 
     block means (the same averaging); the header then gives the true sizes and each panel the
     full map's value range."""
     from ..viz import save_figure
-    from ..viz.sheets import PANEL_TITLE_SIZE, feature_sheet, hw, size_note
+    from ..viz.sheets import feature_sheet, hw, size_note
 
     maps, size = run.sheet, (item.info.height, item.info.width)
     title = f"{item.path.name} -> {job.conv!r}\n{job.description}"
@@ -513,7 +513,11 @@ def _banded_sheet(target: Path, run: image_strips.BandedConv, item: _Item, job: 
             f"\n{note}; maps drawn as means of {maps.factor} x {maps.factor} blocks (colours "
             "of the means, value ranges of the full maps)"
         )
-        options = {"input_shape": maps.raw.shape[-2:]}  # the sizes are in the title
+        options = {
+            "input_shape": maps.raw.shape[-2:],  # the sizes are in the title
+            "input_label": f"input {hw(size)} (H x W)",
+            "ranges": run.shown_ranges(job.sheet_scale),  # the full maps', not the means'
+        }
     figure = feature_sheet(
         maps.picture,
         maps.raw,
@@ -524,13 +528,6 @@ def _banded_sheet(target: Path, run: image_strips.BandedConv, item: _Item, job: 
         title=title,
         **options,
     )
-    if not whole:
-        figure.axes[0].set_title(f"input {hw(size)} (H x W)", fontsize=PANEL_TITLE_SIZE)
-        shown = run.shown_ranges(job.sheet_scale)
-        for ax, (low, high) in zip(figure.axes[1:], shown, strict=False):
-            head, found, _ = ax.get_title().rpartition("\nvalues ")
-            if found:  # the full map's range, not the block means'
-                ax.set_title(f"{head}\nvalues {low:.3g} .. {high:.3g}", fontsize=PANEL_TITLE_SIZE)
     write_atomically(target, lambda tmp: save_figure(figure, tmp))
 
 

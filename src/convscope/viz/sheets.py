@@ -171,10 +171,14 @@ def contact_sheet(
     stride: Any = None,
     input_shape: Sequence[int] | None = None,
     value_label: str = "feature value",
+    ranges: Sequence[tuple[float, float]] | None = None,
+    input_label: str | None = None,
 ) -> Any:
     """A ``Figure`` with the ``(3, H, W)`` (or ``(H, W)``) input in [0, 1] and the ``(C, H', W')``
     feature maps, one panel each, titled ``channel <i>`` (0-based, as in PyTorch and the saved
-    files) plus ``titles[i]`` and the map's value range.
+    files) plus ``titles[i]`` and the map's value range (``ranges[i]`` when given: e.g. the
+    full map's range when ``maps`` are reduced copies).  ``input_label`` replaces the input
+    panel's title.
 
     ``scale`` (one of :data:`SCALES`) picks the colours; a shared scale gets a colour bar
     labelled ``value_label``.  When the maps are smaller or larger than the input (of
@@ -196,12 +200,12 @@ def contact_sheet(
     # a fixed layout in inches (constrained layout would double the drawing time)
     aspect = max(picture.shape[0] / picture.shape[1], maps.shape[1] / maps.shape[2])
     panel_w, gap_w, margin = PANEL_INCHES, 0.15, _MARGIN
-    labels = [f"input {hw(shape)} (H x W)"]
+    labels = [input_label or f"input {hw(shape)} (H x W)"]
     for index, values in enumerate(maps):
         label = f"channel {index}"
         if titles is not None and index < len(titles):
             label += f": {titles[index]}"
-        low, high = _finite_range(values)
+        low, high = _finite_range(values) if ranges is None else ranges[index]
         label = f"{label}\nvalues {low:.3g} .. {high:.3g}"
         labels.append(wrap_text(label, PANEL_TITLE_SIZE, panel_w))
     label_lines = max(label.count("\n") + 1 for label in labels)
