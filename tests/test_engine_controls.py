@@ -190,7 +190,7 @@ def test_autotune_times_candidates_once_per_shape_and_stays_exact(monkeypatch):
     cs.set_autotune(True)
     first = F.conv2d(x, w, padding=1).numpy()
     tried = set(calls)
-    assert tried == {"unfold", "winograd", "fft"}  # every candidate for a dense 3x3 layer
+    assert tried == {"unfold", "winograd", "fft", "shifted"}  # every candidate for a dense 3x3
     calls.clear()
     with cs.record_conv_algorithms() as used:
         second = F.conv2d(x, w, padding=1).numpy()

@@ -56,6 +56,12 @@ def _stride_one(geom: ConvGeometry, groups: int, dtype: Any) -> str | None:
     return None
 
 
+def _shifted_shape(geom: ConvGeometry, groups: int, dtype: Any) -> str | None:
+    if any(s != 1 for s in geom.stride) or any(i != 1 for i in geom.input_dilation):
+        return "shifted is for stride-1 calls without zero insertion (input dilation)"
+    return None
+
+
 def _depthwise_grouping(geom: ConvGeometry, groups: int, dtype: Any) -> str | None:
     if groups != geom.input_shape[1]:
         from .jit import kernels
@@ -97,6 +103,7 @@ REGISTRY: dict[str, Spec] = {
     "depthwise": Spec("depthwise", _depthwise_grouping, weight_gradient="weight_gradient"),
     "winograd": Spec("winograd", _winograd_shape, spreads_non_finite=True),
     "fold": Spec("fold", _stride_one, tunable=False),
+    "shifted": Spec("shifted_gemm", _shifted_shape, weight_gradient="weight_gradient"),
 }
 #: algorithm name -> module of ``convscope.ops`` whose ``run`` implements it
 MODULES = {name: spec.module for name, spec in REGISTRY.items()}
@@ -174,7 +181,8 @@ def candidates(
 def set_conv_algorithm(name: str | None) -> None:
     """Force algorithm ``name`` for every convolution it can compute (``None``: heuristic).
 
-    Names: ``'unfold'``, ``'direct'``, ``'fft'``, ``'depthwise'``, ``'winograd'``, ``'fold'``.
+    Names: ``'unfold'``, ``'direct'``, ``'fft'``, ``'depthwise'``, ``'winograd'``, ``'fold'``,
+    ``'shifted'``.
     """
     global _forced
     _forced = None if name is None else _check_name(name)

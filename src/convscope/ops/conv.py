@@ -390,9 +390,11 @@ def conv_general_backward(
             algorithms.record("depthwise", geom)
             return grad_x, grad_w
         dense = groups < channels or channels == 1
-        if chosen in (None, "unfold") and dense and max(input_dilation) == 1:
+        gemm = (chosen in (None, "unfold") and dense) or chosen == "shifted"
+        if gemm and max(input_dilation) == 1:
             # dense layers: GEMMs on the forward pass's own unfolding, tile by tile (with
-            # zero insertion the swapped correlation below runs by phases and skips the zeros)
+            # zero insertion the swapped correlation below runs by phases and skips the zeros);
+            # 'shifted' has no weight gradient of its own (its taps would be the output's cells)
             gemm_weight_gradient = algorithms.weight_gradient("unfold")
             grad_w = gemm_weight_gradient(x, grad, geom, groups, get_workspace_budget())
             algorithms.record("unfold", geom)
