@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from convscope.cli import main
-from convscope.cli.common import write_all
+from convscope.cli.staging import staged_outputs
 
 
 def _ok(text: str):
@@ -20,25 +20,32 @@ def _broken(temp: str) -> None:
     raise ValueError("cannot encode this")
 
 
-def test_write_all_moves_files_into_place_only_when_all_succeed(tmp_path):
-    folder = write_all(tmp_path / "new", {"a.txt": _ok("a"), "b.txt": _ok("b")})
+def _write_all(folder: Path, files: dict) -> Path:
+    with staged_outputs(folder) as stage:
+        for name, write in files.items():
+            write(stage.path(name))
+    return stage.folder
+
+
+def test_staged_files_move_into_place_only_when_all_succeed(tmp_path):
+    folder = _write_all(tmp_path / "new" / "deeper", {"a.txt": _ok("a"), "b.txt": _ok("b")})
     assert sorted(p.name for p in folder.iterdir()) == ["a.txt", "b.txt"]
     assert (folder / "b.txt").read_text() == "b"
 
 
 @pytest.mark.parametrize("existing", [False, True])
-def test_write_all_leaves_nothing_behind_on_failure(tmp_path, existing):
-    folder = tmp_path / "out"
+def test_staging_leaves_nothing_behind_on_failure(tmp_path, existing):
+    folder = tmp_path / "out" / "deeper"
     if existing:
-        folder.mkdir()
+        folder.mkdir(parents=True)
         (folder / "keep.txt").write_text("mine")
     with pytest.raises(ValueError, match="cannot encode"):
-        write_all(folder, {"a.txt": _ok("a"), "b.txt": _broken, "c.txt": _ok("c")})
+        _write_all(folder, {"a.txt": _ok("a"), "b.txt": _broken, "c.txt": _ok("c")})
     if existing:
         assert [p.name for p in folder.iterdir()] == ["keep.txt"]
         assert (folder / "keep.txt").read_text() == "mine"
-    else:
-        assert not folder.exists()
+    else:  # the parent made for it too
+        assert not (tmp_path / "out").exists()
 
 
 def test_audio_command_failing_mid_way_writes_nothing(tmp_path, monkeypatch, capsys):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
@@ -75,35 +75,3 @@ def write_atomically(path: Path, write: Callable[[str], None]) -> None:
     finally:
         if os.path.exists(temp):
             os.unlink(temp)
-
-
-def write_all(folder: str | os.PathLike, files: Mapping[str, Callable[[str], None]]) -> Path:
-    """Write every file of ``files`` (name -> ``write(temp_path)``) into ``folder``, or none.
-
-    Each file is written to a temporary name first; only when all writes succeeded are they
-    moved into place. On failure the temporaries are deleted and a folder this call created
-    is removed again, so a failed command leaves nothing half-written behind.
-    """
-    target = Path(folder)
-    created = not target.exists()
-    target = output_dir(target)
-    done: list[tuple[str, Path]] = []
-    try:
-        for name, write in files.items():
-            handle, temp = tempfile.mkstemp(dir=target, prefix=f".{name}.", suffix=".part")
-            os.close(handle)
-            done.append((temp, target / name))
-            write(temp)
-    except BaseException:
-        for temp, _ in done:
-            if os.path.exists(temp):
-                os.unlink(temp)
-        if created and not any(target.iterdir()):
-            target.rmdir()
-        raise
-    umask = os.umask(0)
-    os.umask(umask)
-    for temp, path in done:
-        os.chmod(temp, 0o666 & ~umask)
-        os.replace(temp, path)
-    return target
