@@ -587,8 +587,27 @@ def segment_means(x: np.ndarray, segments: Segments) -> np.ndarray:
     first = x.ndim - len(segments)
     dtype = tiling.compute_dtype(x.dtype) if x.dtype.kind == "f" else x.dtype
     out = x
+    cells = math.prod(x.shape[first:])
+    if (
+        all(len(s) == 1 and s[0] == 0 for s, _ in segments)
+        and cells
+        and all(
+            length[0] == size for (_, length), size in zip(segments, x.shape[first:], strict=True)
+        )
+    ):  # a global pool: one reduction over the trailing cells
+        total = x.reshape(*x.shape[:first], 1, cells).sum(axis=-1, dtype=dtype)
+        total = total.reshape(*x.shape[:first], *(1,) * len(segments))
+        return (total / np.asarray(cells, dtype)).astype(x.dtype, copy=False)
     for axis, (starts, lengths) in enumerate(segments, start=first):
         size = out.shape[axis]
+        count = len(starts)
+        step = size // count if count else 0
+        if step and size == step * count and np.array_equal(starts, np.arange(count) * step):
+            # windows tiling the axis (2x2 of 8x8): one reduction
+            split = (*out.shape[:axis], count, step, *out.shape[axis + 1 :])
+            total = out.reshape(split).sum(axis=axis + 1, dtype=dtype)
+            out = total if step == 1 else total / np.asarray(step, dtype)
+            continue
         total = np.take(out, starts, axis=axis).astype(dtype)
         for j in range(1, int(lengths.max(initial=1))):
             inside = _along(j < lengths, axis, x.ndim)
