@@ -454,3 +454,20 @@ def test_output_never_aliases_the_input():
         y = F.interpolate(x, size=(3, 4), mode="bilinear")
         y.numpy()[...] = 0
         assert x.numpy().min() == 1
+
+
+@pytest.mark.parametrize(
+    ("shape", "kwargs"),
+    [
+        ((1, 1, 2), {"scale_factor": 0.5}),  # one source cell out of a window of two
+        ((2, 3, 8, 6), {"size": (4, 3)}),  # every other cell: starts tile the axis
+        ((1, 2, 6, 4, 4), {"size": (3, 2, 1)}),
+    ],
+)
+def test_nearest_downsampling_picks_cells_not_window_means(shape, kwargs):
+    """Nearest downsampling reads single cells at window starts; adaptive average pooling's
+    shortcut for windows tiling an axis must not apply to it."""
+    x = np.random.default_rng(0).standard_normal(shape)
+    got = F.interpolate(cs.tensor(x), mode="nearest", **kwargs).numpy()
+    want = tF.interpolate(torch.tensor(x), mode="nearest", **kwargs).numpy()
+    np.testing.assert_array_equal(got, want)

@@ -602,7 +602,8 @@ def segment_means(x: np.ndarray, segments: Segments) -> np.ndarray:
         size = out.shape[axis]
         count = len(starts)
         step = size // count if count else 0
-        if step and size == step * count and np.array_equal(starts, np.arange(count) * step):
+        tiling_axis = step and size == step * count and np.all(lengths == step)
+        if tiling_axis and np.array_equal(starts, np.arange(count) * step):
             # windows tiling the axis (2x2 of 8x8): one reduction
             split = (*out.shape[:axis], count, step, *out.shape[axis + 1 :])
             total = out.reshape(split).sum(axis=axis + 1, dtype=dtype)
