@@ -227,13 +227,13 @@ def run_sequence(modules: Sequence[Module], input: Any) -> Any:
                 i = after + (act is not None)
                 continue
         if i + 1 < count and _is_plain_linear(module):
-            name = activation_name(modules[i + 1])
-            if name is not None and i + 2 < count and _is_plain_linear(modules[i + 2]):
-                result = mlp(input, module, name, modules[i + 2])
+            if i + 2 < count and _is_plain_linear(modules[i + 2]):
+                result = mlp(input, module, modules[i + 1], modules[i + 2])
                 if result is not None:
                     input = result
                     i += 3
                     continue
+            name = activation_name(modules[i + 1])
             if name is not None:
                 input = linear_act(input, module, name, modules[i + 1])
                 i += 2
@@ -296,25 +296,36 @@ MLP_HIDDEN_BYTES = 8 << 20
 (25088, 384) float32 hidden layer (37 MiB), which row blocks of this size replace."""
 
 
+_ACTIVATION_PIECE_BYTES = 1 << 20  # an activation layer's input at a time in mlp's blocks
+
+MLP_MIN_GEMM = 1 << 22
+"""Least ``rows x hidden x min(in, out)`` product of a block's GEMMs in :func:`mlp`: the BLAS
+sums small products in another order (OpenBLAS's small-matrix kernels), so smaller blocks
+could change the last bit of the result (measured: 13-row blocks did, blocks of 4 M and more
+multiply-adds gave the layers' values exactly)."""
+
+
 def mlp(
-    x: Any, first: Module, name: str, second: Module, hidden_bytes: int | None = None
+    x: Any, first: Module, act: Module, second: Module, hidden_bytes: int | None = None
 ) -> Tensor | None:
-    """``second(act(first(x)))`` for two plain Linear layers around an activation, computed in
-    blocks of rows so that only one block of the hidden layer exists at a time (at most
-    ``hidden_bytes``, default :data:`MLP_HIDDEN_BYTES`); the same GEMMs, bias additions and
-    activation per row as the layers one by one, so the same values.  ``None`` when this
-    cannot apply or would make a single block (a graph to record, another dtype, a
-    non-contiguous input, mismatched sizes, a small input): run the layers then.
+    """``second(act(first(x)))`` for two plain Linear layers around a plain elementwise
+    activation layer, computed in blocks of rows so that only one block of the hidden layer
+    exists at a time (at most ``hidden_bytes``, default :data:`MLP_HIDDEN_BYTES`); the same
+    GEMMs, bias additions and activation per row as the layers one by one, so the same
+    values.  The activation runs in place where the epilogue can apply it, else as the layer
+    on each block.  ``None`` when this cannot apply or would make a single block (a graph to
+    record, another dtype, a non-contiguous input, mismatched sizes, a small input, another
+    kind of layer in the middle): run the layers then.
 
     >>> import convscope as cs
     >>> import convscope.nn as nn
-    >>> net = nn.Sequential(nn.Linear(4, 16), nn.GELU(), nn.Linear(16, 3))
-    >>> x = cs.rand(5, 7, 4)
+    >>> net = nn.Sequential(nn.Linear(32, 128), nn.ReLU(), nn.Linear(128, 32))
+    >>> x = cs.rand(4, 1024, 32)
     >>> with cs.no_grad():
-    ...     blocked = mlp(x, net[0], "gelu", net[2], hidden_bytes=16 * 4 * 8)
+    ...     blocked = mlp(x, net[0], net[1], net[2], hidden_bytes=1024 * 128 * 4)
     ...     separate = net[2](net[1](net[0](x)))
     >>> bool((blocked == separate).numpy().all()), blocked.shape
-    (True, (5, 7, 3))
+    (True, (4, 1024, 32))
     """
     data = getattr(x, "data", None)
     params = [first.weight, first.bias, second.weight, second.bias]
@@ -328,18 +339,24 @@ def mlp(
         or first.out_features != second.in_features
         or any(p is not None and p.dtype != data.dtype for p in params)
         or _needs_graph([x, *params])
+        or _activation_of_type(type(act)) is None
+        or not _plain(act)
+        or min(first.in_features, first.out_features, second.out_features) == 0
     ):
         return None
+    name = activation_name(act)  # None: not in place here, the layer runs on each block
     rows = data.reshape(-1, data.shape[-1])
     count, hidden = rows.shape[0], first.out_features
     limit = MLP_HIDDEN_BYTES if hidden_bytes is None else hidden_bytes
-    per_block = max(1, limit // (hidden * data.itemsize))
+    least = -(-MLP_MIN_GEMM // (hidden * min(first.in_features, second.out_features)))
+    per_block = max(1, limit // (hidden * data.itemsize), least)
     blocks = -(-count // per_block)
     if blocks < 2:
         return None  # one block: the layers one by one hold no more
     per_block = -(-count // blocks)  # even blocks: no thin last GEMM
     out = np.empty((count, second.out_features), data.dtype)
     buffer = np.empty((per_block, hidden), data.dtype)
+    sub_block = max(1, _ACTIVATION_PIECE_BYTES // (hidden * data.itemsize))
     w1, w2 = first.weight.data.T, second.weight.data.T
     for start in range(0, count, per_block):
         stop = min(count, start + per_block)
@@ -347,7 +364,12 @@ def mlp(
         np.matmul(rows[start:stop], w1, out=part)
         if first.bias is not None:
             part += first.bias.data
-        epilogue.apply(part.reshape(part.shape[0], 1, -1), activation=name)
+        if name is not None:
+            epilogue.apply(part.reshape(part.shape[0], 1, -1), activation=name)
+        else:  # the layer's temporaries (several for GELU) in L2-sized pieces
+            for piece in range(0, part.shape[0], sub_block):
+                rows_of = part[piece : piece + sub_block]
+                rows_of[...] = act(Tensor(rows_of)).data
         target = out[start:stop]
         np.matmul(part, w2, out=target)
         if second.bias is not None:
