@@ -52,8 +52,10 @@ def select_algorithm(
     Integers always take ``unfold`` (exact).  Depthwise layers take the FFT for large kernels
     (from 7x7, or 25x25 with the compiled kernel; stride 1) and the direct depthwise kernel
     otherwise; with numba installed, layers with few channels per group (see
-    :data:`FEW_CHANNELS`) take the compiled tap-by-tap kernel too; everything else is
-    unfold + GEMM (a plain GEMM for 1x1).  Winograd runs when forced or autotuned.
+    :data:`FEW_CHANNELS`) take the compiled tap-by-tap kernel too; stride-1 layers with big
+    output planes take one GEMM per tap (``shifted``, see :data:`SHIFTED_POSITIONS`);
+    everything else is unfold + GEMM (a plain GEMM for 1x1).  Winograd runs when forced or
+    autotuned.
     """
     if np.dtype(dtype).kind != "f" or max(geom.input_dilation) > 1:
         return "unfold"
@@ -73,7 +75,45 @@ def select_algorithm(
     )
     if few_channels and jit.kernels() is not None:
         return "depthwise"  # e.g. Conv2d(1, 2, 3): a GEMM with 2 rows mostly moves memory
+    if _shifted_pays(geom, groups, dtype):
+        return "shifted"
     return "unfold"
+
+
+SHIFTED_POSITIONS = (784, 2048)
+"""Output positions per sample from which a stride-1 dense layer takes 'shifted' (one GEMM
+per tap, no unfolding): with two or more samples, and with one.  Measured on the loaded
+2-core machine, float32, interleaved, medians of shifted / unfold at 1 and 2 threads:
+(8,64,56,56) 3x3 0.76-0.83, (8,128,28,28) 0.82-0.92, (1,64,56,56) 0.80-0.96, (4,64,32,32)
+0.88, (8,64,56,56) 5x5 0.60-0.80, (1,64,16,56,56) 3x3x3 0.70-0.88, (1,64,16000) k3
+0.85; slower: (1,128,28,28) 1.05-1.13 at one thread, every 14x14 and smaller plane
+1.2-2.0 (the columns dropped at the rows' ends and narrow GEMMs); float64 alike (0.87-0.97
+where chosen)."""
+
+SHIFTED_MIN_CHANNELS = 32
+"""Input channels per group 'shifted' needs: each of its GEMMs sums over them only
+((8,3,56,56) -> 64: 2.3x unfold's time; 16 channels about even)."""
+
+
+def _shifted_pays(geom: ConvGeometry, groups: int, dtype: np.dtype) -> bool:
+    """Whether 'shifted' is at least as fast as unfold here: a floating-point stride-1 layer
+    with several taps, enough channels per group, big output planes and few columns wasted
+    on the padding (at most 10% more columns than output positions)."""
+    if max(geom.stride) > 1 or max(geom.input_dilation) > 1 or math.prod(geom.kernel_size) == 1:
+        return False
+    if geom.input_shape[1] // groups < SHIFTED_MIN_CHANNELS:
+        return False
+    positions = math.prod(geom.output_size)
+    fewest = SHIFTED_POSITIONS[0] if geom.input_shape[0] > 1 else SHIFTED_POSITIONS[1]
+    if positions < fewest:
+        return False
+    lengths = [o + e - 1 for o, e in zip(geom.output_size, geom.extent, strict=True)]
+    columns = 1 + sum((o - 1) * math.prod(lengths[d + 1 :]) for d, o in enumerate(geom.output_size))
+    if columns > 1.1 * positions:
+        return False
+    from .blas_gemm import accumulating
+
+    return accumulating(np.dtype(dtype)) is not None  # else each tap's product costs an add
 
 
 def conv_general(

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import threads, tiling
+from . import blas_gemm, threads, tiling
 from .unfold_gemm import weight_gradient as weight_gradient  # the weight gradient is unfold's
 
 SHARED_FROM = 1 << 23
@@ -42,6 +42,13 @@ thread running its own tiles' GEMMs with BLAS on one core), as unfold does."""
 
 TILE_BYTES = 24 << 20
 """Workspace the tiles aim at when the budget allows more (at least one sample's rows)."""
+
+COLUMN_BYTES = 2 << 20
+"""Partial sums (the running total and one tap's product) of one pass over the taps: a block
+of columns that stays in the cache between the taps' GEMMs and adds."""
+
+MIN_COLUMNS = 512
+"""Fewest columns a block gets, whatever its rows (narrower GEMMs lose BLAS's speed)."""
 
 
 def run(
@@ -100,6 +107,7 @@ def _run_tiles(
         span = _span(tile.size, steps)
         total = sums.take((groups, og, span))
         sc, so = slab.strides[1], total.strides[1]
+        blocks = _column_blocks(groups * og * size, span)
         valid = as_strided(  # the output positions among the flat columns
             total,
             shape=(groups * og, *tile.size),
@@ -119,7 +127,8 @@ def _run_tiles(
                 for corner in corners
             ]
             with np.errstate(all="ignore"):  # dropped columns may overflow; never reported
-                _accumulate(kernel, runs, total, parts)
+                for cols in blocks:
+                    _accumulate(kernel, [run[..., cols] for run in runs], total[..., cols], parts)
             np.copyto(target[sample], valid, casting="unsafe")
 
 
@@ -129,8 +138,15 @@ def _accumulate(
     total: np.ndarray,
     parts: tiling.Scratch,
 ) -> None:
-    """``total = sum over taps of kernel[tap] @ runs[tap]``: one GEMM per tap (a
-    sum over the channels of a group), the taps' products added one after another."""
+    """``total = sum over taps of kernel[tap] @ runs[tap]``: one GEMM per tap and group (a
+    sum over the channels of a group), the taps' products added one after another: by BLAS
+    into the total itself where it can be called directly, else through a product buffer."""
+    gemm = blas_gemm.accumulating(total.dtype)
+    if gemm is not None:
+        for number, tap_run in enumerate(runs):
+            for a, b, c in zip(kernel[number], tap_run, total, strict=True):
+                gemm(a, b, c, 0.0 if number == 0 else 1.0)
+        return
     product = parts.take(total.shape)
     for number, tap_run in enumerate(runs):
         if number == 0:
@@ -138,6 +154,13 @@ def _accumulate(
             continue
         np.matmul(kernel[number], tap_run, out=product)
         total += product
+
+
+def _column_blocks(column_bytes: int, span: int) -> list[slice]:
+    """``span`` columns in near-equal blocks whose total and product fit
+    :data:`COLUMN_BYTES` (at least :data:`MIN_COLUMNS` columns each)."""
+    width = max(MIN_COLUMNS, COLUMN_BYTES // (2 * column_bytes))
+    return threads.split(span, -(-span // width))
 
 
 def _span(box: Sequence[int], steps: Sequence[int]) -> int:
