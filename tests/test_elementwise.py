@@ -71,3 +71,51 @@ def test_relu_and_hardtanh_gradients_match_torch(dtype, low, high):
     y = torch.relu(tx) if high is None else torch.nn.functional.hardtanh(tx, low, high)
     y.backward(torch.tensor(g))
     np.testing.assert_array_equal(got, tx.grad.numpy())
+
+
+def _logistic_reference(x: np.ndarray, silu: bool) -> np.ndarray:
+    wide = x.astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        e = np.exp(-np.abs(wide))
+        s = np.where(wide >= 0, 1.0, e) / (1.0 + e)
+        return wide * s if silu else s
+
+
+@pytest.mark.parametrize("silu", [False, True])
+@pytest.mark.parametrize("backend", ["auto", "numpy"])
+def test_logistic_is_exact_to_float32(monkeypatch, silu, backend):
+    monkeypatch.setattr(jit, "BACKEND", backend)
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.standard_normal(40000) * 6, np.linspace(-87, 87, 4000)])
+    x = x.astype(np.float32).reshape(-1, 1000)
+    got = elementwise.logistic(x, silu=silu)
+    want = _logistic_reference(x, silu)
+    assert got.dtype == np.float32 and got.shape == x.shape
+    normal = np.abs(want) > np.finfo(np.float32).tiny / np.finfo(np.float32).eps
+    assert np.all(np.abs(got - want)[normal] <= 3e-7 * np.abs(want)[normal])
+
+
+@pytest.mark.parametrize("silu", [False, True])
+def test_logistic_far_tails_and_non_finite_values(reference, silu):
+    """Subnormal results on the far negative side (where torch flushes some to 0), and
+    torch's values for infinities and NaN."""
+    torch = reference
+    x = np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 88.5, -88.5, -95.0, -103.5, -120.0])
+    x = x.astype(np.float32)
+    got = elementwise.logistic(x, silu=silu)
+    want = (torch.nn.functional.silu if silu else torch.sigmoid)(torch.from_numpy(x)).numpy()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(got[:6], want[:6])
+    exact = _logistic_reference(x, silu)
+    assert np.all(np.abs(got[6:] - exact[6:]) <= 1e-43)  # within a few subnormal steps
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_logistic_in_place_and_float64(dtype):
+    x = np.linspace(-30, 30, 70000, dtype=dtype).reshape(7, -1)
+    want = elementwise.logistic(x, silu=True)
+    same = x.copy()
+    assert elementwise.logistic(same, silu=True, out=same) is same
+    np.testing.assert_array_equal(same, want)
+    if dtype == np.float64:
+        np.testing.assert_allclose(want, _logistic_reference(x, True), rtol=1e-15, atol=0)

@@ -33,9 +33,8 @@ def pointwise(x: Tensor, out: np.ndarray, derivative: Derivative, name: str) -> 
 
 
 def _sigmoid(a: np.ndarray) -> np.ndarray:
-    """The logistic function without overflow: ``exp(-|a|)`` never exceeds 1."""
-    e = np.exp(-np.abs(a))
-    return np.where(a >= 0, 1, e) / (1 + e)
+    """The logistic function without overflow (:func:`convscope.ops.elementwise.logistic`)."""
+    return elementwise.logistic(a)
 
 
 def hardtanh(x: Tensor, low: float, high: float, name: str = "Hardtanh") -> Tensor:
@@ -67,7 +66,7 @@ def hardswish(x: Tensor) -> Tensor:
 
 def silu(x: Tensor) -> Tensor:
     a = x.data
-    out = a * _sigmoid(a)
+    out = elementwise.logistic(a, silu=True)
 
     def derivative(a: np.ndarray, o: np.ndarray) -> np.ndarray:
         s = _sigmoid(a)

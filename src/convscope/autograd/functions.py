@@ -312,11 +312,7 @@ def leaky_relu(a: Tensor, negative_slope: float = 0.01) -> Tensor:
 
 
 def sigmoid(a: Tensor) -> Tensor:
-    x = _floating(a)
-    # exp(-|x|) never overflows: 1 / (1 + e) for x >= 0, e / (1 + e) below
-    e = np.exp(-np.abs(x))
-    out = np.where(x >= 0, x.dtype.type(1), e)
-    np.divide(out, np.add(e, 1, out=e), out=out)
+    out = elementwise.logistic(_floating(a))
     return _unary(a, out, lambda: out * (1 - out), "Sigmoid")
 
 

@@ -241,3 +241,41 @@ def gate(
                 out[i] = 0 if (v <= low or v >= high) else grad[i]
             else:
                 out[i] = grad[i] if (v > low and v < high) else 0
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def logistic_f32(
+    source: np.ndarray, target: np.ndarray, silu: bool, bits: np.ndarray, part: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """``target = source * s`` (``silu``) or ``s``, ``s = 1 / (1 + exp(-source))``, float32
+    flat arrays (``target`` may be ``source``), with ``bits`` (int32) and ``part`` (float32)
+    scratch of the same length.  With ``e = exp(-|x|)`` (never above 1), ``s = 1 / (1 + e)``
+    for ``x >= 0`` and ``e / (1 + e)`` below, so the far negative side keeps its tiny
+    (subnormal) values.  ``exp`` is computed in the loop so that it vectorises: the argument
+    split as ``k ln 2 + r`` (Cody-Waite, ``|r| <= ln 2 / 2``), ``e^r`` by its Taylor
+    polynomial to ``r^7`` (relative error below 1e-7 before rounding), ``2^k`` built from
+    exponent bits as ``2^(k + 64) * 2^-64`` (subnormal results round as a multiplication
+    does)."""
+    n = source.shape[0]
+    scale = bits.view(np.float32)
+    for i in range(n):
+        a = max(-abs(source[i]), np.float32(-104.0))
+        k = (a * np.float32(1.442695) + np.float32(12582912.0)) - np.float32(12582912.0)
+        r = (a - k * np.float32(0.693145751953125)) - k * np.float32(1.428606765330187e-06)
+        e = np.float32(1.0 / 5040.0)
+        e = np.float32(1.0 / 720.0) + r * e
+        e = np.float32(1.0 / 120.0) + r * e
+        e = np.float32(1.0 / 24.0) + r * e
+        e = np.float32(1.0 / 6.0) + r * e
+        e = np.float32(0.5) + r * e
+        e = np.float32(1.0) + r * e
+        part[i] = np.float32(1.0) + r * e
+        bits[i] = np.int32(k) + np.int32(127 + 64)
+    for i in range(n):
+        bits[i] = bits[i] << 23
+    for i in range(n):
+        v = source[i]
+        e = (part[i] * scale[i]) * np.float32(5.421010862427522e-20)  # 2^-64
+        s = (np.float32(1.0) if v >= np.float32(0.0) else e) / (np.float32(1.0) + e)
+        s = v if v != v else s  # NaN stays NaN
+        target[i] = v * s if silu else s

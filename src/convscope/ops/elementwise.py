@@ -68,6 +68,44 @@ def gelu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
+def logistic(x: np.ndarray, silu: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+    """The logistic sigmoid ``1 / (1 + exp(-x))`` of a float array, or with ``silu`` SiLU
+    ``x * sigmoid(x)``, into ``out`` (C-contiguous, ``x``'s shape and dtype; ``x`` itself is
+    fine).  Float32 with numba: one compiled pass per cache-sized block, spread over the
+    threads, within 3e-7 relative of the exact value; otherwise NumPy in ``x``'s dtype,
+    without overflow (``exp(-|x|)`` never exceeds 1).
+
+    >>> logistic(np.array([0.0, 2.0]), silu=True).round(6).tolist()
+    [0.0, 1.761594]
+    """
+    if out is None:
+        out = np.empty(x.shape, x.dtype)
+    kernels = jit.kernels()
+    if kernels is None or x.dtype != np.float32 or not x.size:
+        e = np.exp(-np.abs(x))
+        s = np.where(x >= 0, 1, e) / (1 + e)
+        out[...] = x * s if silu else s
+        return out
+    from . import threads
+
+    flat, target = np.ascontiguousarray(x).reshape(-1), out.reshape(-1)
+
+    def work(part: slice) -> None:
+        bits, scratch = np.empty(_BLOCK, np.int32), np.empty(_BLOCK, np.float32)
+        for start in range(part.start, part.stop, _BLOCK):
+            stop = min(start + _BLOCK, part.stop)
+            n = stop - start
+            block = flat[start:stop]
+            kernels.logistic_f32(block, target[start:stop], silu, bits[:n], scratch[:n])
+
+    blocks = -(-flat.size // _BLOCK)
+    parts = threads.split(blocks, threads.get_num_threads())
+    threads.parallel_map(
+        work, [slice(p.start * _BLOCK, min(p.stop * _BLOCK, flat.size)) for p in parts]
+    )
+    return out
+
+
 def normal_cdf(x: np.ndarray) -> np.ndarray:
     """``(1 + erf(x / sqrt(2))) / 2`` without the cancellation of ``1 + erf`` for negative
     ``x``: ``scipy.special.ndtr`` when installed, else ``erfc(-x / sqrt(2)) / 2`` by

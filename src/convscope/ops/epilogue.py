@@ -113,9 +113,14 @@ def apply(
 
 
 def _exp_activation(flat: np.ndarray, activation: str) -> None:
-    """SiLU or sigmoid of the contiguous ``flat`` in place, in cache-sized blocks spread over
-    the threads (each with its own small temporary)."""
+    """SiLU or sigmoid of the contiguous ``flat`` in place: float32 through the compiled
+    :func:`~convscope.ops.elementwise.logistic`, else in cache-sized blocks spread over the
+    threads (each with its own small temporary)."""
     from . import threads
+
+    if flat.dtype == np.float32 and jit.kernels() is not None:
+        elementwise.logistic(flat, silu=activation == "silu", out=flat)
+        return
 
     def work(part: slice) -> None:
         values = flat[part]
