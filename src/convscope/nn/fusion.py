@@ -33,6 +33,7 @@ import numpy as np
 
 from ..autograd.engine import is_grad_enabled
 from ..ops import epilogue
+from ..ops.matmul import matmul
 from ..tensor import Tensor
 from .conv import (
     Conv1d,
@@ -361,7 +362,7 @@ def mlp(
     for start in range(0, count, per_block):
         stop = min(count, start + per_block)
         part = buffer[: stop - start]
-        np.matmul(rows[start:stop], w1, out=part)
+        matmul(rows[start:stop], w1, out=part)
         if first.bias is not None:
             part += first.bias.data
         if name is not None:
@@ -371,7 +372,7 @@ def mlp(
                 rows_of = part[piece : piece + sub_block]
                 rows_of[...] = act(Tensor(rows_of)).data
         target = out[start:stop]
-        np.matmul(part, w2, out=target)
+        matmul(part, w2, out=target)
         if second.bias is not None:
             target += second.bias.data
     return Tensor(out.reshape(*data.shape[:-1], second.out_features))
