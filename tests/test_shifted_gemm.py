@@ -128,6 +128,20 @@ def test_tiles_shared_over_threads_cover_the_output_once(monkeypatch):
             np.testing.assert_allclose(out, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
 
 
+@pytest.mark.parametrize("together_below", [0, 1 << 30])
+@pytest.mark.parametrize("budget", [1 << 14, 1 << 26])
+def test_samples_one_at_a_time_or_side_by_side(together_below, budget, monkeypatch):
+    """Tiles of several samples: each sample's GEMMs on its own slab, or all samples side by
+    side in the GEMMs' columns (a channels-first copy): the same values."""
+    monkeypatch.setattr(shifted_gemm, "TOGETHER_BELOW", together_below)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((5, 6, 12, 10))
+    w = rng.standard_normal((9, 2, 3, 2))
+    call = {"pads": ((1, 2), (0, 1)), "dilation": (2, 3), "groups": 3, "budget": budget}
+    want = _torch_conv(x, w, call["pads"], call["dilation"], 3)
+    np.testing.assert_allclose(_shifted(x, w, call), want, rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("layout", ["strided", "channels_last"])
 def test_input_views_that_cannot_be_read_flat(layout):
     """Inputs whose cells are not evenly spaced in memory (a strided view, a permuted view

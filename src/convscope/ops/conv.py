@@ -80,15 +80,16 @@ def select_algorithm(
     return "unfold"
 
 
-SHIFTED_POSITIONS = (784, 2048)
-"""Output positions per sample from which a stride-1 dense layer takes 'shifted' (one GEMM
-per tap, no unfolding): with two or more samples, and with one.  Measured on the loaded
-2-core machine, float32, interleaved, medians of shifted / unfold at 1 and 2 threads:
-(8,64,56,56) 3x3 0.76-0.83, (8,128,28,28) 0.82-0.92, (1,64,56,56) 0.80-0.96, (4,64,32,32)
-0.88, (8,64,56,56) 5x5 0.60-0.80, (1,64,16,56,56) 3x3x3 0.70-0.88, (1,64,16000) k3
-0.85; slower: (1,128,28,28) 1.05-1.13 at one thread, every 14x14 and smaller plane
-1.2-2.0 (the columns dropped at the rows' ends and narrow GEMMs); float64 alike (0.87-0.97
-where chosen)."""
+SHIFTED_POSITIONS = ((8, 400), (2, 784), (1, 2048))
+"""(samples, output positions per sample) from which a stride-1 dense layer takes 'shifted'
+(one GEMM per tap, no unfolding).  Measured on the loaded 2-core machine, float32,
+interleaved, medians of shifted / unfold at 1 and 2 threads: (8,64,56,56) 3x3 0.62-0.83,
+(8,128,28,28) 0.71-0.92, (8,256,28,28) 0.93-0.98, (8,64,20,20) 0.82-0.84, (8,128,24,24)
+0.88-0.93, (1,64,56,56) 0.80-0.96, (4,64,32,32) 0.88, (8,64,56,56) 5x5 0.60-0.80,
+(1,64,16,56,56) 3x3x3 0.70-0.88, (1,64,16000) k3 0.85; slower: (1,128,28,28) 1.05-1.13 at one
+thread, (2,64,16,16) 1.25-1.47, (8,256,16,16) 1.09-1.16, every 14x14 plane 0.96-1.18 and 8x8
+or 7x7 1.3-2.0 (the columns dropped at the rows' ends and narrow GEMMs); float64 alike
+(0.87-0.97 where chosen)."""
 
 SHIFTED_MIN_CHANNELS = 32
 """Input channels per group 'shifted' needs: each of its GEMMs sums over them only
@@ -104,7 +105,7 @@ def _shifted_pays(geom: ConvGeometry, groups: int, dtype: np.dtype) -> bool:
     if geom.input_shape[1] // groups < SHIFTED_MIN_CHANNELS:
         return False
     positions = math.prod(geom.output_size)
-    fewest = SHIFTED_POSITIONS[0] if geom.input_shape[0] > 1 else SHIFTED_POSITIONS[1]
+    fewest = next(p for n, p in SHIFTED_POSITIONS if geom.input_shape[0] >= n)
     if positions < fewest:
         return False
     lengths = [o + e - 1 for o, e in zip(geom.output_size, geom.extent, strict=True)]

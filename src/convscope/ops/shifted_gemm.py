@@ -47,6 +47,10 @@ COLUMN_BYTES = 2 << 20
 """Partial sums (the running total and one tap's product) of one pass over the taps: a block
 of columns that stays in the cache between the taps' GEMMs and adds."""
 
+TOGETHER_BELOW = 784
+"""Output positions per sample below which a tile's samples sit side by side in each GEMM's
+columns (a channels-first copy of the slab), for GEMMs wide enough to run at BLAS's speed."""
+
 MIN_COLUMNS = 512
 """Fewest columns a block gets, whatever its rows (narrower GEMMs lose BLAS's speed)."""
 
@@ -93,8 +97,6 @@ def _run_tiles(
     """Compute ``tiles`` one after another (``kernel``: ``(taps, groups, O/groups,
     C/groups)`` in the compute dtype)."""
     dtype = kernel.dtype
-    size = dtype.itemsize
-    groups, og, cg = kernel.shape[1:]
     slabs, copies, sums, parts = (tiling.Scratch(dtype) for _ in range(4))
     # each tap's first cell in the slab (its run starts there)
     corners = [
@@ -102,34 +104,60 @@ def _run_tiles(
         for tap in itertools.product(*(range(k) for k in geom.kernel_size))
     ]
     for tile in tiles:
-        slab = _flat_ready(tiling.extract_slab(x, geom, tile, dtype, slabs), tile.size, copies)
-        steps = [stride // size for stride in slab.strides[2:]]
-        span = _span(tile.size, steps)
-        total = sums.take((groups, og, span))
-        sc, so = slab.strides[1], total.strides[1]
-        blocks = _column_blocks(groups * og * size, span)
-        valid = as_strided(  # the output positions among the flat columns
-            total,
-            shape=(groups * og, *tile.size),
-            strides=(so, *(step * size for step in steps)),
+        slab = tiling.extract_slab(x, geom, tile, dtype, slabs)
+        if slab.shape[0] > 1 and tiling.prod(tile.size) < TOGETHER_BELOW:
+            # small planes: the samples side by side in each GEMM's columns (channels first)
+            together = copies.take((slab.shape[1], slab.shape[0], *slab.shape[2:]))
+            np.copyto(together, slab.swapaxes(0, 1))
+            groups_of = [(together[:, 0], together.strides[1], slab.shape[0], slice(None))]
+        else:  # big planes: a sample at a time, its partial sums cached over the taps
+            slab = _flat_ready(slab, tile.size, copies)
+            step = slab.strides[0]
+            groups_of = [(slab[i], step, 1, slice(i, i + 1)) for i in range(slab.shape[0])]
+        target = out[tile.out_index]
+        for base, step, count, samples in groups_of:
+            _compute(kernel, base, step, count, corners, tile.size, sums, parts, target[samples])
+
+
+def _compute(
+    kernel: np.ndarray,
+    base: np.ndarray,
+    sample_step: int,
+    count: int,
+    corners: Sequence[tuple[int, ...]],
+    box: Sequence[int],
+    sums: tiling.Scratch,
+    parts: tiling.Scratch,
+    target: np.ndarray,
+) -> None:
+    """The output ``box`` of ``count`` samples whose padded slabs start at ``base`` (one
+    sample's ``(C, *L)`` view) and follow each other ``sample_step`` bytes apart, written
+    to ``target`` ``(count, O, *box)``."""
+    groups, og, cg = kernel.shape[1:]
+    size = kernel.itemsize
+    steps = [stride // size for stride in base.strides[1:]]
+    span = (count - 1) * (sample_step // size) + _span(box, steps)
+    total = sums.take((groups, og, span))
+    sc, so = base.strides[0], total.strides[1]
+    runs = [
+        as_strided(
+            base[(slice(None), *corner)],
+            shape=(groups, cg, span),
+            strides=(sc * cg, sc, size),
             writeable=False,
         )
-        target = out[tile.out_index]
-        for sample in range(slab.shape[0]):
-            # one sample at a time: its partial sums stay in the cache over the taps
-            runs = [
-                as_strided(
-                    slab[(sample, slice(None), *corner)],
-                    shape=(groups, cg, span),
-                    strides=(sc * cg, sc, size),
-                    writeable=False,
-                )
-                for corner in corners
-            ]
-            with np.errstate(all="ignore"):  # dropped columns may overflow; never reported
-                for cols in blocks:
-                    _accumulate(kernel, [run[..., cols] for run in runs], total[..., cols], parts)
-            np.copyto(target[sample], valid, casting="unsafe")
+        for corner in corners
+    ]
+    with np.errstate(all="ignore"):  # dropped columns may overflow; never reported
+        for cols in _column_blocks(groups * og * size, span):
+            _accumulate(kernel, [run[..., cols] for run in runs], total[..., cols], parts)
+    valid = as_strided(  # the output positions among the flat columns
+        total,
+        shape=(count, groups * og, *box),
+        strides=(sample_step // size * size, so, *(step * size for step in steps)),
+        writeable=False,
+    )
+    np.copyto(target, valid, casting="unsafe")
 
 
 def _accumulate(
@@ -188,12 +216,17 @@ def _flat_ready(slab: np.ndarray, box: Sequence[int], scratch: tiling.Scratch) -
 
 
 def _cost(geom: tiling.ConvGeometry, size: int, out_channels: int, nb: int, box) -> int:
-    """Workspace of one tile: its padded slab (or the copy of a view that cannot be read
-    flat) and one sample's partial sums and tap product on the slab's flat columns."""
+    """Workspace of one tile: its padded slab (and its channels-first copy, or the copy of a
+    view that cannot be read flat), the partial sums on the flat columns of one sample (all samples
+    when they sit side by side) and a tap's product."""
     slab = tiling.slab_shape(geom, nb, box)
     lengths = slab[2:]
     span = _span(box, [tiling.prod(lengths[d + 1 :]) for d in range(len(lengths))])
-    return size * (tiling.prod(slab) + 2 * out_channels * span)
+    copies = 1
+    if nb > 1 and tiling.prod(box) < TOGETHER_BELOW:
+        span += (nb - 1) * tiling.prod(lengths)
+        copies = 2
+    return size * (copies * tiling.prod(slab) + 2 * out_channels * span)
 
 
 @functools.lru_cache(maxsize=1024)
