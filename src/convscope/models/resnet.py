@@ -21,7 +21,7 @@ from typing import Any
 
 from .. import nn
 from ..autograd.engine import is_grad_enabled
-from ..nn.fusion import conv_bn_act, run_handed_over
+from ..nn.fusion import conv_bn_act, conv_bn_act_pool, run_handed_over
 from ..tensor import Tensor
 from ._blocks import check_no_weights, conv_bn_residual, is_norm2d
 from ._registry import register_model
@@ -246,8 +246,7 @@ class ResNet(nn.Module):
         return nn.Sequential(*layers)
 
     def _forward_impl(self, x: Tensor) -> Tensor:
-        x = conv_bn_act(x, self.conv1, self.bn1, self.relu)
-        x = self.maxpool(x)
+        x = conv_bn_act_pool(x, self.conv1, self.bn1, self.relu, self.maxpool)
         stages = [self.layer1, self.layer2, self.layer3, self.layer4, self.avgpool]
         if is_grad_enabled():
             for stage in stages:
