@@ -101,3 +101,61 @@ def test_convnext_forward_memory_does_not_hold_the_wide_hidden_layer() -> None:
     assert 3 * stage + hidden > bound
     assert result["out"] == [batch, 1000]
     assert result["added"] <= bound, (result["added"] / MiB, bound / MiB)
+
+
+# ---------------------------------------------------------------- the grouped paths' rules
+def test_grouped_stem_and_blocked_mlp_give_the_layers_values() -> None:
+    import numpy as np
+
+    import convscope as cs
+    import convscope.nn as nn
+    from convscope.nn import fusion
+
+    cs.manual_seed(0)
+    conv, bn = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8).eval()
+    bn.running_mean.data[...] = np.linspace(-0.2, 0.2, 8)
+    bn.running_var.data[...] = np.linspace(0.5, 1.5, 8)
+    relu, pool = nn.ReLU(), nn.MaxPool2d(3, 2, 1)
+    x = cs.rand(5, 3, 20, 20)
+    with cs.no_grad():
+        whole = pool(fusion.conv_bn_act(x, conv, bn, relu))
+        grouped = fusion.conv_bn_act_pool(x, conv, bn, relu, pool)
+    assert np.array_equal(grouped.numpy(), whole.numpy())
+
+    first, act, second = nn.Linear(32, 128), nn.GELU(), nn.Linear(128, 16)
+    rows = cs.rand(3, 1500, 32)
+    with cs.no_grad():
+        blocked = fusion.mlp(rows, first, act, second, hidden_bytes=128 * 4 * 1024)
+        layers = second(fusion.linear_act(rows, first, "gelu", act))
+    assert blocked is not None
+    assert np.array_equal(blocked.numpy(), layers.numpy())
+
+
+def test_grouped_paths_step_aside_for_hooks_training_and_graphs() -> None:
+    import numpy as np
+
+    import convscope as cs
+    import convscope.nn as nn
+    from convscope.nn import fusion
+
+    conv, bn, relu, pool = nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2)
+    x = cs.rand(4, 3, 10, 10)
+    seen: list[tuple[int, ...]] = []
+    handle = pool.register_forward_hook(lambda m, args, out: seen.append(args[0].shape))
+    bn.eval()
+    with cs.no_grad():
+        fusion.conv_bn_act_pool(x, conv, bn, relu, pool)
+    handle.remove()
+    assert seen == [(4, 4, 8, 8)]  # a hooked pool sees the whole batch once
+    bn.train()  # batch statistics: the whole batch must be normalised together
+    with cs.no_grad():
+        grouped = fusion.conv_bn_act_pool(x, conv, bn, relu, pool)
+    with cs.no_grad():
+        layers = pool(relu(bn(conv(x))))
+    assert np.array_equal(grouped.numpy(), layers.numpy())
+
+    first, act, second = nn.Linear(32, 128), nn.ReLU(), nn.Linear(128, 16)
+    rows = cs.rand(2, 2048, 32)
+    assert fusion.mlp(rows, first, act, second, hidden_bytes=1 << 16) is None  # a graph
+    with cs.no_grad():
+        assert fusion.mlp(rows, first, nn.Dropout(), second, hidden_bytes=1 << 16) is None
