@@ -10,9 +10,13 @@ flat index up to the last output position, including the columns that fall in th
 of each row (and plane); those are dropped when the result is copied into the output.
 
 Each GEMM sums over the channels of a group only; the taps' partial sums are then added one
-after another.  Those shorter float32 sums are more accurate than unfold's, whose GEMM adds
-``C/groups * prod(K)`` products of each output in one running sum (ResNet-18's 3x3 layers:
-about 0.4x unfold's error, a little under PyTorch's).
+after another (by BLAS into the running total, see :mod:`.blas_gemm`, or through a buffer).
+Those shorter float32 sums are more accurate than unfold's, whose GEMM adds
+``C/groups * prod(K)`` products of each output in one running sum (ResNet-18's 56x56 and 28x28
+3x3 layers at batch 8: 1.8-1.9e-7 relative against unfold's 4.0-5.1e-7 and PyTorch's
+2.2-2.6e-7).  Big planes are computed a sample at a time (its partial sums stay in the cache
+over the taps); the samples of small planes sit side by side in the columns of each GEMM
+(from a channels-first copy of the slab) so that the GEMMs stay wide.
 
 >>> import numpy as np
 >>> from convscope.ops.conv import conv_general
