@@ -37,11 +37,11 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
         or threads.sharing()
         or not threads.blas_is_adjustable()
     ):
-        return np.matmul(a, b, out=out)
+        return _product(a, b, out)
     stack = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
     if k != b.shape[-2] or math.prod(stack) * m * n * k < SHARED_FROM:
-        return np.matmul(a, b, out=out)
+        return _product(a, b, out)
     if out is None:
         out = np.empty((*stack, m, n), np.result_type(a, b))
     if stack and stack[0] >= workers:
@@ -51,8 +51,28 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     else:
         parts = [(a[..., p, :], b, out[..., p, :]) for p in _split(m, workers)]
     with threads.blas_threads(1):
-        threads.parallel_map(lambda part: np.matmul(part[0], part[1], out=part[2]), parts)
+        threads.parallel_map(lambda part: _product(*part), parts)
     return out
+
+
+FEW_ROWS = 64
+"""Rows of ``a`` up to which a wide 2-D product is computed as ``(b.T @ a.T).T``: OpenBLAS
+then packs the big operand once per call as the left one (one thread: (49 x 768) @ (768 x
+3072) 2.64 -> 2.31 ms, (16 x 3072) @ (3072 x 768) 1.66 -> 1.03 ms, torch 1.95 and 1.19;
+from about 196 rows the plain order is as fast)."""
+
+
+def _product(a: np.ndarray, b: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """``np.matmul(a, b, out=out)``, a few rows times a wide matrix in the transposed order."""
+    if a.ndim == b.ndim == 2 and 1 < a.shape[0] <= FEW_ROWS and b.shape[1] >= 4 * a.shape[0]:
+        if a.shape[1] != b.shape[0]:
+            return np.matmul(a, b, out=out)  # NumPy's error
+        product = np.matmul(b.T, a.T).T
+        if out is None:
+            return np.ascontiguousarray(product)
+        out[...] = product
+        return out
+    return np.matmul(a, b, out=out)
 
 
 def _split(length: int, workers: int) -> list[slice]:
