@@ -33,7 +33,8 @@ import numpy as np
 
 from ..autograd.engine import is_grad_enabled
 from ..ops import epilogue
-from ..ops.matmul import matmul
+from ..ops.matmul import FEW_ROWS, matmul
+from ..ops.threads import get_num_threads
 from ..tensor import Tensor
 from .conv import (
     Conv1d,
@@ -399,12 +400,17 @@ def mlp(
     rows = data.reshape(-1, data.shape[-1])
     count, hidden = rows.shape[0], first.out_features
     limit = MLP_HIDDEN_BYTES if hidden_bytes is None else hidden_bytes
-    least = -(-MLP_MIN_GEMM // (hidden * min(first.in_features, second.out_features)))
-    per_block = max(1, limit // (hidden * data.itemsize), least)
-    blocks = -(-count // per_block)
+    # every block's GEMMs big enough to be summed as the whole layer's are, and every
+    # thread's share of a block's rows past ops.matmul's few-rows order
+    least = max(
+        -(-MLP_MIN_GEMM // (hidden * min(first.in_features, second.out_features))),
+        (FEW_ROWS + 1) * get_num_threads(),
+    )
+    per_block = max(1, limit // (hidden * data.itemsize))
+    blocks = min(-(-count // per_block), count // least)
     if blocks < 2:
         return None  # one block: the layers one by one hold no more
-    per_block = -(-count // blocks)  # even blocks: no thin last GEMM
+    per_block = -(-count // blocks)  # even blocks (each at least ``least`` rows)
     out = np.empty((count, second.out_features), data.dtype)
     buffer = np.empty((per_block, hidden), data.dtype)
     sub_block = max(1, _ACTIVATION_PIECE_BYTES // (hidden * data.itemsize))
