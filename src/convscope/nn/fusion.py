@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd.engine import is_grad_enabled
-from ..ops import epilogue
+from ..ops import algorithms, epilogue
 from ..ops.matmul import FEW_ROWS, matmul
 from ..ops.threads import get_num_threads
 from ..tensor import Tensor
@@ -238,6 +238,7 @@ def conv_bn_act_pool(x: Any, conv: Module, bn: Any, act: Any, pool: Module) -> A
         or data.ndim != conv._dims + 2
         or data.shape[0] < 2
         or not data.flags.c_contiguous
+        or algorithms.get_autotune()  # it times per batch size: groups could choose others
     ):
         return pool(conv_bn_act(x, conv, bn, act))
     n = data.shape[0]
