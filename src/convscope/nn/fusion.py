@@ -363,7 +363,8 @@ def mlp(
 ) -> Tensor | None:
     """``second(act(first(x)))`` for two plain Linear layers around a plain elementwise
     activation layer, computed in blocks of rows so that only one block of the hidden layer
-    exists at a time (at most ``hidden_bytes``, default :data:`MLP_HIDDEN_BYTES`); the same
+    exists at a time (``hidden_bytes``, default :data:`MLP_HIDDEN_BYTES`, unless exactness
+    needs more rows per block: see :data:`MLP_MIN_GEMM`); the same
     GEMMs, bias additions and activation per row as the layers one by one, so the same
     values.  The activation runs in place where the epilogue can apply it, else as the layer
     on each block.  ``None`` when this cannot apply or would make a single block (a graph to
