@@ -356,15 +356,16 @@ def overhead(repeats: int) -> dict:
     }
 
 
-def peak_rss_child(library: str, batch: int) -> None:
-    """(In a child process) the resident memory two resnet18 forwards add at their peak, in
-    MiB, over the process with the model built, the libraries loaded and one forward on a
-    tiny input done."""
+def peak_rss_child(library: str, batch: int, network: str = "resnet18") -> None:
+    """(In a child process) the resident memory two forwards of ``network`` (224x224 images)
+    add at their peak, in MiB, over the process with the model built, the libraries loaded
+    and one forward on a tiny input done.  By hand, for another network:
+    ``python benchmarks/bench_models.py --peak-child convscope 8 convnext_tiny``."""
     import torch
 
     import convscope as cs
 
-    ours, theirs = build_pair("resnet18")
+    ours, theirs = build_pair(network)
     x = np.random.default_rng(0).standard_normal((batch, 3, 224, 224)).astype(np.float32)
     # both libraries wrap the input without copying it (cs.tensor would copy: 4.6 MiB)
     if library == "convscope":
@@ -520,7 +521,7 @@ def main() -> None:
     parser.add_argument("--no-extras", action="store_true", help="skip breakdown/memory/overhead")
     parser.add_argument("--json")
     parser.add_argument("--markdown")
-    parser.add_argument("--peak-child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--peak-child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     import torch
 
@@ -529,7 +530,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cs.set_num_threads(args.threads)
     if args.peak_child:
-        peak_rss_child(args.peak_child[0], int(args.peak_child[1]))
+        peak_rss_child(args.peak_child[0], int(args.peak_child[1]), *args.peak_child[2:3])
         return
     inference = []
     for name, batches, shape in INFERENCE:
