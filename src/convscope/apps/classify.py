@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..io.image import MAX_PIXELS
+from ..nn.init import skipped as skipped_init
 from .imagenet import imagenet_classes, preprocess
 
 #: keys under which training scripts often nest the state dict of a checkpoint
@@ -222,13 +223,21 @@ def load_model(
         state = read_weights(weights)
         num_classes = num_classes_of(state) or num_classes
     config = {} if num_classes in (None, 1000) else {"num_classes": num_classes}
-    model = models.get_model(name, **config)
-    if state is not None:
+    if state is None:
+        model = models.get_model(name, **config)
+    else:  # no random weights to overwrite: the file's arrays become the parameters
+        with skipped_init():
+            model = models.get_model(name, **config)
         problems = fit_problems(model, state)
         if problems:
             raise ValueError(f"weights {weights} do not fit {name}: {problems}")
+        own = model.state_dict(keep_vars=True)
+        for key, value in state.items():  # the model's dtypes (assign keeps the file's)
+            array = getattr(value, "data", value)
+            if key in own and getattr(array, "dtype", None) != own[key].dtype:
+                state[key] = np.asarray(array).astype(own[key].dtype)
         try:
-            model.load_state_dict(state, strict=True)
+            model.load_state_dict(state, strict=True, assign=True)
         except RuntimeError as error:
             reason = str(error).split("\n\t")[-1].strip()
             raise ValueError(f"weights {weights} do not fit {name}: {reason}") from None

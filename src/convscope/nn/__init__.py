@@ -1,7 +1,7 @@
 """Layers with PyTorch's names: convolutions, pooling, normalisation, activations, losses,
 containers, plus ``Module``, ``Parameter``, ``init`` and ``functional``."""
 
-from . import functional, init
+from . import functional, init, utils
 from .activation import (
     ELU,
     GELU,
@@ -154,4 +154,5 @@ __all__ = [
     "ZeroPad3d",
     "functional",
     "init",
+    "utils",
 ]

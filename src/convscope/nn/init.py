@@ -9,8 +9,11 @@ True
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -67,6 +70,21 @@ def _fan(tensor: Tensor, mode: str) -> int:
     return fan_in if mode == "fan_in" else fan_out
 
 
+_skipping = contextvars.ContextVar("convscope_skip_init", default=False)
+
+
+@contextlib.contextmanager
+def skipped() -> Iterator[None]:
+    """Inside the block every filling function here leaves its tensor as it is (no random
+    draws, no float64 temporaries): for modules whose weights are about to be loaded.  See
+    :func:`convscope.nn.utils.skip_init`."""
+    token = _skipping.set(True)
+    try:
+        yield
+    finally:
+        _skipping.reset(token)
+
+
 def _fill(tensor: Tensor, values: np.ndarray) -> Tensor:
     tensor.data[...] = values
     return tensor
@@ -91,11 +109,15 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
     >>> [round(v, 4) for v in uniform_(cs.empty(3), -1.0, 1.0).tolist()]
     [-0.0075, 0.5364, -0.823]
     """
+    if _skipping.get():
+        return tensor
     return _fill(tensor, torch_stream().uniform(tensor.shape, a, b, _draw_dtype(tensor)))
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
     """Fill with N(mean, std²): PyTorch's values after the same ``manual_seed``."""
+    if _skipping.get():
+        return tensor
     return _fill(tensor, torch_stream().normal(tensor.shape, mean, std, _draw_dtype(tensor)))
 
 
@@ -105,6 +127,8 @@ def trunc_normal_(
     """Normal(mean, std) conditioned on ``[a, b]`` (rejection sampling: the exact distribution)."""
     if not a < b:
         raise ValueError(f"trunc_normal_ needs a < b, got a={a}, b={b}")
+    if _skipping.get():
+        return tensor
     rng, out = default_generator(), np.empty(tensor.numel())
     filled = 0
     while filled < out.size:
@@ -116,6 +140,8 @@ def trunc_normal_(
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
+    if _skipping.get():
+        return tensor
     return _fill(tensor, val)
 
 

@@ -332,11 +332,23 @@ class Module:
         return state
 
     def load_state_dict(
-        self, state_dict: Mapping[str, Any], strict: bool = True
+        self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
     ) -> IncompatibleKeys:
         """Copy values (tensors, NumPy arrays, or anything ``np.asarray`` takes) into the module.
 
-        All checks run before anything is copied: on error the module is unchanged.
+        All checks run before anything is copied: on error the module is unchanged.  With
+        ``assign=True`` (as in PyTorch) each parameter and buffer takes the state's array
+        itself, with its dtype, instead of a copy (a read-only or non-contiguous one is copied
+        first): loading then holds no second copy of the weights.  The ``Parameter`` objects
+        stay the same.
+
+        >>> import convscope as cs
+        >>> layer = cs.nn.Linear(2, 1)
+        >>> weight = np.array([[1.0, 2.0]], np.float32)
+        >>> _ = layer.load_state_dict({"weight": weight, "bias": np.zeros(1, np.float32)},
+        ...                           assign=True)
+        >>> layer.weight.data is weight
+        True
         """
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
@@ -383,7 +395,10 @@ class Module:
                 + "\n\t".join(errors)
             )
         for key, array in values.items():
-            own[key].data[...] = array
+            if assign:
+                own[key].data = np.require(array, requirements=["C", "W"])
+            else:
+                own[key].data[...] = array
         return IncompatibleKeys(missing, unexpected)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
