@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import convscope as cs
-from convscope.ops import algorithms, blas_gemm, shifted_gemm
+from convscope.ops import algorithms, shifted_gemm
 from convscope.ops.conv import conv_general, conv_general_backward
 
 try:
@@ -79,12 +79,9 @@ def _shifted(x, w, call) -> np.ndarray:
 @pytest.mark.parametrize("seed", range(12))
 def test_random_stride_one_geometries_match_torch(seed, shared, monkeypatch):
     """float64 within 1e-10 and float32 within 1e-5 of PyTorch's float64 result, with each
-    thread running its own tiles (``shared``) or BLAS's threads; odd seeds add the taps'
-    products through NumPy (as without a directly callable BLAS), even ones inside BLAS."""
+    thread running its own tiles (``shared``) or BLAS's threads."""
     if shared:
         monkeypatch.setattr(shifted_gemm, "SHARED_FROM", 0)
-    if seed % 2:
-        monkeypatch.setattr(blas_gemm, "accumulating", lambda dtype: None)
     rng = np.random.default_rng(seed)
     call = _random_call(rng)
     cin = call["w"][1] * call["groups"]
@@ -180,13 +177,10 @@ def test_integers_are_exact(dtype):
     np.testing.assert_array_equal(got, want.astype(dtype))
 
 
-@pytest.mark.parametrize("through_blas", [True, False])
 @pytest.mark.parametrize("where", ["input", "weight"])
-def test_non_finite_values_as_the_definition_gives_them(where, through_blas, monkeypatch):
+def test_non_finite_values_as_the_definition_gives_them(where):
     """An Inf or NaN reaches only the outputs whose windows read it (the columns dropped from
     the flat runs read the neighbouring rows: what they compute never reaches the output)."""
-    if not through_blas:
-        monkeypatch.setattr(blas_gemm, "accumulating", lambda dtype: None)
     rng = np.random.default_rng(5)
     x = rng.standard_normal((2, 8, 10, 11)).astype(np.float32)
     w = rng.standard_normal((6, 8, 3, 3)).astype(np.float32)
@@ -261,29 +255,6 @@ def test_forced_shifted_trains_a_layer_like_torch():
     np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(gx, xt.grad.numpy()[:, :, 1:-1, :-1], rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(gw, wt.grad.numpy(), rtol=1e-10, atol=1e-10)
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_blas_gemm_adds_products_of_strided_operands(dtype):
-    """``c = a @ b + beta * c`` on views with row strides of their own; beta 0 overwrites
-    (even NaN), beta 1 adds; operands it cannot pass to BLAS are refused."""
-    gemm = blas_gemm.accumulating(np.dtype(dtype))
-    if gemm is None:
-        pytest.skip("the BLAS NumPy uses cannot be called directly here")
-    rng = np.random.default_rng(7)
-    a = rng.standard_normal((5, 12)).astype(dtype)[:, 2:9]
-    b = rng.standard_normal((7, 40)).astype(dtype)[:, 3:33]
-    c = np.full((5, 35), np.nan, dtype)[:, 1:31]
-    gemm(a, b, c, 0.0)
-    tol = 1e-12 if dtype == np.float64 else 1e-5
-    np.testing.assert_allclose(c, a @ b, rtol=tol, atol=tol)
-    gemm(a, b, c, 1.0)
-    np.testing.assert_allclose(c, 2 * (a @ b), rtol=tol, atol=tol)
-    with pytest.raises(ValueError, match="contiguous rows"):
-        gemm(a, b[:, ::2], c[:, :15], 1.0)
-    with pytest.raises(ValueError, match="cannot add"):
-        gemm(a, b, c[:, :4], 1.0)
-    assert blas_gemm.accumulating(np.dtype(np.int64)) is None
 
 
 @pytest.mark.parametrize(("channels", "size"), [(64, 32), (128, 16)])

@@ -52,8 +52,8 @@ def select_algorithm(
     Integers always take ``unfold`` (exact).  Depthwise layers take the FFT for large kernels
     (from 7x7, or 25x25 with the compiled kernel; stride 1) and the direct depthwise kernel
     otherwise; with numba installed, layers with few channels per group (see
-    :data:`FEW_CHANNELS`) take the compiled tap-by-tap kernel too; stride-1 layers with big
-    output planes take one GEMM per tap (``shifted``, see :data:`SHIFTED_POSITIONS`);
+    :data:`FEW_CHANNELS`) take the compiled tap-by-tap kernel too; float32 stride-1 layers
+    with mid-sized planes take one GEMM per tap (``shifted``, see :data:`SHIFTED_FROM`);
     everything else is unfold + GEMM (a plain GEMM for 1x1).  Winograd runs when forced or
     autotuned.
     """
@@ -75,46 +75,44 @@ def select_algorithm(
     )
     if few_channels and jit.kernels() is not None:
         return "depthwise"  # e.g. Conv2d(1, 2, 3): a GEMM with 2 rows mostly moves memory
-    if _shifted_pays(geom, groups, dtype):
+    if out_channels is not None and _shifted_pays(geom, groups, dtype, out_channels):
         return "shifted"
     return "unfold"
 
 
-SHIFTED_POSITIONS = ((8, 400), (2, 784), (1, 2048))
-"""(samples, output positions per sample) from which a stride-1 dense layer takes 'shifted'
-(one GEMM per tap, no unfolding).  Measured on the loaded 2-core machine, float32,
-interleaved, medians of shifted / unfold at 1 and 2 threads: (8,64,56,56) 3x3 0.62-0.83,
-(8,128,28,28) 0.71-0.92, (8,256,28,28) 0.93-0.98, (8,64,20,20) 0.82-0.84, (8,128,24,24)
-0.88-0.93, (1,64,56,56) 0.80-0.96, (4,64,32,32) 0.88, (8,64,56,56) 5x5 0.60-0.80,
-(1,64,16,56,56) 3x3x3 0.70-0.88, (1,64,16000) k3 0.85; slower: (1,128,28,28) 1.05-1.13 at one
-thread, (2,64,16,16) 1.25-1.47, (8,256,16,16) 1.09-1.16, every 14x14 plane 0.96-1.18 and 8x8
-or 7x7 1.3-2.0 (the columns dropped at the rows' ends and narrow GEMMs); float64 alike
-(0.87-0.97 where chosen)."""
+SHIFTED_FROM = (8, 64, 784)
+"""Samples, input channels per group and output positions per sample from which a float32
+stride-1 layer takes 'shifted' (one GEMM per tap, no unfolding: about half unfold's float32
+error, as accurate as PyTorch's), while one sample's partial sums stay within
+:data:`SHIFTED_SUMS` elements.  Measured on the loaded 2-core machine, interleaved, medians
+of shifted / unfold at 1 and 2 threads: (8,64,28,28) 3x3 0.91, (8,128,28,28) 0.81-0.95;
+about even: (8,64,56,56) 0.96-1.00, (8,32,56,56) 0.98-1.03, (2,64,56,56) 0.98-1.00,
+(8,64,112,112) 0.99-1.00, (1,64,16000) k3 1.02-1.06; slower: (8,256,28,28) 1.01-1.04,
+(8,128,56,56) 1.00-1.10, (4,128,28,28) 0.87-1.06, (8,64,20,20) 1.08-1.11, 14x14 and smaller
+planes 1.1-2.0 (the columns dropped at the rows' ends, narrow GEMMs), (8,3,56,56) -> 64 2.3,
+and float64 1.0-1.3 (each tap's product is added to the total in a separate pass)."""
 
-SHIFTED_MIN_CHANNELS = 32
-"""Input channels per group 'shifted' needs: each of its GEMMs sums over them only
-((8,3,56,56) -> 64: 2.3x unfold's time; 16 channels about even)."""
+SHIFTED_SUMS = 128 * 784
+"""Most partial sums (output channels x positions) of one sample 'shifted' is chosen for."""
 
 
-def _shifted_pays(geom: ConvGeometry, groups: int, dtype: np.dtype) -> bool:
-    """Whether 'shifted' is at least as fast as unfold here: a floating-point stride-1 layer
-    with several taps, enough channels per group, big output planes and few columns wasted
-    on the padding (at most 10% more columns than output positions)."""
-    if max(geom.stride) > 1 or max(geom.input_dilation) > 1 or math.prod(geom.kernel_size) == 1:
-        return False
-    if geom.input_shape[1] // groups < SHIFTED_MIN_CHANNELS:
+def _shifted_pays(geom: ConvGeometry, groups: int, dtype: np.dtype, out_channels: int) -> bool:
+    """Whether 'shifted' is at least as fast as unfold here (see :data:`SHIFTED_FROM`), with
+    at most 10% more GEMM columns than output positions (those falling in the padding)."""
+    samples, channels, fewest = SHIFTED_FROM
+    if np.dtype(dtype) != np.float32 or max(geom.stride) > 1 or max(geom.input_dilation) > 1:
         return False
     positions = math.prod(geom.output_size)
-    fewest = next(p for n, p in SHIFTED_POSITIONS if geom.input_shape[0] >= n)
-    if positions < fewest:
+    if (
+        math.prod(geom.kernel_size) == 1
+        or geom.input_shape[0] < samples
+        or geom.input_shape[1] // groups < channels
+        or not fewest <= positions <= SHIFTED_SUMS // max(out_channels, 1)
+    ):
         return False
     lengths = [o + e - 1 for o, e in zip(geom.output_size, geom.extent, strict=True)]
     columns = 1 + sum((o - 1) * math.prod(lengths[d + 1 :]) for d, o in enumerate(geom.output_size))
-    if columns > 1.1 * positions:
-        return False
-    from .blas_gemm import accumulating
-
-    return accumulating(np.dtype(dtype)) is not None  # else each tap's product costs an add
+    return columns <= 1.1 * positions
 
 
 def conv_general(

@@ -10,8 +10,7 @@ flat index up to the last output position, including the columns that fall in th
 of each row (and plane); those are dropped when the result is copied into the output.
 
 Each GEMM sums over the channels of a group only; the taps' partial sums are then added one
-after another (by BLAS into the running total, see :mod:`.blas_gemm`, or through a buffer).
-Those shorter float32 sums are more accurate than unfold's, whose GEMM adds
+after another.  Those shorter float32 sums are more accurate than unfold's, whose GEMM adds
 ``C/groups * prod(K)`` products of each output in one running sum (ResNet-18's 56x56 and 28x28
 3x3 layers at batch 8: 1.8-1.9e-7 relative against unfold's 4.0-5.1e-7 and PyTorch's
 2.2-2.6e-7).  Big planes are computed a sample at a time (its partial sums stay in the cache
@@ -37,7 +36,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import blas_gemm, threads, tiling
+from . import threads, tiling
 from .unfold_gemm import weight_gradient as weight_gradient  # the weight gradient is unfold's
 
 SHARED_FROM = 1 << 23
@@ -170,15 +169,8 @@ def _accumulate(
     total: np.ndarray,
     parts: tiling.Scratch,
 ) -> None:
-    """``total = sum over taps of kernel[tap] @ runs[tap]``: one GEMM per tap and group (a
-    sum over the channels of a group), the taps' products added one after another: by BLAS
-    into the total itself where it can be called directly, else through a product buffer."""
-    gemm = blas_gemm.accumulating(total.dtype)
-    if gemm is not None:
-        for number, tap_run in enumerate(runs):
-            for a, b, c in zip(kernel[number], tap_run, total, strict=True):
-                gemm(a, b, c, 0.0 if number == 0 else 1.0)
-        return
+    """``total = sum over taps of kernel[tap] @ runs[tap]``: one GEMM per tap (a sum over
+    the channels of a group), the taps' products added one after another."""
     product = parts.take(total.shape)
     for number, tap_run in enumerate(runs):
         if number == 0:
