@@ -45,10 +45,11 @@ FACTOR = 1.5
 #: GEMMs' reduction into blocks of 64 brings the worst to 0.45-0.95x and the median to
 #: 0.63-0.73x PyTorch's, but costs 6-17% of a 3x3 convolution's time at one thread (ResNet-18,
 #: batch 8, 224x224), so it is not done.  The 'shifted' algorithm (one GEMM per kernel tap, the
-#: taps' sums added) has short sums at no cost, but it is as fast as unfold only from about
-#: 28x28 planes, where the selector picks it: this test's 64x64 images (planes 16x16 to 2x2)
-#: keep unfold, and the factors are unchanged (re-measured over seeds 0-7: worst 0.95-1.58,
-#: median 1.12-1.30).  With it forced (the test below), worst 0.71-1.25, median 0.85-1.03
+#: taps' sums added) has such short sums, but it is at least as fast as unfold only on
+#: mid-sized float32 planes (28x28 at batch 8+), where the selector picks it: this test's 64x64
+#: images (planes 16x16 to 2x2, batch 4) keep unfold, and the factors are unchanged
+#: (re-measured over seeds 0-7: worst 0.95-1.58, median 1.12-1.30).  With it forced (the test
+#: below), worst 0.69-1.25, median 0.84-1.03
 WORST_FACTOR = 1.75
 #: the worst factor with every stride-1 convolution as 'shifted' GEMMs
 SHIFTED_WORST_FACTOR = 1.5
