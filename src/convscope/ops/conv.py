@@ -53,7 +53,8 @@ def select_algorithm(
     (from 7x7, or 25x25 with the compiled kernel; stride 1) and the direct depthwise kernel
     otherwise; with numba installed, layers with few channels per group (see
     :data:`FEW_CHANNELS`) take the compiled tap-by-tap kernel too; float32 stride-1 layers
-    with mid-sized planes take one GEMM per tap (``shifted``, see :data:`SHIFTED_FROM`);
+    like ResNet's 128-channel 28x28 ones take one GEMM per tap (``shifted``, see
+    :data:`SHIFTED_FROM`);
     everything else is unfold + GEMM (a plain GEMM for 1x1).  Winograd runs when forced or
     autotuned.
     """
@@ -80,17 +81,18 @@ def select_algorithm(
     return "unfold"
 
 
-SHIFTED_FROM = (8, 64, 784)
+SHIFTED_FROM = (8, 128, 784)
 """Samples, input channels per group and output positions per sample from which a float32
 stride-1 layer takes 'shifted' (one GEMM per tap, no unfolding: about half unfold's float32
 error, as accurate as PyTorch's), while one sample's partial sums stay within
-:data:`SHIFTED_SUMS` elements.  Measured on the loaded 2-core machine, interleaved, medians
-of shifted / unfold at 1 and 2 threads: (8,64,28,28) 3x3 0.91, (8,128,28,28) 0.81-0.95;
-about even: (8,64,56,56) 0.96-1.00, (8,32,56,56) 0.98-1.03, (2,64,56,56) 0.98-1.00,
-(8,64,112,112) 0.99-1.00, (1,64,16000) k3 1.02-1.06; slower: (8,256,28,28) 1.01-1.04,
-(8,128,56,56) 1.00-1.10, (4,128,28,28) 0.87-1.06, (8,64,20,20) 1.08-1.11, 14x14 and smaller
-planes 1.1-2.0 (the columns dropped at the rows' ends, narrow GEMMs), (8,3,56,56) -> 64 2.3,
-and float64 1.0-1.3 (each tap's product is added to the total in a separate pass)."""
+:data:`SHIFTED_SUMS` elements.  Measured on the loaded 2-core machine, interleaved (order
+alternating), medians of shifted / unfold: (8,128,28,28) 3x3 0.91-1.00 at one thread,
+0.79-0.87 at two; about even: (8,64,56,56) 0.96-1.00, (8,32,56,56) 0.98-1.03, (2,64,56,56)
+0.98-1.00, (8,64,112,112) 0.99-1.00, (1,64,16000) k3 1.02-1.06; faster at one thread only:
+(8,64,28,28) 0.81-0.91 (1.15 at two); slower: (8,256,28,28) 1.01-1.04, (8,128,56,56)
+1.00-1.10, (4,128,28,28) 0.87-1.06, (8,64,20,20) 1.08-1.11, 14x14 and smaller planes 1.1-2.0
+(the columns dropped at the rows' ends, narrow GEMMs), (8,3,56,56) -> 64 2.3, and float64
+1.0-1.3 (each tap's product is added to the total in a separate pass)."""
 
 SHIFTED_SUMS = 128 * 784
 """Most partial sums (output channels x positions) of one sample 'shifted' is chosen for."""
