@@ -47,10 +47,9 @@ FACTOR = 1.5
 #: batch 8, 224x224), so it is not done.  The 'shifted' algorithm (one GEMM per kernel tap, the
 #: taps' sums added) has such short sums, but it is at least as fast as unfold only on
 #: float32 layers like ResNet's 128-channel 28x28 ones at batch 8+, where the selector picks
-#: it (elsewhere about even or slower): this test's 64x64
-#: images (planes 16x16 to 2x2, batch 4) keep unfold, and the factors are unchanged
-#: (re-measured over seeds 0-7: worst 0.95-1.58, median 1.12-1.30).  With it forced (the test
-#: below), worst 0.69-1.25, median 0.84-1.03
+#: it (elsewhere about even or slower): this test's 64x64 images (planes 16x16 to 2x2, batch
+#: 4) keep unfold, and the factors are unchanged (re-measured over seeds 0-7: worst 0.95-1.58,
+#: median 1.12-1.30).  With it forced (the test below), worst 0.69-1.25, median 0.84-1.03
 WORST_FACTOR = 1.75
 #: the worst factor with every stride-1 convolution as 'shifted' GEMMs
 SHIFTED_WORST_FACTOR = 1.5
