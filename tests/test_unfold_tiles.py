@@ -41,6 +41,7 @@ def _case(rng: np.random.Generator, dim: int):
 def test_unfold_tiles_match_torch(reference, dim, seed, threads, monkeypatch):
     torch = reference
     monkeypatch.setattr(unfold_gemm, "SHARED_FROM", 0)  # share even the small ones
+    monkeypatch.setattr(unfold_gemm, "SHARED_PLANE", 0)
     rng = np.random.default_rng(100 * dim + seed)
     functional = [torch.nn.functional.conv1d, torch.nn.functional.conv2d]
     functional.append(torch.nn.functional.conv3d)

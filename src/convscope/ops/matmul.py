@@ -20,8 +20,12 @@ import numpy as np
 
 from . import threads
 
-SHARED_FROM = 1 << 22
-"""Multiply-adds from which a product is shared out over the threads."""
+SHARED_FROM = 1 << 62
+"""Multiply-adds from which a product is shared out over the threads: never by default.
+Switching BLAS to one thread and back around each product cost more than sharing gained on
+the quiet 2-core machine (medians of whole networks at 2 threads: ConvNeXt-Tiny batch 1 100
+-> 135 ms, the wav2vec2 encoder 30 -> 48 ms; measurements on a loaded machine had pointed the
+other way).  Set it lower where BLAS's own threads do worse."""
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

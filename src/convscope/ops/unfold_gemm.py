@@ -34,9 +34,16 @@ PER_SAMPLE_POSITIONS = 1024
 into the output; below it one GEMM covers all samples of a tile (through a buffer)."""
 
 SHARED_FROM = 1 << 23
-"""Multiply-adds from which a convolution's tiles are shared out over the threads (each
+"""Multiply-adds from which a convolution's tiles may be shared out over the threads (each
 unfolding and multiplying its own tiles with BLAS on one core); smaller ones run on the
 calling thread with BLAS's own threads."""
+
+SHARED_PLANE = 1 << 14
+"""Output positions per sample from which tiles are shared out: each thread's GEMMs then
+have many columns.  On smaller planes sharing lost to BLAS's own threads (quiet 2-core
+machine, medians of whole networks: ResNet-18 at batch 1 28 -> 52 ms, its layer4 GEMMs of 28
+columns each packing all 512 x 4608 weights); from 128x128 it won (a U-Net at 256x256, batch
+1: 130 -> 117 ms)."""
 
 FORWARD_TILE_BYTES = 24 << 20
 """Workspace the forward's tiles aim at when the budget allows more (but at least one slab of
@@ -63,8 +70,10 @@ def run(
         matmul(kernel, planes, out=out.reshape(n, groups, og, -1))
         return
     workers = threads.get_num_threads()
-    work = n * tiling.prod(geom.output_size) * kernel.size
-    if workers > 1 and work >= SHARED_FROM and threads.blas_is_adjustable():
+    plane = tiling.prod(geom.output_size)
+    work = n * plane * kernel.size
+    big = work >= SHARED_FROM and plane >= SHARED_PLANE
+    if workers > 1 and big and threads.blas_is_adjustable():
         # each thread unfolds its own tiles and multiplies them on one core: no hand-over
         # between copying and BLAS's threads, and no BLAS thread spinning between GEMMs
         tiles = _shared_tiles(geom, dtype, o, budget, workers)
