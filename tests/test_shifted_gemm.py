@@ -282,19 +282,11 @@ def test_float32_as_accurate_as_torch(channels, size):
 
 
 @pytest.mark.parametrize(
-    ("shape", "dtype", "expected"),
-    [
-        ((8, 128, 28, 28), np.float32, "shifted"),  # measured 0.79-1.00x unfold's time
-        ((8, 64, 28, 28), np.float32, "unfold"),  # faster at one thread, slower at two
-        ((8, 128, 28, 28), np.float64, "unfold"),  # 1.0-1.3x: the adds cost more
-        ((1, 128, 28, 28), np.float32, "unfold"),
-        ((8, 256, 28, 28), np.float32, "unfold"),
-        ((8, 64, 56, 56), np.float32, "unfold"),  # about even
-        ((8, 256, 14, 14), np.float32, "unfold"),
-        ((8, 16, 28, 28), np.float32, "unfold"),
-    ],
+    "shape", [(8, 128, 28, 28), (8, 64, 56, 56), (1, 128, 128, 128), (8, 256, 14, 14)]
 )
-def test_selector_takes_shifted_where_measured_faster(shape, dtype, expected):
+def test_selector_leaves_shifted_to_forcing_and_autotuning(shape):
+    """Re-measured on a quiet machine, shifted was slower than unfold on ResNet's layers at
+    two threads: the heuristic never picks it (forcing and autotuning still do)."""
     from convscope.ops.conv import select_algorithm
     from convscope.ops.tiling import ConvGeometry
 
@@ -307,21 +299,19 @@ def test_selector_takes_shifted_where_measured_faster(shape, dtype, expected):
         input_dilation=(1, 1),
         output_size=shape[2:],
     )
-    assert select_algorithm(geom, 1, np.dtype(dtype), shape[1]) == expected
-    strided = ConvGeometry(**{**geom.__dict__, "stride": (2, 2), "output_size": (14, 14)})
-    assert select_algorithm(strided, 1, np.dtype(dtype), shape[1]) != "shifted"
+    assert select_algorithm(geom, 1, np.dtype(np.float32), shape[1]) == "unfold"
 
 
-def test_chosen_by_the_selector_in_a_training_step():
-    """A ResNet layer2 3x3 layer: the forward and the input gradient take shifted on their
-    own, and all three results match PyTorch."""
+def test_forced_for_a_float32_training_step():
+    """A ResNet layer2 3x3 layer under ``cs.conv_algorithm("shifted")``: the forward and the
+    input gradient take shifted, the weight gradient unfold's GEMM; all three match PyTorch."""
     if torch is None:
         pytest.skip("torch (the reference) is not installed")
     rng = np.random.default_rng(9)
     x = rng.standard_normal((8, 128, 28, 28)).astype(np.float32)
     w = (rng.standard_normal((128, 128, 3, 3)) / 34).astype(np.float32)
     xc, wc = cs.tensor(x, requires_grad=True), cs.tensor(w, requires_grad=True)
-    with cs.record_conv_algorithms() as used:
+    with cs.conv_algorithm("shifted"), cs.record_conv_algorithms() as used:
         y = cs.nn.functional.conv2d(xc, wc, padding=1)
         y.backward(cs.ones(*y.shape))
     assert [name for name, _ in used] == ["shifted", "shifted", "unfold"]

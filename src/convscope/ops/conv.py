@@ -52,11 +52,12 @@ def select_algorithm(
     Integers always take ``unfold`` (exact).  Depthwise layers take the FFT for large kernels
     (from 7x7, or 25x25 with the compiled kernel; stride 1) and the direct depthwise kernel
     otherwise; with numba installed, layers with few channels per group (see
-    :data:`FEW_CHANNELS`) take the compiled tap-by-tap kernel too; float32 stride-1 layers
-    like ResNet's 128-channel 28x28 ones take one GEMM per tap (``shifted``, see
-    :data:`SHIFTED_FROM`);
-    everything else is unfold + GEMM (a plain GEMM for 1x1).  Winograd runs when forced or
-    autotuned.
+    :data:`FEW_CHANNELS`) take the compiled tap-by-tap kernel too; everything else is unfold
+    + GEMM (a plain GEMM for 1x1).  Winograd and ``shifted`` run when forced or autotuned:
+    on the quiet 2-core machine at 2 threads shifted took 1.4-2.7x unfold's time on ResNet
+    layers ((8,128,28,28) 3x3 16.5 vs 11.0 ms, (8,64,56,56) 20.6 vs 14.6) and won only on
+    some 128x128 planes (0.8x); it is the accurate choice (about half unfold's float32 error:
+    ``cs.conv_algorithm("shifted")``).
     """
     if np.dtype(dtype).kind != "f" or max(geom.input_dilation) > 1:
         return "unfold"
@@ -76,45 +77,7 @@ def select_algorithm(
     )
     if few_channels and jit.kernels() is not None:
         return "depthwise"  # e.g. Conv2d(1, 2, 3): a GEMM with 2 rows mostly moves memory
-    if out_channels is not None and _shifted_pays(geom, groups, dtype, out_channels):
-        return "shifted"
     return "unfold"
-
-
-SHIFTED_FROM = (8, 128, 784)
-"""Samples, input channels per group and output positions per sample from which a float32
-stride-1 layer takes 'shifted' (one GEMM per tap, no unfolding: about half unfold's float32
-error, as accurate as PyTorch's), while one sample's partial sums stay within
-:data:`SHIFTED_SUMS` elements.  Measured on the loaded 2-core machine, interleaved (order
-alternating), medians of shifted / unfold: (8,128,28,28) 3x3 0.91-1.00 at one thread,
-0.79-0.87 at two; about even: (8,64,56,56) 0.96-1.00, (8,32,56,56) 0.98-1.03, (2,64,56,56)
-0.98-1.00, (8,64,112,112) 0.99-1.00, (1,64,16000) k3 1.02-1.06; faster at one thread only:
-(8,64,28,28) 0.81-0.91 (1.15 at two); slower: (8,256,28,28) 1.01-1.04, (8,128,56,56)
-1.00-1.10, (4,128,28,28) 0.87-1.06, (8,64,20,20) 1.08-1.11, 14x14 and smaller planes 1.1-2.0
-(the columns dropped at the rows' ends, narrow GEMMs), (8,3,56,56) -> 64 2.3, and float64
-1.0-1.3 (each tap's product is added to the total in a separate pass)."""
-
-SHIFTED_SUMS = 128 * 784
-"""Most partial sums (output channels x positions) of one sample 'shifted' is chosen for."""
-
-
-def _shifted_pays(geom: ConvGeometry, groups: int, dtype: np.dtype, out_channels: int) -> bool:
-    """Whether 'shifted' is at least as fast as unfold here (see :data:`SHIFTED_FROM`), with
-    at most 10% more GEMM columns than output positions (those falling in the padding)."""
-    samples, channels, fewest = SHIFTED_FROM
-    if np.dtype(dtype) != np.float32 or max(geom.stride) > 1 or max(geom.input_dilation) > 1:
-        return False
-    positions = math.prod(geom.output_size)
-    if (
-        math.prod(geom.kernel_size) == 1
-        or geom.input_shape[0] < samples
-        or geom.input_shape[1] // groups < channels
-        or not fewest <= positions <= SHIFTED_SUMS // max(out_channels, 1)
-    ):
-        return False
-    lengths = [o + e - 1 for o, e in zip(geom.output_size, geom.extent, strict=True)]
-    columns = 1 + sum((o - 1) * math.prod(lengths[d + 1 :]) for d, o in enumerate(geom.output_size))
-    return columns <= 1.1 * positions
 
 
 def conv_general(
