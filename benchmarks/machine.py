@@ -32,7 +32,9 @@ def _blas() -> str | None:
         from threadpoolctl import threadpool_info
     except ImportError:
         return None
-    for info in threadpool_info():
+    # NumPy's BLAS is the one convscope's GEMMs use: list it first
+    infos = sorted(threadpool_info(), key=lambda i: "numpy" not in i.get("filepath", ""))
+    for info in infos:
         if info.get("user_api") == "blas":
             name = info.get("internal_api", "BLAS")
             name = {"openblas": "OpenBLAS", "mkl": "MKL"}.get(name, name)
