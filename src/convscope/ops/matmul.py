@@ -1,10 +1,10 @@
-"""``np.matmul`` shared out over convscope's threads, BLAS on one core in each.
+"""The engine's ``np.matmul``: the operand order OpenBLAS handles best, optionally shared out
+over convscope's threads with BLAS on one core in each.
 
-BLAS's own threads hand every GEMM to a worker that then spins for a while between calls,
-which on a 2-core machine takes the core a convscope thread wants for the next copy or
-kernel; sharing a big product out (a part of the stack, of the columns or of the rows per
-thread) keeps all threads convscope's.  Small products, one thread, or a call from inside a
-share run as plain ``np.matmul``.
+A few rows times a wide matrix is computed as ``(b.T @ a.T).T`` (see :data:`FEW_ROWS`).
+Sharing a big product out (a part of the stack, of the columns or of the rows per thread) is
+off by default (:data:`SHARED_FROM`): on the quiet 2-core machine BLAS's own threads did
+better.  One thread, or a call from inside a share, runs the product directly.
 
 >>> import numpy as np
 >>> a, b = np.arange(6.0).reshape(2, 3), np.ones((3, 2))
