@@ -42,8 +42,9 @@ SHARED_PLANE = 1 << 14
 """Output positions per sample from which tiles are shared out: each thread's GEMMs then
 have many columns.  On smaller planes sharing lost to BLAS's own threads (quiet 2-core
 machine, medians of whole networks: ResNet-18 at batch 1 28 -> 52 ms, its layer4 GEMMs of 28
-columns each packing all 512 x 4608 weights); from 128x128 it won (a U-Net at 256x256, batch
-1: 130 -> 117 ms)."""
+columns each packing all 512 x 4608 weights); on bigger planes the two were within the
+run-to-run spread (r3d_18 602 -> 566 ms, a U-Net at 256x256 batch 1 130 -> 117 ms in one run
+and 185 -> 198 ms in another)."""
 
 FORWARD_TILE_BYTES = 24 << 20
 """Workspace the forward's tiles aim at when the budget allows more (but at least one slab of
