@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -94,6 +95,19 @@ def test_nested_parallel_steps_run_inline_and_blas_threads_come_back():
         before = blas_counts()
         with threads.blas_threads(1):
             assert blas_counts() and all(count == 1 for count in blas_counts())
+        assert blas_counts() == before
+
+        def overlapping(seconds):  # blocks in several threads, ending in another order
+            with threads.blas_threads(1):
+                time.sleep(seconds)
+
+        runners = [
+            threading.Thread(target=overlapping, args=(0.02 * (i % 3 + 1),)) for i in range(6)
+        ]
+        for runner in runners:
+            runner.start()
+        for runner in runners:
+            runner.join()
         assert blas_counts() == before
 
 

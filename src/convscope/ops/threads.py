@@ -31,6 +31,9 @@ _pool: Any = None
 _pool_size = 0
 _blas_applied: int | None = None
 _blas_libraries: list[Any] | None = None
+_blas_lock = threading.Lock()
+_blas_depth = 0
+_blas_saved: list[int] = []
 # set in a thread while it runs one share of a parallel_map: nested calls run inline there
 _sharing = threading.local()
 
@@ -163,15 +166,22 @@ def blas_threads(n: int) -> Iterator[None]:
     >>> with blas_threads(1):
     ...     pass
     """
+    global _blas_depth, _blas_saved
     libraries = _blas()
-    previous = [library.num_threads for library in libraries]
-    for library in libraries:
-        library.set_num_threads(n)
+    with _blas_lock:  # blocks may overlap in several threads: the first in saves, the last restores
+        if _blas_depth == 0:
+            _blas_saved = [library.num_threads for library in libraries]
+        _blas_depth += 1
+        for library in libraries:
+            library.set_num_threads(n)
     try:
         yield
     finally:
-        for library, count in zip(libraries, previous, strict=True):
-            library.set_num_threads(count)
+        with _blas_lock:
+            _blas_depth -= 1
+            if _blas_depth == 0:
+                for library, count in zip(libraries, _blas_saved, strict=True):
+                    library.set_num_threads(count)
 
 
 def blas_is_adjustable() -> bool:
