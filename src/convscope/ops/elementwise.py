@@ -80,6 +80,8 @@ def logistic(x: np.ndarray, silu: bool = False, out: np.ndarray | None = None) -
     """
     if out is None:
         out = np.empty(x.shape, x.dtype)
+    elif not out.flags.c_contiguous or out.shape != x.shape:
+        raise ValueError(f"logistic: out must be C-contiguous of shape {x.shape}")
     kernels = jit.kernels()
     if kernels is None or x.dtype != np.float32 or not x.size:
         e = np.exp(-np.abs(x))
