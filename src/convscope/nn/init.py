@@ -77,7 +77,15 @@ _skipping = contextvars.ContextVar("convscope_skip_init", default=False)
 def skipped() -> Iterator[None]:
     """Inside the block every filling function here leaves its tensor as it is (no random
     draws, no float64 temporaries): for modules whose weights are about to be loaded.  See
-    :func:`convscope.nn.utils.skip_init`."""
+    :func:`convscope.nn.utils.skip_init`.
+
+    >>> import convscope as cs
+    >>> with skipped():
+    ...     layer = cs.nn.Linear(1000, 1000)  # no 1M uniform draws
+    >>> _ = layer.load_state_dict({"weight": cs.zeros(1000, 1000), "bias": cs.zeros(1000)})
+    >>> float(layer.weight.abs().sum())
+    0.0
+    """
     token = _skipping.set(True)
     try:
         yield
