@@ -83,9 +83,7 @@ def run(
         with contextlib.suppress(MemoryError):
             tiles = _shared_tiles(geom, dtype, o, budget, workers)
     if tiles:
-        shares = [tiles[part] for part in threads.split(len(tiles), workers)]
-        with threads.blas_threads(1):
-            threads.parallel_map(lambda share: _run_tiles(x, kernel, geom, share, out), shares)
+        threads.share_out(lambda share: _run_tiles(x, kernel, geom, share, out), tiles)
         return
     _run_tiles(x, kernel, geom, _tiles(geom, dtype, o, budget)[0], out)
 
@@ -247,13 +245,6 @@ def _shared_tiles(
     geom: tiling.ConvGeometry, dtype: np.dtype, out_channels: int, budget: int, workers: int
 ) -> tuple[tiling.Tile, ...]:
     """Tiles for ``workers`` threads: each thread's workspace within its share of the budget,
-    and at least one tile per thread (a lone sample's output cut into row bands)."""
+    and at least one tile per thread (see :func:`tiling.thread_tiles`)."""
     tiles, box = _tiles(geom, dtype, out_channels, max(1, budget // workers))
-    if len(tiles) >= workers:
-        return tiles
-    n = geom.input_shape[0]
-    nb = tiles[0].batch.stop - tiles[0].batch.start
-    if nb >= workers:  # several samples in one tile: a share of the samples each
-        return tuple(tiling.iter_tiles(n, geom.output_size, -(-nb // workers), box))
-    rows = max(1, -(-box[0] // workers))
-    return tuple(tiling.iter_tiles(n, geom.output_size, nb, (rows, *box[1:])))
+    return tiling.thread_tiles(tiles, box, geom, workers)

@@ -20,7 +20,7 @@ import contextlib
 import itertools
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 ENV_VARS = ("CONVSCOPE_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -187,6 +187,14 @@ def blas_threads(n: int) -> Iterator[None]:
 def blas_is_adjustable() -> bool:
     """True when :func:`blas_threads` can change BLAS's thread count."""
     return bool(_blas())
+
+
+def share_out(fn: Callable[[Any], Any], items: Sequence[Any]) -> None:
+    """``fn(share)`` for contiguous shares of ``items``, one per thread, each thread's BLAS
+    on one core (for work units that each run their own GEMMs)."""
+    shares = [items[part] for part in split(len(items), get_num_threads())]
+    with blas_threads(1):
+        parallel_map(fn, shares)
 
 
 def split(length: int, parts: int, minimum: int = 1) -> list[slice]:

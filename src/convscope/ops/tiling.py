@@ -106,6 +106,21 @@ def iter_tiles(
             )
 
 
+def thread_tiles(
+    tiles: tuple[Tile, ...], box: Sequence[int], geom: ConvGeometry, workers: int
+) -> tuple[Tile, ...]:
+    """``tiles`` (planned with box ``box``) with at least one per thread: a tile of several
+    samples cut into shares of the samples, a lone sample's output into row bands."""
+    if len(tiles) >= workers:
+        return tiles
+    n, size = geom.input_shape[0], geom.output_size
+    nb = tiles[0].batch.stop - tiles[0].batch.start
+    if nb >= workers:
+        return tuple(iter_tiles(n, size, -(-nb // workers), box))
+    rows = max(1, -(-box[0] // workers))
+    return tuple(iter_tiles(n, size, nb, (rows, *box[1:])))
+
+
 def slab_shape(geom: ConvGeometry, nb: int, box: Sequence[int]) -> tuple[int, ...]:
     lengths = [(t - 1) * s + e for t, s, e in zip(box, geom.stride, geom.extent, strict=True)]
     return (nb, geom.input_shape[1], *lengths)
