@@ -119,3 +119,29 @@ def test_logistic_in_place_and_float64(dtype):
     np.testing.assert_array_equal(same, want)
     if dtype == np.float64:
         np.testing.assert_allclose(want, _logistic_reference(x, True), rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize("activation", ["silu", "sigmoid"])
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_one_pass_epilogue_equals_affine_then_logistic(activation, residual, threads):
+    """The float32 SiLU/sigmoid epilogue (affine step and activation block by block in one
+    compiled pass) gives the bits of the affine pass followed by ``logistic``, on planes
+    spanning several blocks and ending in a partial one, serial and parallel."""
+    import convscope as cs
+    from convscope.ops import epilogue
+
+    if jit.kernels() is None:
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(2)
+    out = (rng.standard_normal((2, 5, 97, 91)) * 8).astype(np.float32)  # 8827 per plane
+    scale = rng.uniform(0.5, 2, 5).astype(np.float32)
+    shift = rng.standard_normal(5).astype(np.float32)
+    extra = rng.standard_normal(out.shape).astype(np.float32) if residual else None
+    want = out.copy()
+    epilogue.apply(want, scale=scale, shift=shift, residual=extra)
+    elementwise.logistic(want, silu=activation == "silu", out=want)
+    got = out.copy()
+    with cs.num_threads(threads):
+        epilogue.apply(got, scale=scale, shift=shift, residual=extra, activation=activation)
+    np.testing.assert_array_equal(got, want)
