@@ -81,8 +81,8 @@ def apply(
         zeros = np.zeros(c, dtype) if shift is None else shift
         extra = planes if residual is None else residual.reshape(n * c, -1)
         if activation in _VIA_NUMPY_EXP and dtype == np.float32:
-            silu = activation == "silu"
-            jit.call("epilogue_logistic_f32", planes, ones, zeros, extra, residual is not None, silu)
+            added, silu = residual is not None, activation == "silu"
+            jit.call("epilogue_logistic_f32", planes, ones, zeros, extra, added, silu)
             return
         later = activation in _VIA_NUMPY_EXP or (activation == "gelu" and dtype == np.float32)
         jit.call(
