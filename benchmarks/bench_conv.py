@@ -22,13 +22,13 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 import tracemalloc
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import machine
 import numpy as np
+import timing
 
 GROUPS = {
     "dense": "dense convolutions (target: forward geomean <= 1.25, none > 2.0; "
@@ -173,24 +173,10 @@ def flops(model, x) -> float:
     return total
 
 
-SHORT_S = 0.25
-"""Calls shorter than this are each preceded by an untimed call of the same library: a
-library's worker threads may go on spinning for a while after a call (OpenMP's wait policy)
-and would slow the other library's next call, which only matters for short calls."""
-
-
 def interleaved(ours, theirs, repeats: int) -> tuple[float, float]:
-    """Median seconds of ``ours()`` and ``theirs()``, called alternately after a warm-up."""
-    ours(), theirs()
-    times_ours, times_theirs = [], []
-    for i in range(repeats):
-        for fn, times in ((ours, times_ours), (theirs, times_theirs))[:: 1 if i % 2 else -1]:
-            if not times or statistics.median(times) < SHORT_S:
-                fn()
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-    return statistics.median(times_ours), statistics.median(times_theirs)
+    """Median seconds of ``ours()`` and ``theirs()``, interleaved (see ``timing.py``)."""
+    t_ours, t_theirs = timing.interleaved([ours, theirs], repeats)
+    return t_ours, t_theirs
 
 
 def peak_traced(fn) -> int:

@@ -18,11 +18,11 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import timing
 
 
 @dataclass(frozen=True)
@@ -81,14 +81,8 @@ def _first(result):
 
 
 def _interleaved(ours: Callable, theirs: Callable, repeats: int) -> tuple[float, float]:
-    ours(), theirs()  # warm up (and compile)
-    times_ours, times_theirs = [], []
-    for _ in range(repeats):
-        for fn, times in ((ours, times_ours), (theirs, times_theirs)):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-    return statistics.median(times_ours), statistics.median(times_theirs)
+    t_ours, t_theirs = timing.interleaved([ours, theirs], repeats)
+    return t_ours, t_theirs
 
 
 def run_case(c: Case, repeats: int, backward: bool) -> dict:

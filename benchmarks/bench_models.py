@@ -25,7 +25,6 @@ import io
 import json
 import math
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ from typing import Any
 
 import machine
 import numpy as np
+from timing import interleaved
 
 INFERENCE = [  # (name, batches, input shape after the batch)
     ("resnet18", (1, 8), (3, 224, 224)),
@@ -137,22 +137,6 @@ def build_pair(name: str) -> tuple[Any, Any]:
 
 
 # ------------------------------------------------------------------ timing
-def interleaved(fns: list[Callable[[], Any]], repeats: int) -> list[float]:
-    """Median seconds of each function, called in rotating order; each timed call follows an
-    untimed one of the same function, so that no library is timed while the previous one's
-    worker threads still spin (OpenBLAS's, OpenMP's) or its caches hold the other's data."""
-    times: list[list[float]] = [[] for _ in fns]
-    for i in range(repeats):
-        order = list(range(len(fns)))
-        order = order[i % len(order) :] + order[: i % len(order)]
-        for k in order:
-            fns[k]()
-            start = time.perf_counter()
-            fns[k]()
-            times[k].append(time.perf_counter() - start)
-    return [statistics.median(t) for t in times]
-
-
 def onnx_session(theirs: Any, x: Any, threads: int) -> Callable[[np.ndarray], Any] | None:
     """torch's ONNX export of ``theirs`` run by onnxruntime, or ``None`` when not installed."""
     try:
