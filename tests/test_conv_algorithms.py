@@ -244,6 +244,19 @@ def test_winograd_matches_torch(c, dtype):
     _check_against_torch(c, dtype, "winograd")
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@SETTINGS
+@given(c=winograd_configs())
+def test_compiled_winograd_matches_torch(c, dtype, monkeypatch):
+    """The same configurations through the compiled transforms (numba installed)."""
+    from convscope.ops import jit
+
+    monkeypatch.setattr(jit, "BACKEND", "auto")
+    if jit.kernels() is None:
+        pytest.skip("numba is not installed")
+    _check_against_torch(c, dtype, "winograd")
+
+
 @pytest.mark.parametrize(("shape", "out_channels"), [((2, 64, 28, 28), 64), ((2, 128, 14, 13), 96)])
 def test_winograd_float32_accuracy_on_realistic_magnitudes(shape, out_channels):
     """Activations ~ N(0, 1), He-initialised weights, compared with a float64 reference.
@@ -313,6 +326,43 @@ def test_winograd_float16_is_computed_in_float32():
         torch.from_numpy(x.astype(np.float32)), torch.from_numpy(w.astype(np.float32)), padding=1
     ).numpy()
     np.testing.assert_allclose(got.astype(np.float32), want, rtol=2e-3, atol=3e-2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    ("shape", "out_channels", "groups", "padding", "workspace"),
+    [
+        ((2, 6, 9, 11), 4, 1, ((1, 1), (1, 1)), None),
+        ((3, 4, 8, 7), 6, 2, ((0, 2), (2, 0)), None),
+        ((2, 6, 13, 10), 5, 1, ((1, 1), (1, 1)), 20000),  # a tiny workspace: many tiles
+    ],
+)
+def test_winograd_compiled_transforms_agree_with_numpy_passes(
+    shape, out_channels, groups, padding, workspace, dtype, monkeypatch
+):
+    """The compiled transforms (no parity planes, output written in place) give the NumPy
+    passes' values (up to the GEMMs' blocking) and torch's, odd boxes and tiles included,
+    and a strided ``out`` takes the NumPy passes."""
+    from convscope.ops import jit
+
+    monkeypatch.setattr(jit, "BACKEND", "auto")  # this module runs the NumPy paths otherwise
+    if jit.kernels() is None:
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal((out_channels, shape[1] // groups, 3, 3)).astype(dtype)
+    args = {"stride": (1, 1), "padding": padding, "dilation": (1, 1), "groups": groups}
+    compiled = conv_general(x, w, algorithm="winograd", workspace_bytes=workspace, **args)
+    strided = np.empty(compiled.shape[::-1], dtype).T  # not C-contiguous: the NumPy passes
+    conv_general(x, w, algorithm="winograd", workspace_bytes=workspace, out=strided, **args)
+    monkeypatch.setattr(jit, "BACKEND", "numpy")
+    passes = conv_general(x, w, algorithm="winograd", workspace_bytes=workspace, **args)
+    tolerance = {"rtol": 1e-5, "atol": 1e-5} if dtype == np.float32 else {"rtol": 1e-12}
+    np.testing.assert_allclose(compiled, passes, **tolerance)
+    np.testing.assert_allclose(strided, passes, **tolerance)
+    padded = np.pad(x, ((0, 0), (0, 0), *padding))
+    want = TF.conv2d(torch.from_numpy(padded), torch.from_numpy(w), groups=groups).numpy()
+    np.testing.assert_allclose(compiled, want, **tolerance)
 
 
 # --------------------------------------------------------------------------- both: budget, grad

@@ -11,7 +11,7 @@ import pytest
 
 import convscope as cs
 import convscope.nn.functional as F
-from convscope.ops import algorithms, threads
+from convscope.ops import algorithms, jit, threads
 from convscope.ops import conv as ops_conv
 
 torch = pytest.importorskip("torch")
@@ -272,16 +272,17 @@ def test_fft_uses_the_engine_thread_count(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("shape", "expected"),
-    [  # winograd measured 1.14-1.62x unfold's time on each (see ops.conv)
-        ((8, 64, 56, 56), "unfold"),
-        ((8, 256, 28, 28), "unfold"),
-        ((8, 512, 7, 7), "unfold"),
-        ((8, 256, 14, 14), "unfold"),
-        ((1, 64, 28, 28), "unfold"),
+    ("shape", "with_numba"),
+    [  # see ops.conv.WINOGRAD_FROM_TILES and WINOGRAD_CHANNELS for the measurements
+        ((8, 64, 56, 56), "winograd"),
+        ((8, 256, 28, 28), "winograd"),
+        ((8, 256, 14, 14), "winograd"),  # 392 output tiles
+        ((8, 512, 7, 7), "unfold"),  # 128 tiles: the transformed kernel dominates
+        ((1, 64, 28, 28), "unfold"),  # 196 tiles
+        ((8, 32, 128, 128), "unfold"),  # thin GEMMs
     ],
 )
-def test_selector_leaves_winograd_to_forcing_and_autotuning(shape, expected):
+def test_selector_takes_winograd_for_many_tiles_with_numba(shape, with_numba, monkeypatch):
     _, c, h, w = shape
     geom = ops_conv.ConvGeometry(
         input_shape=shape,
@@ -292,7 +293,11 @@ def test_selector_leaves_winograd_to_forcing_and_autotuning(shape, expected):
         input_dilation=(1, 1),
         output_size=(h, w),
     )
+    expected = with_numba if jit.kernels() is not None else "unfold"
     assert ops_conv.select_algorithm(geom, 1, np.dtype(np.float32), c) == expected
+    monkeypatch.setattr(jit, "BACKEND", "numpy")  # NumPy's transforms: never chosen
+    assert ops_conv.select_algorithm(geom, 1, np.dtype(np.float32), c) == "unfold"
+    assert ops_conv.select_algorithm(geom, 1, np.dtype(np.int64), c) == "unfold"
 
 
 def test_one_registry_describes_every_algorithm():

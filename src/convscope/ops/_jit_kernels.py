@@ -320,3 +320,67 @@ def logistic_f32(
         s = (np.float32(1.0) if v >= np.float32(0.0) else e) / (np.float32(1.0) + e)
         s = v if v != v else s  # NaN stays NaN
         target[i] = v * s if silu else s
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def winograd_input(d: np.ndarray, v: np.ndarray, th: int, tw: int) -> None:  # pragma: no cover
+    """Winograd F(2x2, 3x3) input transform ``V = B^T d B`` of every 4x4 input tile: ``d``
+    the slab ``(nb, C, 2*th + 2, 2*tw + 2)``, ``v`` ``(16, C, nb, th * tw)`` (``v[4a + b]``
+    is entry ``(a, b)``).  Rows first (``B^T d``, four whole slab rows at a time), then
+    columns, as the NumPy path does.  One job per (sample, channel)."""
+    nb, ch, width = d.shape[0], d.shape[1], d.shape[3]
+    for job in prange(nb * ch):
+        n, c = job // ch, job % ch
+        rows = np.empty((4, width), d.dtype)
+        for i in range(th):
+            d0, d1 = d[n, c, 2 * i], d[n, c, 2 * i + 1]
+            d2, d3 = d[n, c, 2 * i + 2], d[n, c, 2 * i + 3]
+            for x in range(width):
+                rows[0, x] = d0[x] - d2[x]
+                rows[1, x] = d1[x] + d2[x]
+                rows[2, x] = d2[x] - d1[x]
+                rows[3, x] = d1[x] - d3[x]
+            for a in range(4):
+                r = rows[a]
+                t0 = v[4 * a, c, n, i * tw : (i + 1) * tw]
+                t1 = v[4 * a + 1, c, n, i * tw : (i + 1) * tw]
+                t2 = v[4 * a + 2, c, n, i * tw : (i + 1) * tw]
+                t3 = v[4 * a + 3, c, n, i * tw : (i + 1) * tw]
+                for j in range(tw):
+                    t0[j] = r[2 * j] - r[2 * j + 2]
+                    t1[j] = r[2 * j + 1] + r[2 * j + 2]
+                    t2[j] = r[2 * j + 2] - r[2 * j + 1]
+                    t3[j] = r[2 * j + 1] - r[2 * j + 3]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def winograd_output(
+    m: np.ndarray, out: np.ndarray, th: int, tw: int, n0: int, y0: int, x0: int, bh: int, bw: int
+) -> None:  # pragma: no cover - compiled
+    """Winograd F(2x2, 3x3) output transform ``Y = A^T M A`` of every tile, written into
+    ``out[n0 + n, o, y0 + 2i + a, x0 + 2j + b]`` inside the ``bh x bw`` box: ``m``
+    ``(16, O, nb, th * tw)``.  Rows first, then columns, as the NumPy path does.  One job
+    per (sample, output channel)."""
+    nb, channels = m.shape[2], m.shape[1]
+    for job in prange(nb * channels):
+        n, o = job // channels, job % channels
+        s = np.empty((2, 4, tw), m.dtype)
+        for i in range(th):
+            lo, hi = i * tw, (i + 1) * tw
+            for b in range(4):
+                m0, m1 = m[b, o, n, lo:hi], m[4 + b, o, n, lo:hi]
+                m2, m3 = m[8 + b, o, n, lo:hi], m[12 + b, o, n, lo:hi]
+                for j in range(tw):
+                    s[0, b, j] = (m0[j] + m1[j]) + m2[j]
+                    s[1, b, j] = (m1[j] - m2[j]) - m3[j]
+            for a in range(2):
+                y = 2 * i + a
+                if y >= bh:
+                    break
+                line = out[n0 + n, o, y0 + y]
+                sa = s[a]
+                for j in range(tw):
+                    line[x0 + 2 * j] = (sa[0, j] + sa[1, j]) + sa[2, j]
+                for j in range(tw):
+                    if 2 * j + 1 < bw:
+                        line[x0 + 2 * j + 1] = (sa[1, j] - sa[2, j]) - sa[3, j]

@@ -38,10 +38,17 @@ FEW_CHANNELS = 16
 """Layers whose (input channels x output channels) per group is at most this take the
 compiled tap-by-tap kernel when numba is installed."""
 
-# Winograd F(2x2, 3x3) is left to forcing and autotuning: since unfold plans its tiles per
-# sample and writes the GEMM into the output, it is faster on every ResNet 3x3 layer
-# (measured on the 2-core machine, 2 threads, float32, interleaved: winograd / unfold =
-# 1.36 at (8,64,56,56), 1.14 at (8,128,28,28), 1.35 at (8,256,14,14), 1.46-1.62 at batch 1)
+WINOGRAD_FROM_TILES = 256
+"""With numba installed, 3x3 stride-1 2-D layers whose output has at least this many 2x2 tiles
+(samples x tiles per sample: the columns of each Winograd GEMM) take Winograd F(2x2, 3x3):
+its compiled transforms made it faster than unfold there (2-core machine, 2 threads,
+float32, winograd / unfold: (8,128,28,28) 0.88, (8,256,14,14) 0.82-0.93, (1,64,128,128)
+0.65, (1,128,64,64) 0.80, (8,64,56,56) 0.95), while on fewer tiles its 16 GEMMs re-read a
+kernel 16/9 the weights' size ((8,512,7,7), 128 tiles: 1.3-1.5; (1,256,14,14) 1.2)."""
+
+WINOGRAD_CHANNELS = 64
+"""Input channels per group from which Winograd may be chosen: with fewer, its GEMMs are too
+thin ((8,32,256,256) 1.11, (2,32,256,256) 1.13, (8,32,128,128) 1.14 against unfold)."""
 
 
 def select_algorithm(
@@ -53,7 +60,8 @@ def select_algorithm(
     (from 7x7, or 25x25 with the compiled kernel; stride 1) and the direct depthwise kernel
     otherwise; with numba installed, layers with few channels per group (see
     :data:`FEW_CHANNELS`) take the compiled tap-by-tap kernel too; everything else is unfold
-    + GEMM (a plain GEMM for 1x1).  Winograd and ``shifted`` run when forced or autotuned:
+    + GEMM (a plain GEMM for 1x1), or Winograd for 3x3 layers with many output tiles (see
+    :data:`WINOGRAD_FROM_TILES`).  ``shifted`` runs when forced or autotuned:
     on the quiet 2-core machine at 2 threads shifted took 1.4-2.7x unfold's time on ResNet
     layers ((8,128,28,28) 3x3 16.5 vs 11.0 ms, (8,64,56,56) 20.6 vs 14.6) and won only on
     some 128x128 planes (0.8x); it is the accurate choice (about half unfold's float32 error:
@@ -77,7 +85,17 @@ def select_algorithm(
     )
     if few_channels and jit.kernels() is not None:
         return "depthwise"  # e.g. Conv2d(1, 2, 3): a GEMM with 2 rows mostly moves memory
+    if _winograd_pays(geom, groups, dtype):
+        return "winograd"
     return "unfold"
+
+
+def _winograd_pays(geom: ConvGeometry, groups: int, dtype: np.dtype) -> bool:
+    """Whether Winograd beats unfold here (see :data:`WINOGRAD_FROM_TILES`)."""
+    if jit.kernels() is None or algorithms.unsupported("winograd", geom, groups, dtype):
+        return False
+    tiles = geom.input_shape[0] * math.prod(-(-size // 2) for size in geom.output_size)
+    return tiles >= WINOGRAD_FROM_TILES and geom.input_shape[1] // groups >= WINOGRAD_CHANNELS
 
 
 def conv_general(
