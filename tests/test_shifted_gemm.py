@@ -286,7 +286,8 @@ def test_float32_as_accurate_as_torch(channels, size):
 )
 def test_selector_leaves_shifted_to_forcing_and_autotuning(shape):
     """Re-measured on a quiet machine, shifted was slower than unfold on ResNet's layers at
-    two threads: the heuristic never picks it (forcing and autotuning still do)."""
+    two threads: the heuristic never picks it (forcing and autotuning still do); these
+    layers take unfold or, with numba, Winograd."""
     from convscope.ops.conv import select_algorithm
     from convscope.ops.tiling import ConvGeometry
 
@@ -299,7 +300,7 @@ def test_selector_leaves_shifted_to_forcing_and_autotuning(shape):
         input_dilation=(1, 1),
         output_size=shape[2:],
     )
-    assert select_algorithm(geom, 1, np.dtype(np.float32), shape[1]) == "unfold"
+    assert select_algorithm(geom, 1, np.dtype(np.float32), shape[1]) in ("unfold", "winograd")
 
 
 def test_forced_for_a_float32_training_step():
