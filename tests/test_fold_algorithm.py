@@ -65,12 +65,18 @@ def test_fold_refuses_strides():
 
 @pytest.mark.parametrize(
     ("cin", "cout", "kernel", "stride", "padding", "output_padding", "groups"),
-    [(12, 3, 4, 2, 1, 0, 1), (16, 4, 3, 3, 2, 1, 2), (8, 2, (2, 3), (2, 1), 0, (1, 0), 1)],
+    [
+        (12, 3, 4, 2, 1, 0, 1),
+        (16, 4, 3, 3, 2, 1, 2),
+        (8, 2, (2, 3), (2, 1), 0, (1, 0), 1),
+        (8, 4, 4, 2, 1, 0, 1),  # half as many: DCGAN's and U-Net's up-sampling layers
+    ],
 )
 def test_transposed_conv_and_gradients_through_fold(
     cin, cout, kernel, stride, padding, output_padding, groups
 ):
-    """Far fewer output than input channels: the selector takes fold for the forward pass."""
+    """At most half as many output as input channels: the selector takes fold for the
+    forward pass."""
     rng = np.random.default_rng(4)
     x = rng.standard_normal((2, cin, 5, 6))
     k = kernel if isinstance(kernel, tuple) else (kernel, kernel)
@@ -93,3 +99,12 @@ def test_transposed_conv_and_gradients_through_fold(
     np.testing.assert_allclose(y.numpy(), y_ref.detach().numpy(), rtol=1e-10, atol=1e-10)
     for got, want in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(got.grad.numpy(), want.grad.numpy(), rtol=1e-9, atol=1e-9)
+
+
+def test_transposed_conv_with_as_many_output_channels_runs_by_phases():
+    """With as many output as input channels the phases are faster (see ops.conv._plan)."""
+    x = cs.tensor(np.random.default_rng(5).standard_normal((2, 6, 5, 5)))
+    w = cs.tensor(np.random.default_rng(6).standard_normal((6, 6, 4, 4)))
+    with cs.record_conv_algorithms() as used:
+        F.conv_transpose2d(x, w, stride=2, padding=1)
+    assert used and all(name != "fold" for name, _ in used)
