@@ -208,3 +208,24 @@ def test_finite_differences(transposed):
             array[index] = saved
             numeric[index] = (up - down) / 2e-6
         np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("shape", "groups"),
+    [((6, 4, 3), 2), ((4, 3, 2, 5), 1), ((6, 2, 3, 1, 2), 3), ((8, 8, 3, 3), 4), ((2, 3), 1)],
+)
+def test_transpose_kernel_swaps_roles_and_flips_every_axis(shape, groups):
+    """The kernel of a transposed convolution (and of an input gradient): in/out channels
+    swapped per group and every spatial axis reversed; applied twice, the identity."""
+    from convscope.ops.conv import transpose_kernel
+
+    w = np.random.default_rng(0).standard_normal(shape)
+    cin, og, *k = shape
+    got = transpose_kernel(w, groups)
+    assert got.shape == (og * groups, cin // groups, *k)
+    for g in range(groups):
+        for o in range(og):
+            for c in range(cin // groups):
+                want = w[g * (cin // groups) + c, o][(slice(None, None, -1),) * len(k)]
+                np.testing.assert_array_equal(got[g * og + o, c], want)
+    np.testing.assert_array_equal(transpose_kernel(got, groups), w)
