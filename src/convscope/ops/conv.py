@@ -154,8 +154,9 @@ def conv_general(
         name = algorithms.forced_for(geom, groups, x.dtype)
         if name is None and not phased and algorithms.get_autotune():
             name = _automatic(x, w, geom, groups, out, budget)
-        elif name is None:
+        elif name is None and not (phased and algorithms.get_conv_algorithm() is not None):
             name = plan.heuristic
+        # (a forced algorithm that cannot take a phased call whole still runs its phases)
     if phased and name not in ("direct", "fold"):
         _by_phases(x, w, geom, groups, out, algorithm, budget)
         return out
@@ -211,12 +212,14 @@ def _plan(
     )
     phased = max(input_dilation) > 1 and max(stride) == 1
     if phased:
-        # at most half as many output as input channels (a U-Net or DCGAN up-sampling, a
-        # stem's input gradient): one GEMM and col2im beat the unfolded phases (quiet 2-core
-        # machine, 2 threads, fold / phases: ConvTranspose2d 256->128 4x4/2 on 8x8 0.79,
-        # 512->256 on 4x4 0.77, 128->64 2x2/2 on 28x28 0.85; with as many output channels
-        # the phases win: 128->128 4x4/2 1.23, 64->64 2x2/2 3.1)
-        heuristic = "fold" if 2 * w_shape[0] <= x_shape[1] else None
+        # dense, with at most half as many output as input channels (a U-Net or DCGAN
+        # up-sampling): one GEMM and col2im beat the unfolded phases (quiet 2-core machine,
+        # 2 threads, fold / phases: ConvTranspose2d 256->128 4x4/2 on 8x8 0.79, 512->256 on
+        # 4x4 0.77, 128->64 2x2/2 on 28x28 0.85; with as many output channels the phases
+        # win: 128->128 4x4/2 1.23, 64->64 2x2/2 3.1); grouped, with far fewer (a stem's
+        # input gradient)
+        fewer = 2 if groups == 1 else 4
+        heuristic = "fold" if fewer * w_shape[0] <= x_shape[1] else None
     else:
         heuristic = select_algorithm(geom, groups, dtype, w_shape[0])
     return Plan(geom, (x_shape[0], w_shape[0], *geom.output_size), phased, heuristic)
