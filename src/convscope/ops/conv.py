@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..geometry import conv_output_size
-from . import algorithms, jit, threads
+from . import algorithms, allocator, jit, threads
 from .tiling import ConvGeometry
 from .workspace import get_workspace_budget
 
@@ -140,6 +140,7 @@ def conv_general(
         out[...] = 0
         return out
     threads.ensure_blas_threads()
+    allocator.apply()
     if not x.flags.c_contiguous and x.nbytes <= budget:
         # a permuted view (channels-last after a permute): the tiles' gathers would read it
         # cell by cell; one contiguous copy first is 2.4x faster (ConvNeXt's 2x2/2 downsample)
