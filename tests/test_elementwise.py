@@ -145,3 +145,19 @@ def test_one_pass_epilogue_equals_affine_then_logistic(activation, residual, thr
     with cs.num_threads(threads):
         epilogue.apply(got, scale=scale, shift=shift, residual=extra, activation=activation)
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("backend", ["auto", "numpy"])
+def test_hardtanh_gradient_compares_in_the_input_dtype(backend, monkeypatch, reference):
+    """Bounds that float32 cannot hold (0.1, 0.7) are rounded to it before comparing, as
+    PyTorch does: at x = float32(0.1), just above 0.1, the gradient is 0."""
+    torch = reference
+    monkeypatch.setattr(jit, "BACKEND", backend)
+    x = np.random.default_rng(4).uniform(0, 1, 70000).astype(np.float32)
+    x[:4] = [0.1, 0.7, np.nextafter(np.float32(0.1), 1), np.nextafter(np.float32(0.7), 0)]
+    g = np.ones_like(x)
+    got = elementwise.pass_inside(g, x, 0.1, 0.7)
+    tx = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.hardtanh(tx, 0.1, 0.7).backward(torch.tensor(g))
+    np.testing.assert_array_equal(got, tx.grad.numpy())
+    assert got[:4].tolist() == [0.0, 0.0, 1.0, 1.0]

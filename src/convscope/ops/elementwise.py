@@ -159,5 +159,8 @@ def _gate(grad: np.ndarray, x: np.ndarray, low: float, high: float, nan_passes: 
         return np.where(keep, grad, 0).astype(grad.dtype, copy=False)
     g, v = np.ascontiguousarray(grad), np.ascontiguousarray(x)
     out = np.empty_like(g)
+    # the bounds rounded to x's dtype first, as PyTorch compares (and NumPy's path above):
+    # Hardtanh(0.1, 0.7)'s gradient at x = float32(0.1) is 0, though float32(0.1) > 0.1
+    low, high = (float(np.array(bound, dtype=x.dtype)) for bound in (low, high))
     jit.call("gate", g.reshape(-1), v.reshape(-1), low, high, nan_passes, out.reshape(-1))
     return out
