@@ -173,12 +173,6 @@ def flops(model, x) -> float:
     return total
 
 
-def interleaved(ours, theirs, repeats: int) -> tuple[float, float]:
-    """Median seconds of ``ours()`` and ``theirs()``, interleaved (see ``timing.py``)."""
-    t_ours, t_theirs = timing.interleaved([ours, theirs], repeats)
-    return t_ours, t_theirs
-
-
 def peak_traced(fn) -> int:
     """Peak bytes allocated through Python/NumPy while ``fn()`` runs."""
     tracemalloc.start()
@@ -209,7 +203,7 @@ def run_case(c: Case, repeats: int, backward: bool) -> dict:
     expected = torch_forward().numpy()
     got = ours_forward().numpy()
     err = float(np.abs(got - expected).max() / max(np.abs(expected).max(), 1e-30))
-    t_ours, t_ref = interleaved(ours_forward, torch_forward, repeats)
+    t_ours, t_ref = timing.interleaved([ours_forward, torch_forward], repeats)
     work = flops(reference, x_ref)
     row = {
         "name": c.name,
@@ -249,7 +243,7 @@ def run_case(c: Case, repeats: int, backward: bool) -> dict:
             for p, q in zip(ours.parameters(), reference.parameters(), strict=True)
         ]
         grad_err = max(float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30)) for a, b in grads)
-        t_ours_b, t_ref_b = interleaved(ours_step, torch_step, repeats)
+        t_ours_b, t_ref_b = timing.interleaved([ours_step, torch_step], repeats)
         row["forward_backward"] = {
             "convscope_s": t_ours_b,
             "torch_s": t_ref_b,

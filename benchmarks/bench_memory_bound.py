@@ -80,11 +80,6 @@ def _first(result):
     return result[0] if isinstance(result, tuple) else result
 
 
-def _interleaved(ours: Callable, theirs: Callable, repeats: int) -> tuple[float, float]:
-    t_ours, t_theirs = timing.interleaved([ours, theirs], repeats)
-    return t_ours, t_theirs
-
-
 def run_case(c: Case, repeats: int, backward: bool) -> dict:
     import torch
 
@@ -138,7 +133,7 @@ def run_case(c: Case, repeats: int, backward: bool) -> dict:
 
     a, b = np.asarray(run_ours().numpy()), run_theirs().numpy()
     error = float(np.max(np.abs(a - b))) if a.size else 0.0
-    t_ours, t_theirs = _interleaved(run_ours, run_theirs, repeats)
+    t_ours, t_theirs = timing.interleaved([run_ours, run_theirs], repeats)
     return {
         "case": c.name,
         "group": c.group,

@@ -348,6 +348,7 @@ def peak_rss_child(library: str, batch: int, network: str = "resnet18") -> None:
     import torch
 
     import convscope as cs
+    from convscope.ops import allocator
 
     ours, theirs = build_pair(network)
     x = np.random.default_rng(0).standard_normal((batch, 3, 224, 224)).astype(np.float32)
@@ -372,7 +373,9 @@ def peak_rss_child(library: str, batch: int, network: str = "resnet18") -> None:
     import gc
 
     gc.collect()
-    _return_freed_memory()
+    # the memory freed so far (the other library's model) back to the system, so that
+    # neither library's forward reuses it unseen by the measure
+    allocator.release()
 
     def status(field: str) -> int:
         with open("/proc/self/status") as fh:
@@ -390,17 +393,6 @@ def peak_rss_child(library: str, batch: int, network: str = "resnet18") -> None:
         run()
         run()
     print(json.dumps({"library": library, "added_mib": (status("VmHWM") - base) / 2**20}))
-
-
-def _return_freed_memory() -> None:
-    """Give the memory freed so far (the other library's model) back to the system (glibc's
-    ``malloc_trim``), so that neither library's forward reuses it unseen by the measure."""
-    import contextlib
-    import ctypes
-    import ctypes.util
-
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
 
 
 def peak_rss(batch: int, threads: int) -> dict:

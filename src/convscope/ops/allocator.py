@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import threading
 
@@ -36,6 +37,7 @@ _lock = threading.Lock()
 _applied: bool | None = None
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL | None:
     """The C library when it is glibc (it has ``mallopt`` and ``malloc_trim``), else None."""
     try:
