@@ -79,6 +79,10 @@ def unet(lib: Any, nn: Any) -> Any:
         )
 
     class UNet(nn.Module):
+        # each sample from itself alone: convscope may run shares of a batch on separate
+        # threads (convscope.nn.batch_parallel; torch ignores the attribute)
+        independent_samples = True
+
         def __init__(self) -> None:
             super().__init__()
             self.down1, self.down2, self.bottom = double(3, 32), double(32, 64), double(64, 128)
@@ -174,7 +178,9 @@ def inference_row(name: str, batch: int, shape: tuple, threads: int, repeats: in
     session = onnx_session(theirs, tx, threads)
     if session is not None:
         fns.append(lambda: session(x))
-    seconds = interleaved(fns, repeats)
+    # eight warm-up calls: over its first eight calls of a shape convscope times batch-parallel
+    # runs against unsplit ones and keeps the faster way (convscope.nn.batch_parallel)
+    seconds = interleaved(fns, repeats, warmups=8)
     a, b = run_ours().numpy(), run_theirs().numpy()
     row = {
         "network": name,

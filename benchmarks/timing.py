@@ -28,12 +28,13 @@ one (after the gap): the library's own threads and caches are warm when timing s
 
 
 def interleaved(
-    fns: Sequence[Callable[[], Any]], repeats: int, gap: float = QUIET_GAP_S
+    fns: Sequence[Callable[[], Any]], repeats: int, gap: float = QUIET_GAP_S, warmups: int = 1
 ) -> list[float]:
     """Median seconds of each function over ``repeats`` timed calls, the functions called in
-    rotating order after one warm-up call each."""
+    rotating order after ``warmups`` warm-up calls each."""
     for fn in fns:
-        fn()
+        for _ in range(warmups):
+            fn()
     times: list[list[float]] = [[] for _ in fns]
     for i in range(repeats):
         order = list(range(len(fns)))

@@ -258,6 +258,8 @@ class SqueezeExcitation(Module):
         scale = self.activation(self.fc1(self.avgpool(input)))
         return self.scale_activation(self.fc2(scale))
 
+    independent_samples = True
+
     def forward(self, input: Tensor) -> Tensor:
         return self._scale(input) * input
 
@@ -299,6 +301,8 @@ class StochasticDepth(Module):
         super().__init__()
         self.p, self.mode = p, mode
 
+    independent_samples = True
+
     def forward(self, input: Tensor) -> Tensor:
         return stochastic_depth(input, self.p, self.mode, self.training)
 
@@ -317,6 +321,11 @@ class Permute(Module):
     def __init__(self, dims: list[int]) -> None:
         super().__init__()
         self.dims = dims
+
+    @property
+    def independent_samples(self) -> bool:  # type: ignore[override]
+        """The batch dimension stays first."""
+        return list(self.dims)[:1] == [0]
 
     def forward(self, x: Tensor) -> Tensor:
         return x.permute(*self.dims)

@@ -46,6 +46,8 @@ class LayerNorm2d(nn.LayerNorm):
     (2, 4, 3, 3)
     """
 
+    independent_samples = True
+
     def forward(self, x: Tensor) -> Tensor:
         x = x.permute(0, 2, 3, 1)
         x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
@@ -78,6 +80,8 @@ class CNBlock(nn.Module):
         dtype = self.block[0].weight.dtype
         self.layer_scale = nn.Parameter(np.full((dim, 1, 1), layer_scale, dtype=dtype))
         self.stochastic_depth = StochasticDepth(stochastic_depth_prob, "row")
+
+    independent_samples = True
 
     def forward(self, input: Tensor) -> Tensor:
         branch = self.block(input)
@@ -203,6 +207,8 @@ class ConvNeXt(nn.Module):
 
     def _forward_impl(self, x: Tensor) -> Tensor:
         return self.classifier(self.avgpool(self.features(x)))
+
+    independent_samples = True
 
     def forward(self, x: Tensor) -> Tensor:
         return self._forward_impl(x)

@@ -134,6 +134,8 @@ class _Residual(nn.Module):
     stochastic_depth: StochasticDepth
     use_res_connect: bool
 
+    independent_samples = True
+
     def forward(self, input: Tensor) -> Tensor:
         if not self.use_res_connect:
             return self.block(input)
@@ -326,6 +328,8 @@ class EfficientNet(nn.Module):
     def _forward_impl(self, x: Tensor) -> Tensor:
         x = self.avgpool(self.features(x))
         return self.classifier(x.flatten(1))
+
+    independent_samples = True
 
     def forward(self, x: Tensor) -> Tensor:
         return self._forward_impl(x)

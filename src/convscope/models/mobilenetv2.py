@@ -72,6 +72,8 @@ class InvertedResidual(nn.Module):
         self.out_channels = oup
         self._is_cn = stride > 1
 
+    independent_samples = True
+
     def forward(self, x: Tensor) -> Tensor:
         if self.use_res_connect:
             return residual_sequence(self.conv, x, x)
@@ -167,6 +169,8 @@ class MobileNetV2(nn.Module):
         # a function, not a layer, exactly as torchvision (summaries list no pooling row)
         x = nn.functional.adaptive_avg_pool2d(x, (1, 1))
         return self.classifier(x.flatten(1))
+
+    independent_samples = True
 
     def forward(self, x: Tensor) -> Tensor:
         return self._forward_impl(x)

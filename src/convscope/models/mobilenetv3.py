@@ -121,6 +121,8 @@ class InvertedResidual(nn.Module):
         self.out_channels = cnf.out_channels
         self._is_cn = cnf.stride > 1
 
+    independent_samples = True
+
     def forward(self, input: Tensor) -> Tensor:
         if self.use_res_connect:
             return residual_sequence(self.block, input, input)
@@ -189,6 +191,8 @@ class MobileNetV3(nn.Module):
     def _forward_impl(self, x: Tensor) -> Tensor:
         x = self.avgpool(self.features(x))
         return self.classifier(x.flatten(1))
+
+    independent_samples = True
 
     def forward(self, x: Tensor) -> Tensor:
         return self._forward_impl(x)

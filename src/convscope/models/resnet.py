@@ -95,6 +95,8 @@ class BasicBlock(nn.Module):
         self.downsample = downsample
         self.stride = stride
 
+    independent_samples = True
+
     def forward(self, x: Tensor) -> Tensor:
         out = conv_bn_act(x, self.conv1, self.bn1, self.relu)
         return conv_bn_residual(out, self.conv2, self.bn2, self.relu, self._shortcut(x))
@@ -135,6 +137,8 @@ class Bottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
         self.stride = stride
+
+    independent_samples = True
 
     def forward(self, x: Tensor) -> Tensor:
         out = conv_bn_act(x, self.conv1, self.bn1, self.relu)
@@ -256,6 +260,8 @@ class ResNet(nn.Module):
             del x
             x = run_handed_over(stages, held)
         return self.fc(x.flatten(1))
+
+    independent_samples = True
 
     def forward(self, x: Tensor) -> Tensor:
         return self._forward_impl(x)

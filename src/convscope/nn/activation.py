@@ -28,6 +28,8 @@ class ReLU(Module):
         super().__init__()
         self.inplace = inplace
 
+    independent_samples = True
+
     def forward(self, input: Any) -> Tensor:
         return F.relu(input, inplace=self.inplace)
 
@@ -46,6 +48,8 @@ class LeakyReLU(Module):
         super().__init__()
         self.negative_slope, self.inplace = negative_slope, inplace
 
+    independent_samples = True
+
     def forward(self, input: Any) -> Tensor:
         return F.leaky_relu(input, self.negative_slope, self.inplace)
 
@@ -61,6 +65,8 @@ class Sigmoid(Module):
     [0.5, 0.5]
     """
 
+    independent_samples = True
+
     def forward(self, input: Any) -> Tensor:
         return F.sigmoid(input)
 
@@ -71,6 +77,8 @@ class Tanh(Module):
     >>> Tanh()
     Tanh()
     """
+
+    independent_samples = True
 
     def forward(self, input: Any) -> Tensor:
         return F.tanh(input)
@@ -86,6 +94,8 @@ class GELU(Module):
     def __init__(self, approximate: str = "none") -> None:
         super().__init__()
         self.approximate = approximate
+
+    independent_samples = True
 
     def forward(self, input: Any) -> Tensor:
         return F.gelu(input, approximate=self.approximate)
@@ -106,6 +116,11 @@ class Softmax(Module):
         super().__init__()
         self.dim = dim
 
+    @property
+    def independent_samples(self) -> bool:  # type: ignore[override]
+        """Each sample alone when normalising along a named dimension after the batch's."""
+        return self.dim is not None and self.dim >= 1
+
     def forward(self, input: Any) -> Tensor:
         return F.softmax(input, self.dim, _stacklevel=5)
 
@@ -122,6 +137,8 @@ class _InplaceActivation(Module):
     def __init__(self, inplace: bool = False) -> None:
         super().__init__()
         self.inplace = inplace
+
+    independent_samples = True
 
     def forward(self, input: Any) -> Tensor:
         return getattr(F, self._function)(input, inplace=self.inplace)
@@ -196,6 +213,8 @@ class Hardtanh(Module):
             raise ValueError("min_val cannot be greater than max_val")
         self.min_val, self.max_val, self.inplace = min_val, max_val, inplace
 
+    independent_samples = True
+
     def forward(self, input: Any) -> Tensor:
         return F.hardtanh(input, self.min_val, self.max_val, self.inplace)
 
@@ -215,6 +234,8 @@ class ELU(Module):
         super().__init__()
         self.alpha, self.inplace = alpha, inplace
 
+    independent_samples = True
+
     def forward(self, input: Any) -> Tensor:
         return F.elu(input, self.alpha, self.inplace)
 
@@ -232,6 +253,8 @@ class Softplus(Module):
     def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
         super().__init__()
         self.beta, self.threshold = beta, threshold
+
+    independent_samples = True
 
     def forward(self, input: Any) -> Tensor:
         return F.softplus(input, self.beta, self.threshold)
@@ -259,6 +282,8 @@ class PReLU(Module):
         self.num_parameters = num_parameters
         dtype = _dtypes.get_default_dtype() if dtype is None else np.dtype(dtype)
         self.weight = Parameter(np.full(num_parameters, init, dtype=dtype))
+
+    independent_samples = True
 
     def forward(self, input: Any) -> Tensor:
         return F.prelu(input, self.weight)

@@ -104,6 +104,8 @@ class Sequential(_Indexed):
             return type(self)(OrderedDict(list(self._modules.items())[idx]))
         return self._modules[self._key(idx)]
 
+    independent_samples = True
+
     def forward(self, input: Any) -> Any:
         if not is_grad_enabled():  # inference: fuse Conv-BatchNorm-activation runs
             from .fusion import run_sequence
@@ -126,6 +128,8 @@ class ModuleList(_Indexed):
       (2): Tanh()
     )
     """
+
+    independent_samples = True  # no forward: its parent's forward decides
 
     def __init__(self, modules: Iterable[Module] | None = None) -> None:
         super().__init__()

@@ -141,6 +141,8 @@ class _ConvNd(Module):
 
 
 class _ConvForward(_ConvNd):
+    independent_samples = True
+
     def forward(self, input: Any) -> Tensor:
         return self._convolve(input, self.bias)
 
@@ -217,6 +219,8 @@ class _ConvTransposeForward(_ConvNd):
             self.padding,
             self.dilation,
         )
+
+    independent_samples = True
 
     def forward(self, input: Any, output_size: Sequence[int] | None = None) -> Tensor:
         return self._convolve(input, self.bias, output_size)

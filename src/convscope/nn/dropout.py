@@ -36,6 +36,8 @@ class Dropout(Module):
             raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
         self.p, self.inplace = p, inplace
 
+    independent_samples = True
+
     def forward(self, input: Any) -> Tensor:
         return F.dropout(input, self.p, self.training, self.inplace)
 
@@ -45,6 +47,8 @@ class Dropout(Module):
 
 class _ChannelDropout(Dropout):
     _function = ""
+
+    independent_samples = True
 
     def forward(self, input: Any) -> Tensor:
         return getattr(F, self._function)(input, self.p, self.training, self.inplace)

@@ -27,6 +27,11 @@ class Flatten(Module):
         super().__init__()
         self.start_dim, self.end_dim = start_dim, end_dim
 
+    @property
+    def independent_samples(self) -> bool:  # type: ignore[override]
+        """The batch dimension stays apart unless flattening starts at it (or counts back)."""
+        return self.start_dim >= 1
+
     def forward(self, input: Any) -> Tensor:
         return F.flatten(input, self.start_dim, self.end_dim)
 
@@ -49,6 +54,11 @@ class Unflatten(Module):
         if not isinstance(unflattened_size, tuple | list):
             raise TypeError("unflattened_size must be tuple or list")
         self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+
+    @property
+    def independent_samples(self) -> bool:  # type: ignore[override]
+        """The batch dimension stays apart unless it is the one split."""
+        return self.dim >= 1
 
     def forward(self, input: Any) -> Tensor:
         x = input if isinstance(input, Tensor) else Tensor(input)

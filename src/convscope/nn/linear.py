@@ -35,6 +35,8 @@ class Identity(Module):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__()
 
+    independent_samples = True
+
     def forward(self, input: Any) -> Any:
         return input
 
@@ -66,6 +68,8 @@ class Linear(Module):
     # PyTorch initialises a linear layer exactly like a convolution: weight
     # kaiming_uniform_(a=sqrt(5)), bias uniform on ±1/sqrt(fan_in)
     reset_parameters = _ConvNd.reset_parameters
+
+    independent_samples = True
 
     def forward(self, input: Any) -> Tensor:
         return F.linear(input, self.weight, self.bias)

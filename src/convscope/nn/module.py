@@ -16,10 +16,23 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..ops import threads as _threads
 from ..tensor import Tensor
 from .parameter import Parameter
 
 _hook_ids = itertools.count()
+
+
+_batch_parallel_module: Any = None
+
+
+def _batch_parallel() -> Any:
+    global _batch_parallel_module
+    if _batch_parallel_module is None:
+        from . import batch_parallel  # it imports this module
+
+        _batch_parallel_module = batch_parallel
+    return _batch_parallel_module
 
 
 class IncompatibleKeys(NamedTuple):
@@ -482,12 +495,22 @@ class Module:
         return hook(self, args, output)
 
     # ------------------------------------------------------------------ calling and display
+    #: True when ``forward`` computes each sample (index along dimension 0) from that sample
+    #: alone; eval-mode inference may then run shares of a batch on separate threads
+    #: (:mod:`convscope.nn.batch_parallel`).  Read only from the class that defines
+    #: ``forward`` or a subclass of it: a subclass with its own ``forward`` must set it again.
+    independent_samples: bool = False
+
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(
             f'Module [{type(self).__name__}] is missing the required "forward" function'
         )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._modules and args and not _threads.sharing():
+            output = _batch_parallel().maybe_split(self, args, kwargs)
+            if output is not NotImplemented:
+                return output
         if self._forward_pre_hooks or self._forward_hooks:
             return self._call_with_hooks(args, kwargs)
         return self.forward(*args, **kwargs)

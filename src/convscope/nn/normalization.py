@@ -111,6 +111,11 @@ class _BatchNorm(_NormBase):
 
     _ranks: tuple[int, ...] = ()
 
+    @property
+    def independent_samples(self) -> bool:  # type: ignore[override]
+        """In eval mode with running statistics (without them it uses the batch's own)."""
+        return self.running_mean is not None
+
     def forward(self, input: Any) -> Tensor:
         ndim = np.ndim(input)
         if ndim not in self._ranks:
@@ -196,6 +201,8 @@ class _InstanceNorm(_NormBase):
             0.0 if self.momentum is None else self.momentum,
             self.eps,
         )
+
+    independent_samples = True
 
     def forward(self, input: Any) -> Tensor:
         unbatched = self._dims + 1
@@ -286,6 +293,8 @@ class GroupNorm(Module):
         """Weight 1, bias 0."""
         _reset_affine(self)
 
+    independent_samples = True
+
     def forward(self, input: Any) -> Tensor:
         return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
 
@@ -325,6 +334,8 @@ class LayerNorm(Module):
         """Weight 1, bias 0."""
         _reset_affine(self)
 
+    independent_samples = True
+
     def forward(self, input: Any) -> Tensor:
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
 
@@ -346,6 +357,8 @@ class LocalResponseNorm(Module):
     def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0):
         super().__init__()
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    independent_samples = True
 
     def forward(self, input: Any) -> Tensor:
         return F.local_response_norm(input, self.size, self.alpha, self.beta, self.k)

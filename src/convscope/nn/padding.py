@@ -37,6 +37,8 @@ class _PadNd(Module):
             )
         self.padding, self.value = padding, value
 
+    independent_samples = True
+
     def forward(self, input: Any) -> Tensor:
         if self._mode == "constant":
             return F.pad(input, list(self.padding), "constant", self.value)

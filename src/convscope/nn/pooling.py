@@ -39,6 +39,8 @@ class _MaxPoolNd(Module):
         self.padding, self.dilation = padding, dilation
         self.return_indices, self.ceil_mode = return_indices, ceil_mode
 
+    independent_samples = True
+
     def forward(self, input: Any) -> Any:
         return getattr(F, f"max_pool{self._dims}d")(
             input,
@@ -105,6 +107,8 @@ class _AvgPoolNd(Module):
         self.stride = stride if stride is not None else kernel_size
         self.padding, self.ceil_mode = padding, ceil_mode
         self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
+
+    independent_samples = True
 
     def forward(self, input: Any) -> Any:
         window = (self.kernel_size, self.stride, self.padding, self.ceil_mode)
@@ -173,6 +177,8 @@ class _AdaptiveAvgPoolNd(Module):
         super().__init__()
         self.output_size = output_size
 
+    independent_samples = True
+
     def forward(self, input: Any) -> Any:
         return getattr(F, f"adaptive_avg_pool{self._dims}d")(input, self.output_size)
 
@@ -219,6 +225,8 @@ class _AdaptiveMaxPoolNd(Module):
     def __init__(self, output_size: Any, return_indices: bool = False) -> None:
         super().__init__()
         self.output_size, self.return_indices = output_size, return_indices
+
+    independent_samples = True
 
     def forward(self, input: Any) -> Any:
         function = getattr(F, f"adaptive_max_pool{self._dims}d")

@@ -95,6 +95,8 @@ class PixelShuffle(Module):
         super().__init__()
         self.upscale_factor = upscale_factor
 
+    independent_samples = True
+
     def forward(self, input: Any) -> Tensor:
         return pixel_shuffle(input, self.upscale_factor)
 
@@ -113,6 +115,8 @@ class PixelUnshuffle(Module):
         super().__init__()
         self.downscale_factor = downscale_factor
 
+    independent_samples = True
+
     def forward(self, input: Any) -> Tensor:
         return pixel_unshuffle(input, self.downscale_factor)
 
@@ -130,6 +134,8 @@ class ChannelShuffle(Module):
     def __init__(self, groups: int) -> None:
         super().__init__()
         self.groups = groups
+
+    independent_samples = True
 
     def forward(self, input: Any) -> Tensor:
         return channel_shuffle(input, self.groups)

@@ -47,6 +47,8 @@ class Upsample(Module):
         self.mode, self.align_corners = mode, align_corners
         self.recompute_scale_factor = recompute_scale_factor
 
+    independent_samples = True
+
     def forward(self, input: Any) -> Tensor:
         return F.interpolate(
             input,

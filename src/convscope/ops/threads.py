@@ -50,8 +50,12 @@ def _from_environment() -> int:
 
 
 def get_num_threads() -> int:
-    """The number of threads convscope uses (BLAS and its own pool)."""
+    """The number of threads convscope uses (BLAS and its own pool); 1 inside one share of a
+    parallel step, whose nested steps run in that share's thread (PyTorch, too, answers 1
+    inside a parallel region)."""
     global _threads
+    if getattr(_sharing, "active", False):
+        return 1
     if _threads is None:
         _threads = _from_environment()
     return _threads

@@ -146,6 +146,8 @@ class BasicBlock(nn.Module):
         self.downsample = downsample
         self.stride = stride
 
+    independent_samples = True
+
     def forward(self, x: Tensor) -> Tensor:
         shortcut = x if self.downsample is None else (lambda: self.downsample(x))
         return residual_sequence(self.conv2, self.conv1(x), shortcut, self.relu)
@@ -183,6 +185,8 @@ class Bottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
         self.stride = stride
+
+    independent_samples = True
 
     def forward(self, x: Tensor) -> Tensor:
         shortcut = x if self.downsample is None else (lambda: self.downsample(x))
@@ -285,6 +289,8 @@ class VideoResNet(nn.Module):
         for _ in range(1, blocks):
             layers.append(block(self.inplanes, planes, conv_builder))
         return nn.Sequential(*layers)
+
+    independent_samples = True
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.stem(x)
