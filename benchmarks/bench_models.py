@@ -348,8 +348,9 @@ def overhead(repeats: int) -> dict:
 
 def peak_rss_child(library: str, batch: int, network: str = "resnet18") -> None:
     """(In a child process) the resident memory two forwards of ``network`` (224x224 images)
-    add at their peak, in MiB, over the process with the model built, the libraries loaded
-    and one forward on a tiny input done.  By hand, for another network:
+    add at their peak (convscope: two unsplit and two batch-parallel ones), in MiB, over the
+    process with the model built, the libraries loaded and one forward on a tiny input done.
+    By hand, for another network:
     ``python benchmarks/bench_models.py --peak-child convscope 8 convnext_tiny``."""
     import torch
 
@@ -398,6 +399,12 @@ def peak_rss_child(library: str, batch: int, network: str = "resnet18") -> None:
     with guard():
         run()
         run()
+        if library == "convscope":  # and two in shares of the batch, its other way to run
+            from convscope.nn import batch_parallel
+
+            batch_parallel.MODE = "on"
+            run()
+            run()
     print(json.dumps({"library": library, "added_mib": (status("VmHWM") - base) / 2**20}))
 
 

@@ -226,3 +226,36 @@ def test_trial_choice(unsplit, split, kept):
         # warm-up calls are slow and must not count
         trial.record(way, 100.0 if i % warm == 0 else (split if way else unsplit))
     assert trial.split is kept and trial.next_way() is kept
+
+
+def test_shares_know_how_many_run_side_by_side():
+    assert threads.concurrent_shares() == 1
+    with cs.num_threads(3):
+        seen = threads.parallel_map(lambda _: threads.concurrent_shares(), range(3))
+    assert seen == [3, 3, 3] and threads.concurrent_shares() == 1
+
+
+def test_split_holds_no_more_memory_at_once(always):
+    """The shares divide the working sets sized for one thread (unfold's and Winograd's tiles)
+    among them: the traced peak of a split forward stays at the unsplit one's."""
+    import tracemalloc
+
+    from convscope import models
+
+    net = models.resnet18(num_classes=10).eval()
+    x = cs.tensor(np.random.default_rng(0).standard_normal((4, 3, 320, 320)).astype(np.float32))
+
+    def peak(split: bool) -> int:
+        batch_parallel.MODE = "on" if split else "off"
+        with cs.num_threads(2), cs.no_grad():
+            net(x)  # plans and compiled code first
+            tracemalloc.start()
+            try:
+                net(x)
+                return tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+
+    unsplit, split = peak(False), peak(True)
+    assert always == [(4, 3, 320, 320)] * 2
+    assert split <= 1.15 * unsplit, (split, unsplit)

@@ -128,8 +128,8 @@ def parallel_map(fn: Callable[[Any], T], items: Iterable[Any]) -> list[T]:
     if get_num_threads() == 1 or len(items) <= 1 or sharing():
         return [fn(item) for item in items]
     pool = _executor()
-    futures = [pool.submit(_share, fn, item) for item in items[1:]]
-    first = _share(fn, items[0])  # the calling thread works too
+    futures = [pool.submit(_share, fn, item, len(items)) for item in items[1:]]
+    first = _share(fn, items[0], len(items))  # the calling thread works too
     return [first, *(future.result() for future in futures)]
 
 
@@ -138,10 +138,17 @@ def sharing() -> bool:
     return getattr(_sharing, "active", False)
 
 
-def _share(fn: Callable[[Any], T], item: Any) -> T:
+def concurrent_shares() -> int:
+    """How many shares of a :func:`parallel_map` run side by side, this one included, when
+    called inside one (else 1): working sets sized for one thread divide by it, so that the
+    process holds no more at once than one unshared call would."""
+    return getattr(_sharing, "siblings", 1) if sharing() else 1
+
+
+def _share(fn: Callable[[Any], T], item: Any, siblings: int) -> T:
     """``fn(item)`` as one share of a parallel_map: parallel steps inside it run inline (the
     pool's threads are busy with the other shares)."""
-    _sharing.active = True
+    _sharing.active, _sharing.siblings = True, siblings
     try:
         return fn(item)
     finally:

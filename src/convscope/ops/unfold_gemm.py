@@ -80,7 +80,8 @@ def run(
         tiles = _shared_tiles(geom, dtype, o, budget, workers)
         threads.share_out(lambda share: _run_tiles(x, kernel, geom, share, out), tiles)
         return
-    _run_tiles(x, kernel, geom, _tiles(geom, dtype, o, budget)[0], out)
+    tiles = _tiles(geom, dtype, o, budget, threads.concurrent_shares())[0]
+    _run_tiles(x, kernel, geom, tiles, out)
 
 
 def _run_tiles(
@@ -130,9 +131,10 @@ def _shared_tiles(
 
 @functools.lru_cache(maxsize=1024)
 def _tiles(
-    geom: tiling.ConvGeometry, dtype: np.dtype, out_channels: int, budget: int
+    geom: tiling.ConvGeometry, dtype: np.dtype, out_channels: int, budget: int, sharers: int = 1
 ) -> tuple[tuple[tiling.Tile, ...], tuple[int, ...]]:
-    """The tiles of one call signature (and their output box), planned once."""
+    """The tiles of one call signature (and their output box), planned once; ``sharers``
+    calls running side by side (batch-parallel shares) divide the tile size among them."""
     size = tiling.itemsize(dtype)
     n, c = geom.input_shape[:2]
     taps = tiling.prod(geom.kernel_size)
@@ -143,7 +145,7 @@ def _tiles(
         return size * (slab + positions * (c * taps + out_channels))
 
     rows = (1, *geom.output_size[1:])
-    aim = min(budget, max(FORWARD_TILE_BYTES, cost(1, rows)))
+    aim = min(budget, max(FORWARD_TILE_BYTES // sharers, cost(1, rows)))
     nb, box = tiling.plan_tiles(n, geom.output_size, cost, aim)
     if tiling.prod(box) >= PER_SAMPLE_POSITIONS:
         # each sample gets its own GEMM anyway: unfolding more samples at once only makes

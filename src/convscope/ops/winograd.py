@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from . import jit, tiling
+from . import jit, threads, tiling
 from .matmul import matmul
 
 REFUSAL = (
@@ -109,7 +109,8 @@ def run(
         # columns (4) per output channel
         return size * (slab + 28 * c * planes + 28 * o * planes + kernel)
 
-    aim = TILE_BYTES if compiled is None else COMPILED_TILE_BYTES
+    # calls running side by side (batch-parallel shares) divide the tile size among them
+    aim = (TILE_BYTES if compiled is None else COMPILED_TILE_BYTES) // threads.concurrent_shares()
     limit = min(budget, cost(0, (0, 0)) + aim)  # the kernel, plus a cache-sized tile
     nb, box = tiling.plan_tiles(n, geom.output_size, cost, limit)
     # tiles start at even output positions; ceil(b / 2) tiles cost the same for b and b + 1
