@@ -203,6 +203,8 @@ def test_auto_times_both_ways_then_keeps_the_faster(monkeypatch):
     ways = []
     real = batch_parallel._run_split
     monkeypatch.setattr(batch_parallel, "_run_split", lambda m, x: ways.append(1) or real(m, x))
+    released = []
+    monkeypatch.setattr(batch_parallel.allocator, "release", lambda: released.append(len(ways)))
     net, x = small_net(), x4()
     calls = 2 * (batch_parallel.TIMED_CALLS + 1)
     with cs.num_threads(2), cs.no_grad():
@@ -210,6 +212,8 @@ def test_auto_times_both_ways_then_keeps_the_faster(monkeypatch):
             net(x)
     trial = batch_parallel._trials[net][(x.shape, x.dtype, 2)]
     assert trial.split is not None and all(np.isfinite(trial.best))
+    # what the unsplit calls freed goes back to the system once, before the first split call
+    assert released == [0]
     # unsplit first, then split, then the kept way
     assert len(ways) == calls // 2 + (3 if trial.split else 0)
 
