@@ -273,13 +273,16 @@ def test_fft_uses_the_engine_thread_count(monkeypatch):
 
 @pytest.mark.parametrize(
     ("shape", "with_numba"),
-    [  # see ops.conv.WINOGRAD_FROM_TILES and WINOGRAD_CHANNELS for the measurements
+    [  # see ops.conv.WINOGRAD_FROM_TILES and WINOGRAD_*CHANNELS for the measurements
         ((8, 64, 56, 56), "winograd"),
         ((8, 256, 28, 28), "winograd"),
         ((8, 256, 14, 14), "winograd"),  # 392 output tiles
         ((8, 512, 7, 7), "unfold"),  # 128 tiles: the transformed kernel dominates
         ((1, 64, 28, 28), "unfold"),  # 196 tiles
         ((8, 32, 128, 128), "unfold"),  # thin GEMMs
+        ((1, 32, 256, 256), "winograd"),  # ... but one sample: unfold's shares gain less
+        ((1, 16, 128, 128), "winograd"),
+        ((1, 8, 128, 128), "unfold"),
     ],
 )
 def test_selector_takes_winograd_for_many_tiles_with_numba(shape, with_numba, monkeypatch):

@@ -108,7 +108,9 @@ def splittable(module: Module, x: Any, threads: int | None = None) -> bool:
         return False
     if x.data.size // count < SPLIT_FROM_ELEMENTS:
         return False
-    recording = is_grad_enabled() and x.requires_grad
+    recording = is_grad_enabled()  # a graph would be recorded if anything requires grad
+    if recording and x.requires_grad:
+        return False
     ranks = set()
     for child in module.modules():
         if (
@@ -120,14 +122,12 @@ def splittable(module: Module, x: Any, threads: int | None = None) -> bool:
             or not child.independent_samples
         ):
             return False
-        if is_grad_enabled() and not recording:
-            recording = any(p.requires_grad for p in child.parameters(recurse=False))
-            if recording:
-                return False
+        if recording and any(p.requires_grad for p in child.parameters(recurse=False)):
+            return False
         rank = _conv_rank(child)
         if rank is not None:
             ranks.add(rank)
-    return not recording and len(ranks) == 1 and x.ndim == ranks.pop() + 2
+    return len(ranks) == 1 and x.ndim == ranks.pop() + 2
 
 
 class _Trial:

@@ -48,7 +48,15 @@ kernel 16/9 the weights' size ((8,512,7,7), 128 tiles: 1.3-1.5; (1,256,14,14) 1.
 
 WINOGRAD_CHANNELS = 64
 """Input channels per group from which Winograd may be chosen: with fewer, its GEMMs are too
-thin ((8,32,256,256) 1.11, (2,32,256,256) 1.13, (8,32,128,128) 1.14 against unfold)."""
+thin ((8,32,256,256) 1.11-1.20, (2,32,256,256) 1.04-1.13, (8,32,128,128) 1.13-1.14,
+(4,32,128,128) 1.06 against unfold) -- except for a single sample, see
+:data:`WINOGRAD_ONE_SAMPLE_CHANNELS`."""
+
+WINOGRAD_ONE_SAMPLE_CHANNELS = 16
+"""With a single sample, input channels per group from which Winograd may be chosen: there
+unfold gains less from its threads' shares and Winograd wins on thin layers too (2 threads,
+winograd / unfold, interleaved medians: (1,32->32,256,256) 0.77, (1,32->64,128,128) 0.64,
+(1,16->16,256,256) 0.50; a U-Net at batch 1 has three such layers)."""
 
 
 def select_algorithm(
@@ -94,8 +102,10 @@ def _winograd_pays(geom: ConvGeometry, groups: int, dtype: np.dtype) -> bool:
     """Whether Winograd beats unfold here (see :data:`WINOGRAD_FROM_TILES`)."""
     if jit.kernels() is None or algorithms.unsupported("winograd", geom, groups, dtype):
         return False
-    tiles = geom.input_shape[0] * math.prod(-(-size // 2) for size in geom.output_size)
-    return tiles >= WINOGRAD_FROM_TILES and geom.input_shape[1] // groups >= WINOGRAD_CHANNELS
+    samples, channels = geom.input_shape[0], geom.input_shape[1] // groups
+    tiles = samples * math.prod(-(-size // 2) for size in geom.output_size)
+    fewest = WINOGRAD_ONE_SAMPLE_CHANNELS if samples == 1 else WINOGRAD_CHANNELS
+    return tiles >= WINOGRAD_FROM_TILES and channels >= fewest
 
 
 def conv_general(
