@@ -17,8 +17,8 @@ split only when nothing could tell the difference (:func:`splittable`):
   (all of ``convscope.nn``'s layers but the losses, with conditions where an argument decides:
   ``Softmax(dim=0)``, ``Flatten(0)`` or a ``BatchNorm`` without running statistics do not), and
   none has hooks or an instance-level ``forward``;
-- its convolutions all have the same number of spatial dimensions ``N`` and the input has
-  ``N + 2`` (a batch dimension: an unbatched input is never cut along its channels);
+- it has convolutions, all with the same number of spatial dimensions ``N``, and the input
+  has ``N + 2`` (a batch dimension: an unbatched input is never cut along its channels);
 - the batch has at least as many samples as convscope has threads, and each share at least
   :data:`SPLIT_FROM_ELEMENTS` input values;
 - and it is faster: for each input shape the first four calls run unsplit, the next four
