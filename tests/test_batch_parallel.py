@@ -232,6 +232,17 @@ def test_trial_choice(unsplit, split, kept):
     assert trial.split is kept and trial.next_way() is kept
 
 
+def test_thread_settings_made_inside_a_share_restore_the_global_count():
+    def inside(_):
+        with cs.num_threads(3):
+            pass
+        return cs.get_num_threads()
+
+    with cs.num_threads(2):
+        assert threads.parallel_map(inside, range(2)) == [1, 1]
+        assert cs.get_num_threads() == 2
+
+
 def test_shares_know_how_many_run_side_by_side():
     assert threads.concurrent_shares() == 1
     with cs.num_threads(3):

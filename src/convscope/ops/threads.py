@@ -53,9 +53,12 @@ def get_num_threads() -> int:
     """The number of threads convscope uses (BLAS and its own pool); 1 inside one share of a
     parallel step, whose nested steps run in that share's thread (PyTorch, too, answers 1
     inside a parallel region)."""
+    return 1 if getattr(_sharing, "active", False) else _configured()
+
+
+def _configured() -> int:
+    """The count set by :func:`set_num_threads` or the environment (shares or not)."""
     global _threads
-    if getattr(_sharing, "active", False):
-        return 1
     if _threads is None:
         _threads = _from_environment()
     return _threads
@@ -77,7 +80,7 @@ def set_num_threads(n: int) -> None:
 @contextlib.contextmanager
 def num_threads(n: int) -> Iterator[int]:
     """Temporarily use ``n`` threads."""
-    previous = get_num_threads()
+    previous = _configured()
     set_num_threads(n)
     try:
         yield n
@@ -88,7 +91,7 @@ def num_threads(n: int) -> Iterator[int]:
 def _apply_to_blas() -> None:
     """Make BLAS use :func:`get_num_threads` threads (once per change; needs threadpoolctl)."""
     global _blas_applied
-    wanted = get_num_threads()
+    wanted = _configured()
     if _blas_applied == wanted:
         return
     _blas_applied = wanted
