@@ -41,3 +41,19 @@ def _parallel_kernels(monkeypatch):
 
     monkeypatch.setattr(jit, "SERIAL_BELOW", 0)
     monkeypatch.setattr(jit, "SERIAL_UP_TO_THREADS", 1)
+
+
+@pytest.fixture
+def batch_split_runs(monkeypatch):
+    """Batch-parallel inference whenever allowed, however small the input; the list of the
+    input shapes that were split (``convscope.nn.batch_parallel``)."""
+    from convscope.nn import batch_parallel
+
+    monkeypatch.setattr(batch_parallel, "MODE", "on")
+    monkeypatch.setattr(batch_parallel, "SPLIT_FROM_ELEMENTS", 0)
+    runs = []
+    real = batch_parallel._run_split
+    monkeypatch.setattr(
+        batch_parallel, "_run_split", lambda m, x: runs.append(tuple(x.shape)) or real(m, x)
+    )
+    return runs

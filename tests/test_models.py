@@ -179,26 +179,17 @@ def test_eval_outputs_match(pair):
     assert_eval_outputs_match(ours, theirs, shape)
 
 
-def test_batch_parallel_outputs_match(pair, monkeypatch):
+def test_batch_parallel_outputs_match(pair, batch_split_runs):
     """Eval-mode inference cut into shares of the batch (one per thread) gives torchvision's
     outputs: every architecture declares that its samples are independent."""
-    from convscope.nn import batch_parallel
-
     ours, theirs, shape, _ = pair
     shape = (4, *shape[1:])
-    monkeypatch.setattr(batch_parallel, "MODE", "on")
-    monkeypatch.setattr(batch_parallel, "SPLIT_FROM_ELEMENTS", 0)
-    runs = []
-    real = batch_parallel._run_split
-    monkeypatch.setattr(
-        batch_parallel, "_run_split", lambda m, x: runs.append(x.shape) or real(m, x)
-    )
     x = _input(shape)
     with torch.no_grad():
         want = theirs(torch.from_numpy(x)).numpy()
     with cs.num_threads(2), cs.no_grad():
         got = ours(cs.tensor(x)).numpy()
-    assert runs == [shape]
+    assert batch_split_runs == [shape]
     assert got.shape == want.shape and got.dtype == np.float32
     assert rel_err(got, want) <= 1e-4
 
