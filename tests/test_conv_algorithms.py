@@ -3,9 +3,10 @@
 * depthwise (``groups == in_channels``, any channel multiplier): random 1-3-d configurations
   with stride, kernel dilation, per-side and negative padding, in float64, float32 and int64
   (exact); input dilation against the direct reference;
-* Winograd F(2x2, 3x3) (2-D 3x3, stride 1, dilation 1): random sizes (odd and even), groups,
-  per-side and negative padding, float64 and float32, plus float32 accuracy on realistic
-  magnitudes;
+* Winograd F(2x2, 3x3) (3x3, stride 1, dilation 1 over the last two dimensions; 2-D, and
+  3-D with any kernel, stride, dilation and padding along time): random sizes (odd and
+  even), groups, per-side and negative padding, float64 and float32, plus float32 accuracy
+  on realistic magnitudes;
 * both: refusals, tiny workspace budgets (several tiles, same result) and gradients through
   ``convscope.nn.functional.conv2d`` with the algorithm forced wherever it applies.
 """
@@ -70,18 +71,23 @@ def depthwise_configs(draw, input_dilation=False):
 
 @st.composite
 def winograd_configs(draw):
+    """2-D 3x3 convolutions, and 3-D ones 3x3 over the last two dimensions whose first
+    dimension has any kernel size, stride, dilation and padding."""
     groups = draw(st.integers(1, 2))
+    lead = draw(st.integers(0, 1))  # leading dimensions before the 3x3 ones
     return SimpleNamespace(
-        nd=2,
+        nd=2 + lead,
         batch=draw(st.integers(1, 3)),
         groups=groups,
         cin=groups * draw(st.integers(1, 3)),
         cout=groups * draw(st.integers(1, 3)),
-        kernel=(3, 3),
-        size=tuple(draw(st.integers(1, 11)) for _ in range(2)),
-        stride=(1, 1),
-        dilation=(1, 1),
-        padding=tuple((draw(st.integers(-1, 3)), draw(st.integers(-1, 3))) for _ in range(2)),
+        kernel=(*(draw(st.integers(1, 3)) for _ in range(lead)), 3, 3),
+        size=tuple(draw(st.integers(1, 11 - 4 * lead)) for _ in range(2 + lead)),
+        stride=(*(draw(st.integers(1, 2)) for _ in range(lead)), 1, 1),
+        dilation=(*(draw(st.integers(1, 2)) for _ in range(lead)), 1, 1),
+        padding=tuple(
+            (draw(st.integers(-1, 3)), draw(st.integers(-1, 3))) for _ in range(2 + lead)
+        ),
         input_dilation=None,
     )
 
@@ -297,7 +303,9 @@ def test_winograd_float32_accuracy_on_realistic_magnitudes(shape, out_channels):
         ((1, 2, 8, 8), (2, 2, 3, 3), (2, 2), (1, 1), (2, 2), np.float64),  # input dilation
         ((1, 2, 8, 8), (2, 2, 3, 3), (1, 1), (1, 1), (2, 1), np.float64),  # phases: 2x3, 1x3
         ((1, 2, 8), (2, 2, 3), (1,), (1,), None, np.float64),  # 1-d
-        ((1, 2, 5, 5, 5), (2, 2, 3, 3, 3), (1, 1, 1), (1, 1, 1), None, np.float64),  # 3-d
+        ((1, 2, 5, 5, 5), (2, 2, 3, 3, 3), (1, 1, 2), (1, 1, 1), None, np.float64),  # 3-d stride
+        ((1, 2, 5, 5, 5), (2, 2, 3, 3, 3), (1, 1, 1), (1, 2, 1), None, np.float64),  # dilation
+        ((1, 2, 5, 5, 5), (2, 2, 3, 3, 3), (1, 1, 1), (1, 1, 1), (2, 1, 1), np.float64),  # input
         ((1, 2, 8, 8), (2, 2, 3, 3), (1, 1), (1, 1), None, np.int64),  # not exact
     ],
 )
@@ -330,19 +338,25 @@ def test_winograd_float16_is_computed_in_float32():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
-    ("shape", "out_channels", "groups", "padding", "workspace"),
+    ("shape", "out_channels", "groups", "lead", "padding", "workspace"),
     [
-        ((2, 6, 9, 11), 4, 1, ((1, 1), (1, 1)), None),
-        ((3, 4, 8, 7), 6, 2, ((0, 2), (2, 0)), None),
-        ((2, 6, 13, 10), 5, 1, ((1, 1), (1, 1)), 20000),  # a tiny workspace: many tiles
+        ((2, 6, 9, 11), 4, 1, (), ((1, 1), (1, 1)), None),
+        ((3, 4, 8, 7), 6, 2, (), ((0, 2), (2, 0)), None),
+        ((2, 6, 13, 10), 5, 1, (), ((1, 1), (1, 1)), 20000),  # a tiny workspace: many tiles
+        # 3-D: the taps along time stacked as one strided matrix...
+        ((2, 4, 5, 9, 8), 6, 1, (3, 1, 1), ((1, 1), (1, 1), (1, 1)), None),
+        ((2, 3, 9, 7, 10), 5, 1, (3, 2, 1), ((0, 2), (1, 0), (1, 1)), 30000),  # strided, tiled
+        # ... or gathered: two groups, a dilated time kernel
+        ((1, 4, 7, 8, 9), 4, 2, (2, 1, 2), ((1, 1), (1, 1), (2, 0)), None),
     ],
 )
 def test_winograd_compiled_transforms_agree_with_numpy_passes(
-    shape, out_channels, groups, padding, workspace, dtype, monkeypatch
+    shape, out_channels, groups, lead, padding, workspace, dtype, monkeypatch
 ):
     """The compiled transforms (no parity planes, output written in place) give the NumPy
     passes' values (up to the GEMMs' blocking) and torch's, odd boxes and tiles included,
-    and a strided ``out`` takes the NumPy passes."""
+    and a strided ``out`` takes the NumPy passes.  ``lead``: a 3-D kernel's (time size,
+    stride, dilation)."""
     from convscope.ops import jit
 
     monkeypatch.setattr(jit, "BACKEND", "auto")  # this module runs the NumPy paths otherwise
@@ -350,8 +364,14 @@ def test_winograd_compiled_transforms_agree_with_numpy_passes(
         pytest.skip("numba is not installed")
     rng = np.random.default_rng(11)
     x = rng.standard_normal(shape).astype(dtype)
-    w = rng.standard_normal((out_channels, shape[1] // groups, 3, 3)).astype(dtype)
-    args = {"stride": (1, 1), "padding": padding, "dilation": (1, 1), "groups": groups}
+    kernel, stride, dilation = ((size,) for size in lead) if lead else ((), (), ())
+    w = rng.standard_normal((out_channels, shape[1] // groups, *kernel, 3, 3)).astype(dtype)
+    args = {
+        "stride": (*stride, 1, 1),
+        "padding": padding,
+        "dilation": (*dilation, 1, 1),
+        "groups": groups,
+    }
     compiled = conv_general(x, w, algorithm="winograd", workspace_bytes=workspace, **args)
     strided = np.empty(compiled.shape[::-1], dtype).T  # not C-contiguous: the NumPy passes
     conv_general(x, w, algorithm="winograd", workspace_bytes=workspace, out=strided, **args)
@@ -361,8 +381,47 @@ def test_winograd_compiled_transforms_agree_with_numpy_passes(
     np.testing.assert_allclose(compiled, passes, **tolerance)
     np.testing.assert_allclose(strided, passes, **tolerance)
     padded = np.pad(x, ((0, 0), (0, 0), *padding))
-    want = TF.conv2d(torch.from_numpy(padded), torch.from_numpy(w), groups=groups).numpy()
+    conv = getattr(TF, f"conv{x.ndim - 2}d")
+    want = conv(
+        torch.from_numpy(padded),
+        torch.from_numpy(w),
+        stride=args["stride"],
+        dilation=args["dilation"],
+        groups=groups,
+    ).numpy()
     np.testing.assert_allclose(compiled, want, **tolerance)
+
+
+def test_winograd_3d_stacks_frames_without_copying_and_gathers_otherwise(monkeypatch):
+    """The GEMMs of a 3-D layer read ``V`` in place when the frames they need are evenly
+    spaced (one group, no time dilation), and from a gathered buffer otherwise."""
+    from convscope.ops import winograd
+
+    views = []
+    original = winograd._stacked
+
+    def spy(v, frames, groups, scratch):
+        stacked = original(v, frames, groups, scratch)
+        views.append(np.shares_memory(stacked, v))
+        return stacked
+
+    monkeypatch.setattr(winograd, "_stacked", spy)
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((1, 4, 6, 7, 7))
+    for w_shape, dilation, groups in [((4, 4, 3, 3, 3), 1, 1), ((4, 2, 3, 3, 3), 1, 2)]:
+        for time_dilation in (dilation, 2):
+            views.clear()
+            args = {
+                "stride": (1, 1, 1),
+                "padding": ((1, 1),) * 3,
+                "dilation": (time_dilation, 1, 1),
+                "groups": groups,
+            }
+            w = rng.standard_normal(w_shape)
+            got = conv_general(x, w, algorithm="winograd", **args)
+            want = conv_general(x, w, algorithm="direct", **args)
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+            assert views and all(v == (groups == 1 and time_dilation == 1) for v in views)
 
 
 # --------------------------------------------------------------------------- both: budget, grad
@@ -427,8 +486,10 @@ def _forcing(algorithm, used):
             fits = groups == geom.input_shape[1]
         else:
             ones = (1, 1)
-            fits = geom.kernel_size == (3, 3) and geom.stride == geom.dilation == ones
-            fits = fits and geom.input_dilation == ones
+            fits = (
+                geom.kernel_size[-2:] == (3, 3) and geom.stride[-2:] == geom.dilation[-2:] == ones
+            )
+            fits = fits and len(geom.kernel_size) >= 2 and max(geom.input_dilation) == 1
         used.append(fits)
         return algorithm if fits else "direct"
 
@@ -469,3 +530,36 @@ def test_gradients_through_functional_conv2d(
             got.grad.numpy(), want, rtol=1e-9, atol=1e-9 * np.abs(want).max()
         )
     assert used[0] and len(used) >= 2  # forward ran the algorithm; the gradients made calls
+
+
+@pytest.mark.parametrize(("groups", "kernel", "stride", "dilation"), [(1, 3, 1, 1), (2, 2, 2, 2)])
+def test_gradients_through_functional_conv3d_with_winograd(
+    groups, kernel, stride, dilation, monkeypatch
+):
+    """A 3x3 (over height and width) 3-D convolution with Winograd wherever it applies: the
+    forward and the input gradient (a stride-1 3x3 convolution too), against torch."""
+    used = []
+    monkeypatch.setattr(conv_ops, "select_algorithm", _forcing("winograd", used))
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 4, 7, 6, 5))
+    w = rng.standard_normal((6, 4 // groups, kernel, 3, 3))
+    ours = [cs.tensor(a, requires_grad=True) for a in (x, w)]
+    theirs = [torch.from_numpy(a.copy()).requires_grad_() for a in (x, w)]
+    args = {
+        "stride": (stride, 1, 1),
+        "padding": (1, 1, 0),
+        "dilation": (dilation, 1, 1),
+        "groups": groups,
+    }
+    y = F.conv3d(*ours, **args)
+    y_ref = TF.conv3d(*theirs, **args)
+    upstream = rng.standard_normal(tuple(y_ref.shape))
+    y.backward(upstream)
+    y_ref.backward(torch.from_numpy(upstream))
+    assert any(used)
+    np.testing.assert_allclose(y.numpy(), y_ref.detach().numpy(), rtol=1e-10, atol=1e-10)
+    for got, want in zip(ours, theirs, strict=True):
+        want = want.grad.numpy()
+        np.testing.assert_allclose(
+            got.grad.numpy(), want, rtol=1e-9, atol=1e-9 * np.abs(want).max()
+        )

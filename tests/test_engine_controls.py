@@ -283,18 +283,23 @@ def test_fft_uses_the_engine_thread_count(monkeypatch):
         ((1, 32, 256, 256), "winograd"),  # ... but one sample: unfold's shares gain less
         ((1, 16, 128, 128), "winograd"),
         ((1, 8, 128, 128), "unfold"),
+        # 3-D, 3x3x3 (r3d_18's layers): frames count as tiles, taps as channels
+        ((1, 64, 16, 56, 56), "winograd"),
+        ((1, 128, 8, 28, 28), "winograd"),
+        ((2, 32, 8, 28, 28), "winograd"),  # GEMMs 96 deep
+        ((1, 256, 4, 14, 14), "unfold"),  # 196 tiles
     ],
 )
 def test_selector_takes_winograd_for_many_tiles_with_numba(shape, with_numba, monkeypatch):
-    _, c, h, w = shape
+    c, size = shape[1], shape[2:]
     geom = ops_conv.ConvGeometry(
         input_shape=shape,
-        kernel_size=(3, 3),
-        stride=(1, 1),
-        pads=((1, 1), (1, 1)),
-        dilation=(1, 1),
-        input_dilation=(1, 1),
-        output_size=(h, w),
+        kernel_size=(3,) * len(size),
+        stride=(1,) * len(size),
+        pads=((1, 1),) * len(size),
+        dilation=(1,) * len(size),
+        input_dilation=(1,) * len(size),
+        output_size=size,
     )
     expected = with_numba if jit.kernels() is not None else "unfold"
     assert ops_conv.select_algorithm(geom, 1, np.dtype(np.float32), c) == expected

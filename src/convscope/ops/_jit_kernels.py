@@ -324,17 +324,18 @@ def logistic_f32(
 
 @njit(parallel=True, cache=True, nogil=True)
 def winograd_input(d: np.ndarray, v: np.ndarray, th: int, tw: int) -> None:  # pragma: no cover
-    """Winograd F(2x2, 3x3) input transform ``V = B^T d B`` of every 4x4 input tile: ``d``
-    the slab ``(nb, C, 2*th + 2, 2*tw + 2)``, ``v`` ``(16, C, nb, th * tw)`` (``v[4a + b]``
-    is entry ``(a, b)``).  Rows first (``B^T d``, four whole slab rows at a time), then
-    columns, as the NumPy path does.  One job per (sample, channel)."""
-    nb, ch, width = d.shape[0], d.shape[1], d.shape[3]
-    for job in prange(nb * ch):
-        n, c = job // ch, job % ch
+    """Winograd F(2x2, 3x3) input transform ``V = B^T d B`` of every 4x4 input tile of every
+    frame: ``d`` the slab ``(nb, C, F, 2*th + 2, 2*tw + 2)`` (``F`` frames: the flattened
+    leading spatial dimensions, 1 for a 2-D convolution), ``v`` ``(16, F, C, nb, th * tw)``
+    (``v[4a + b]`` is entry ``(a, b)``).  Rows first (``B^T d``, four whole slab rows at a
+    time), then columns, as the NumPy path does.  One job per (frame, sample, channel)."""
+    nb, ch, frames, width = d.shape[0], d.shape[1], d.shape[2], d.shape[4]
+    for job in prange(frames * nb * ch):
+        f, n, c = job // (nb * ch), (job // ch) % nb, job % ch
         rows = np.empty((4, width), d.dtype)
         for i in range(th):
-            d0, d1 = d[n, c, 2 * i], d[n, c, 2 * i + 1]
-            d2, d3 = d[n, c, 2 * i + 2], d[n, c, 2 * i + 3]
+            d0, d1 = d[n, c, f, 2 * i], d[n, c, f, 2 * i + 1]
+            d2, d3 = d[n, c, f, 2 * i + 2], d[n, c, f, 2 * i + 3]
             for x in range(width):
                 rows[0, x] = d0[x] - d2[x]
                 rows[1, x] = d1[x] + d2[x]
@@ -342,10 +343,10 @@ def winograd_input(d: np.ndarray, v: np.ndarray, th: int, tw: int) -> None:  # p
                 rows[3, x] = d1[x] - d3[x]
             for a in range(4):
                 r = rows[a]
-                t0 = v[4 * a, c, n, i * tw : (i + 1) * tw]
-                t1 = v[4 * a + 1, c, n, i * tw : (i + 1) * tw]
-                t2 = v[4 * a + 2, c, n, i * tw : (i + 1) * tw]
-                t3 = v[4 * a + 3, c, n, i * tw : (i + 1) * tw]
+                t0 = v[4 * a, f, c, n, i * tw : (i + 1) * tw]
+                t1 = v[4 * a + 1, f, c, n, i * tw : (i + 1) * tw]
+                t2 = v[4 * a + 2, f, c, n, i * tw : (i + 1) * tw]
+                t3 = v[4 * a + 3, f, c, n, i * tw : (i + 1) * tw]
                 for j in range(tw):
                     t0[j] = r[2 * j] - r[2 * j + 2]
                     t1[j] = r[2 * j + 1] + r[2 * j + 2]
@@ -355,21 +356,30 @@ def winograd_input(d: np.ndarray, v: np.ndarray, th: int, tw: int) -> None:  # p
 
 @njit(parallel=True, cache=True, nogil=True)
 def winograd_output(
-    m: np.ndarray, out: np.ndarray, th: int, tw: int, n0: int, y0: int, x0: int, bh: int, bw: int
+    m: np.ndarray,
+    out: np.ndarray,
+    frames: np.ndarray,
+    th: int,
+    tw: int,
+    n0: int,
+    y0: int,
+    x0: int,
+    bh: int,
+    bw: int,
 ) -> None:  # pragma: no cover - compiled
     """Winograd F(2x2, 3x3) output transform ``Y = A^T M A`` of every tile, written into
-    ``out[n0 + n, o, y0 + 2i + a, x0 + 2j + b]`` inside the ``bh x bw`` box: ``m``
-    ``(16, O, nb, th * tw)``.  Rows first, then columns, as the NumPy path does.  One job
-    per (sample, output channel)."""
-    nb, channels = m.shape[2], m.shape[1]
-    for job in prange(nb * channels):
-        n, o = job // channels, job % channels
+    ``out[n0 + n, o, frames[q], y0 + 2i + a, x0 + 2j + b]`` inside the ``bh x bw`` box: ``m``
+    ``(16, Q, O, nb, th * tw)``, ``out`` ``(N, O, frames, H, W)``.  Rows first, then
+    columns, as the NumPy path does.  One job per (output frame, sample, output channel)."""
+    nq, channels, nb = m.shape[1], m.shape[2], m.shape[3]
+    for job in prange(nq * nb * channels):
+        q, n, o = job // (nb * channels), (job // channels) % nb, job % channels
         s = np.empty((2, 4, tw), m.dtype)
         for i in range(th):
             lo, hi = i * tw, (i + 1) * tw
             for b in range(4):
-                m0, m1 = m[b, o, n, lo:hi], m[4 + b, o, n, lo:hi]
-                m2, m3 = m[8 + b, o, n, lo:hi], m[12 + b, o, n, lo:hi]
+                m0, m1 = m[b, q, o, n, lo:hi], m[4 + b, q, o, n, lo:hi]
+                m2, m3 = m[8 + b, q, o, n, lo:hi], m[12 + b, q, o, n, lo:hi]
                 for j in range(tw):
                     s[0, b, j] = (m0[j] + m1[j]) + m2[j]
                     s[1, b, j] = (m1[j] - m2[j]) - m3[j]
@@ -377,7 +387,7 @@ def winograd_output(
                 y = 2 * i + a
                 if y >= bh:
                     break
-                line = out[n0 + n, o, y0 + y]
+                line = out[n0 + n, o, frames[q], y0 + y]
                 sa = s[a]
                 for j in range(tw):
                     line[x0 + 2 * j] = (sa[0, j] + sa[1, j]) + sa[2, j]

@@ -74,9 +74,15 @@ def _depthwise_grouping(geom: ConvGeometry, groups: int, dtype: Any) -> str | No
 def _winograd_shape(geom: ConvGeometry, groups: int, dtype: Any) -> str | None:
     reason = _floating_only("winograd")(geom, groups, dtype)
     if reason is None and not (
-        geom.kernel_size == (3, 3) and geom.stride == geom.dilation == geom.input_dilation == (1, 1)
+        len(geom.kernel_size) >= 2
+        and geom.kernel_size[-2:] == (3, 3)
+        and geom.stride[-2:] == geom.dilation[-2:] == (1, 1)
+        and all(i == 1 for i in geom.input_dilation)
     ):
-        reason = "winograd is for 2-D 3x3 kernels with stride 1 and dilation 1"
+        reason = (
+            "winograd is for kernels 3x3 over the last two dimensions, with stride 1 and "
+            "dilation 1 there (2-D and 3-D)"
+        )
     return reason
 
 

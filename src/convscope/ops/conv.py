@@ -39,15 +39,19 @@ FEW_CHANNELS = 16
 compiled tap-by-tap kernel when numba is installed."""
 
 WINOGRAD_FROM_TILES = 256
-"""With numba installed, 3x3 stride-1 2-D layers whose output has at least this many 2x2 tiles
-(samples x tiles per sample: the columns of each Winograd GEMM) take Winograd F(2x2, 3x3):
+"""With numba installed, layers 3x3 stride 1 over the last two dimensions whose output has at
+least this many 2x2 tiles (samples x frames x tiles per frame: the columns of the Winograd
+GEMMs) take Winograd F(2x2, 3x3):
 its compiled transforms made it faster than unfold there (2-core machine, 2 threads,
 float32, winograd / unfold: (8,128,28,28) 0.88, (8,256,14,14) 0.82-0.93, (1,64,128,128)
 0.65, (1,128,64,64) 0.80, (8,64,56,56) 0.95), while on fewer tiles its 16 GEMMs re-read a
-kernel 16/9 the weights' size ((8,512,7,7), 128 tiles: 1.3-1.5; (1,256,14,14) 1.2)."""
+kernel 16/9 the weights' size ((8,512,7,7), 128 tiles: 1.3-1.5; (1,256,14,14) 1.2).  3x3x3
+layers of r3d_18 (best of 5, winograd / unfold): (1,64,16,56,56) 0.78, (1,128,8,28,28) 0.70,
+(2,64,8,28,28) 0.80, (1,32,8,56,56) 0.70, but (1,256,4,14,14), 196 tiles, 1.13."""
 
 WINOGRAD_CHANNELS = 64
-"""Input channels per group from which Winograd may be chosen: with fewer, its GEMMs are too
+"""Input channels per group (times the taps of the leading dimensions of a 3-D kernel: the
+depth of its GEMMs) from which Winograd may be chosen: with fewer, its GEMMs are too
 thin ((8,32,256,256) 1.11-1.20, (2,32,256,256) 1.04-1.13, (8,32,128,128) 1.13-1.14,
 (4,32,128,128) 1.06 against unfold) -- except for a single sample, see
 :data:`WINOGRAD_ONE_SAMPLE_CHANNELS`."""
@@ -103,9 +107,12 @@ def _winograd_pays(geom: ConvGeometry, groups: int, dtype: np.dtype) -> bool:
     if jit.kernels() is None or algorithms.unsupported("winograd", geom, groups, dtype):
         return False
     samples, channels = geom.input_shape[0], geom.input_shape[1] // groups
-    tiles = samples * math.prod(-(-size // 2) for size in geom.output_size)
+    # the GEMMs of each output frame sum over the leading dimensions' taps too
+    depth = channels * math.prod(geom.kernel_size[:-2])
+    size = geom.output_size
+    tiles = samples * math.prod(size[:-2]) * math.prod(-(-s // 2) for s in size[-2:])
     fewest = WINOGRAD_ONE_SAMPLE_CHANNELS if samples == 1 else WINOGRAD_CHANNELS
-    return tiles >= WINOGRAD_FROM_TILES and channels >= fewest
+    return tiles >= WINOGRAD_FROM_TILES and depth >= fewest
 
 
 def conv_general(

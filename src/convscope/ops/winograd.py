@@ -1,5 +1,13 @@
-"""Winograd F(2x2, 3x3): a 2-D 3x3 stride-1 convolution with 16 instead of 36 multiplications
-per 2x2 output tile.
+"""Winograd F(2x2, 3x3): a convolution whose kernel is 3x3 (stride 1, dilation 1) over the
+last two dimensions, with 16 instead of 36 multiplications per 2x2 output tile.
+
+Leading dimensions (the time of a 3-D video convolution, ``(kt, 3, 3)`` kernels) keep any
+kernel size, stride, dilation and padding: each input *frame* (a position of the leading
+dimensions) is transformed once, and the GEMM of each output frame sums over the taps of
+its input frames and their channels at once (``K = taps x C/groups``), the frames it reads
+taken as one strided matrix of ``V`` when they are evenly spaced (one group and no
+dilation, or a single tap) and gathered into a buffer otherwise.  A 2-D convolution is the
+case of one frame and one tap.
 
 The output is cut into 2x2 tiles, each reading a 4x4 tile of the padded input.  With
 
@@ -17,16 +25,18 @@ so the transforms run in cache):
   row/column ``k`` of a tile is plane ``k % 2`` shifted by ``k // 2``, so each step of the
   transforms is one contiguous 1-D ufunc pass (the last row and column of every plane are
   junk tiles, computed and dropped);
-* **input transform** ``V = B^T d B``: rows, then columns, 24 add/subtract passes, ``V``
-  laid out ``(16, groups, C/g, nb * plane)`` (channels first from the parity split on);
-* **GEMMs** ``M[i] = U[i] @ V[i]`` in one ``np.matmul`` batched over the 16 positions and
-  the groups, ``U = G g G^T`` ``(16, groups, O/g, C/g)`` computed once per call;
+* **input transform** ``V = B^T d B`` of each frame: rows, then columns, 24 add/subtract
+  passes, ``V`` laid out ``(16, frames, C, nb * plane)`` (channels first from the parity
+  split on);
+* **GEMMs** ``M[i] = U[i] @ V[i]`` in one ``np.matmul`` batched over the 16 positions, the
+  output frames and the groups, ``U = G g G^T`` ``(16, groups, O/g, taps * C/g)`` computed
+  once per call;
 * **output transform** ``Y = A^T M A``: rows, then columns, 8 passes; the four output
   parities are copied into ``out``'s strided view (odd boxes drop a row/column).
 
 With numba installed (and a C-contiguous ``out`` in the compute dtype) the two transforms are
 compiled kernels instead (``winograd_input``, ``winograd_output``): ``V`` is built straight
-from the slab, one (sample, channel) plane per job, with no parity planes or junk tiles, and
+from the slab, one (frame, sample, channel) plane per job, with no parity planes or junk tiles, and
 ``Y`` is written straight into ``out``; the same operations in the same order.  The kernel
 transform ``U`` is one product ``(G kron G) @ g`` over all 3x3 kernels either way.
 
@@ -48,17 +58,20 @@ array([[[[45., 54.],
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from . import jit, threads, tiling
 from .matmul import matmul
 
 REFUSAL = (
-    "winograd algorithm is for floating-point 2-D 3x3 convolutions with stride 1, dilation 1 "
-    "and no input dilation; use 'unfold' or 'direct'"
+    "winograd algorithm is for floating-point convolutions whose kernel is 3x3 over the last "
+    "two dimensions, with stride 1 and dilation 1 there and no input dilation; use 'unfold' "
+    "or 'direct'"
 )
 
 TILE_BYTES = 8 << 20
@@ -82,10 +95,11 @@ def run(
 ) -> None:
     """Winograd F(2x2, 3x3) ``conv_general`` into ``out``, tile by tile."""
     if (
-        geom.kernel_size != (3, 3)
-        or geom.stride != (1, 1)
-        or geom.dilation != (1, 1)
-        or geom.input_dilation != (1, 1)
+        len(geom.kernel_size) < 2
+        or geom.kernel_size[-2:] != (3, 3)
+        or geom.stride[-2:] != (1, 1)
+        or geom.dilation[-2:] != (1, 1)
+        or any(i != 1 for i in geom.input_dilation)
     ):
         raise ValueError(f"{REFUSAL} (got {geom})")
     dtype = tiling.compute_dtype(x.dtype)
@@ -95,35 +109,80 @@ def run(
     n, c = x.shape[:2]
     o = w.shape[0]
     cg, og = c // groups, o // groups
+    taps = tiling.prod(geom.kernel_size[:-2])
+    stacked = _frames_stack(geom, groups)
 
     compiled = jit.kernels() if out.dtype == dtype and out.flags.c_contiguous else None
 
     def cost(nb: int, box: Sequence[int]) -> int:
-        th, tw = (-(-b // 2) for b in box)
-        slab = nb * c * (2 * th + 2) * (2 * tw + 2)
-        kernel = 16 * o * cg
+        th, tw = (-(-b // 2) for b in box[-2:])
+        shape = tiling.slab_shape(geom, nb, (*box[:-2], 2 * th, 2 * tw))
+        frames, outputs = tiling.prod(shape[2:-2]), tiling.prod(box[:-2])
+        kernel = 16 * o * cg * taps
+        tiles = nb * (th * tw if compiled is not None else (th + 1) * (tw + 1))
+        gathered = 0 if stacked else 16 * outputs * taps * c * tiles
         if compiled is not None:  # V and M: 16 values per tile and input / output channel
-            return size * (slab + 16 * (c + o) * nb * th * tw + kernel)
-        planes = nb * (th + 1) * (tw + 1)
-        # parity planes (4), rows (8), V (16) per input channel; M (16), output rows (8) and
-        # columns (4) per output channel
-        return size * (slab + 28 * c * planes + 28 * o * planes + kernel)
+            return size * (tiling.prod(shape) + 16 * tiles * (c * frames + o * outputs) + kernel)
+        # per input frame: parity planes (4) and rows (8), reused; V (16) per input channel;
+        # M (16) per output frame, output rows (8) and columns (4), reused, per output channel
+        work = 12 * c + 16 * c * frames + 16 * o * outputs + 12 * o
+        return size * (tiling.prod(shape) + work * tiles + gathered + kernel)
 
     # calls running side by side (batch-parallel shares) divide the tile size among them
     aim = (TILE_BYTES if compiled is None else COMPILED_TILE_BYTES) // threads.concurrent_shares()
-    limit = min(budget, cost(0, (0, 0)) + aim)  # the kernel, plus a cache-sized tile
+    limit = min(budget, cost(0, (0,) * len(geom.output_size)) + aim)  # the kernel + a tile
     nb, box = tiling.plan_tiles(n, geom.output_size, cost, limit)
-    # tiles start at even output positions; ceil(b / 2) tiles cost the same for b and b + 1
-    box = tuple(b if b == t else b + b % 2 for b, t in zip(box, geom.output_size, strict=True))
-    # U = G g G^T of every 3x3 kernel as one product (G kron G) (16, 9) @ g (9, O * C/g):
+    box = _even(box, geom.output_size)
+    # U = G g G^T of every 3x3 kernel as one product (G kron G) (16, 9) @ g (9, O * C/g * T):
     # the weights read once, in place (a transposed view, no copy), by BLAS in this order
-    # (512 x 512 kernels: 1.3 ms; the engine's few-rows order would add a transposed copy)
+    # (512 x 512 kernels: 1.3 ms; the engine's few-rows order would add a transposed copy);
+    # then each output channel's row of U lists the T taps of the leading dimensions, each
+    # with its C/g channels, as the stacked frames of V do
     kron = np.kron(G, G).astype(dtype)
     kernel = np.matmul(kron, w.astype(dtype, copy=False).reshape(-1, 9).T)
-    kernel = kernel.reshape(16, groups, og, cg)
-    buffers = [tiling.Scratch(dtype) for _ in range(7)]
+    kernel = kernel.reshape(16, groups, og, cg, taps).swapaxes(3, 4).reshape(16, groups, og, -1)
+    buffers = [tiling.Scratch(dtype) for _ in range(8)]
     for tile in tiling.iter_tiles(n, geom.output_size, nb, box):
         _tile(x, kernel, geom, tile, groups, out, dtype, buffers, compiled)
+
+
+def _even(box: Sequence[int], size: Sequence[int]) -> tuple[int, ...]:
+    """``box`` with its last two extents even where they are not the whole output: tiles
+    start at even positions there (``ceil(b / 2)`` 2x2 tiles cost the same for b and b + 1)."""
+    last = (b if b == t else b + b % 2 for b, t in zip(box[-2:], size[-2:], strict=True))
+    return (*box[:-2], *last)
+
+
+def _frames_stack(geom: tiling.ConvGeometry, groups: int) -> bool:
+    """Whether the input frames every output frame reads lie in ``V`` as one matrix: its
+    rows (tap, channel) evenly spaced and its first row evenly spaced from one output frame
+    to the next (at most one leading dimension, and one tap, or one group and no dilation).
+    Otherwise they are gathered into a buffer."""
+    outer = geom.kernel_size[:-2]
+    return len(outer) <= 1 and (tiling.prod(outer) == 1 or (groups == 1 and geom.dilation[0] == 1))
+
+
+@functools.lru_cache(maxsize=1024)
+def _frame_index(
+    geom: tiling.ConvGeometry, start: tuple[int, ...], stop: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """For the leading output box ``[start, stop)``: the slab frame (flat over the slab's
+    leading dimensions) of every (output frame, tap), ``(Q, T)``, and the flat output frame
+    of each, ``(Q,)``."""
+    rank = len(start)
+    if rank == 0:
+        return np.zeros((1, 1), np.intp), np.zeros(1, np.intp)
+    box = tuple(b - a for a, b in zip(start, stop, strict=True))
+    outer = geom.kernel_size[:-2]
+    q = np.indices(box).reshape(rank, -1)
+    t = np.indices(outer).reshape(rank, -1)
+    stride = np.array(geom.stride[:-2])[:, None, None]
+    dilation = np.array(geom.dilation[:-2])[:, None, None]
+    read = q[:, :, None] * stride + t[:, None, :] * dilation
+    slab = tuple((b - 1) * s + e for b, s, e in zip(box, geom.stride, geom.extent, strict=False))
+    frames = np.ravel_multi_index(tuple(read), slab)
+    written = np.ravel_multi_index(tuple(q + np.array(start)[:, None]), geom.output_size[:-2])
+    return frames, written
 
 
 def _tile(
@@ -139,23 +198,85 @@ def _tile(
 ) -> None:
     """One tile: transforms and GEMMs over the 2x2 output tiles of ``tile``'s box (the
     compiled transforms when ``compiled``, the kernel module, is given)."""
-    slab_buf, phase_buf, rows_buf, v_buf, m_buf, s_buf, y_buf = buffers
-    th, tw = (-(-b // 2) for b in tile.size)
+    slab_buf, phase_buf, rows_buf, v_buf, stack_buf, m_buf, s_buf, y_buf = buffers
+    th, tw = (-(-b // 2) for b in tile.size[-2:])
     # the slab of the even box (2*th, 2*tw): cells past the box are read only by outputs
     # that are thrown away
-    even = tiling.Tile(tile.batch, tile.start, (tile.start[0] + 2 * th, tile.start[1] + 2 * tw))
-    d = tiling.extract_slab(x, geom, even, dtype, slab_buf)
+    stop = (*tile.stop[:-2], tile.start[-2] + 2 * th, tile.start[-1] + 2 * tw)
+    d = tiling.extract_slab(x, geom, tiling.Tile(tile.batch, tile.start, stop), dtype, slab_buf)
     nb, c = d.shape[:2]
-    o = kernel.shape[1] * kernel.shape[2]
+    # the leading dimensions as one axis of frames: (nb, C, F, 2*th + 2, 2*tw + 2)
+    d = d.reshape(nb, c, -1, *d.shape[-2:])
+    frames, written = _frame_index(geom, tile.start[:-2], tile.stop[:-2])
+    width = th * tw if compiled is not None else (th + 1) * (tw + 1)
+    v = v_buf.take((16, d.shape[2], c, nb * width))
     if compiled is not None:
-        _compiled_tile(compiled, d, kernel, tile, groups, out, (th, tw), (v_buf, m_buf))
+        jit.run(compiled.winograd_input, d, v.reshape(16, -1, c, nb, width), th, tw)
+    else:
+        by_frame = v.reshape(4, 4, d.shape[2], -1)  # a view: v is a contiguous buffer
+        for f in range(d.shape[2]):
+            _input_passes(d[:, :, f], by_frame[:, :, f], th, tw, phase_buf, rows_buf)
+    og = kernel.shape[2]
+    m = m_buf.take((16, len(frames), groups, og, nb * width))
+    matmul(kernel[:, None], _stacked(v, frames, groups, stack_buf), out=m)
+    if compiled is not None:
+        target = out.reshape(*out.shape[:2], -1, *out.shape[-2:])
+        bh, bw = tile.size[-2:]
+        start = tile.batch.start or 0
+        m = m.reshape(16, len(frames), groups * og, nb, width)
+        jit.run(
+            compiled.winograd_output, m, target, written, th, tw, start, *tile.start[-2:], bh, bw
+        )
         return
+    box = out[tile.out_index]
+    for q, index in enumerate(np.ndindex(*tile.size[:-2])):
+        _output_passes(m[:, q], box[(slice(None), slice(None), *index)], th, tw, s_buf, y_buf)
+
+
+def _stacked(v: np.ndarray, frames: np.ndarray, groups: int, scratch: tiling.Scratch) -> np.ndarray:
+    """``V`` ``(16, F, C, L)`` as the GEMMs' right operands ``(16, Q, groups, T * C/g, L)``:
+    output frame ``q`` reads, per group, the rows (tap ``t``, channel) of input frames
+    ``frames[q, t]``.  A strided view when those rows are evenly spaced, else a copy."""
+    positions, count, c, length = v.shape
+    nq, taps = frames.shape
+    cg = c // groups
+    step = v.strides[-1]
+    rows_even = taps == 1 or (groups == 1 and bool(np.all(np.diff(frames, axis=1) == 1)))
+    starts = frames[:, 0]
+    frames_even = nq == 1 or bool(np.all(np.diff(starts) == starts[1] - starts[0]))
+    if rows_even and frames_even:
+        shift = int(starts[1] - starts[0]) if nq > 1 else 0
+        return as_strided(
+            v[:, starts[0] :],
+            shape=(positions, nq, groups, taps * cg, length),
+            strides=(v.strides[0], shift * v.strides[1], cg * v.strides[2], v.strides[2], step),
+            writeable=False,
+        )
+    stack = scratch.take((positions, nq, groups, taps, cg, length))
+    grouped = v.reshape(positions, count, groups, cg, length)
+    for q in range(nq):
+        for t in range(taps):
+            np.copyto(stack[:, q, :, t], grouped[:, frames[q, t]])
+    return stack.reshape(positions, nq, groups, taps * cg, length)
+
+
+def _input_passes(
+    d: np.ndarray,
+    v: np.ndarray,
+    th: int,
+    tw: int,
+    phase_buf: tiling.Scratch,
+    rows_buf: tiling.Scratch,
+) -> None:
+    """The NumPy input transform of one frame ``d`` ``(nb, C, 2*th + 2, 2*tw + 2)`` into ``v``
+    ``(4, 4, C * nb * (th + 1) * (tw + 1))``, every run flat over parity planes."""
+    nb, c = d.shape[:2]
     row, plane = tw + 1, (th + 1) * (tw + 1)
     run = nb * c * plane  # one parity plane of every channel and sample, flat
 
     # parity planes ph[p, q] = d[:, :, p::2, q::2], channels first (C, nb, th + 1, tw + 1) so
-    # that the GEMMs below see (C, nb * plane) matrices, followed by a
-    # zeroed row (the flat reads below run up to one row past the end)
+    # that the GEMMs see (C, nb * plane) matrices, followed by a zeroed row (the flat reads
+    # below run up to one row past the end)
     flat = phase_buf.take((4 * run + row,))
     flat[4 * run :] = 0
     ph = flat[: 4 * run].reshape(2, 2, c, nb, th + 1, tw + 1)
@@ -174,8 +295,7 @@ def _tile(
         np.add(d1, d2, out=rq[1, q])
         np.subtract(d2, d1, out=rq[2, q])
         np.subtract(d1, d3, out=rq[3, q])
-    # columns: V[a, b] = (B^T d B)[a, b], laid out (16, C, nb, plane) for the GEMMs
-    v = v_buf.take((4, 4, run))
+    # columns: V[a, b] = (B^T d B)[a, b], laid out (C, nb, plane) for the GEMMs
     for a in range(4):
         e0, e1, e2, e3 = (r[(2 * a + k % 2) * run + k // 2 :][:run] for k in range(4))
         np.subtract(e0, e2, out=v[a, 0])
@@ -183,13 +303,20 @@ def _tile(
         np.subtract(e2, e1, out=v[a, 2])
         np.subtract(e1, e3, out=v[a, 3])
 
-    m = m_buf.take((4, 4, o, nb, plane))
-    matmul(
-        kernel,
-        v.reshape(16, groups, c // groups, nb * plane),
-        out=m.reshape(16, groups, o // groups, nb * plane),
-    )
 
+def _output_passes(
+    m: np.ndarray,
+    box: np.ndarray,
+    th: int,
+    tw: int,
+    s_buf: tiling.Scratch,
+    y_buf: tiling.Scratch,
+) -> None:
+    """The NumPy output transform of one output frame: ``m`` ``(16, groups, O/g, nb * plane)``
+    into ``box`` ``(nb, O, bh, bw)``."""
+    nb, o, bh, bw = box.shape
+    plane = (th + 1) * (tw + 1)
+    m = m.reshape(4, 4, o, nb, plane)
     # output rows: s[i] = (A^T M)[i], (2, 4, O, nb, plane)
     s = s_buf.take((2, 4, o, nb, plane))
     np.add(m[0], m[1], out=s[0])
@@ -203,39 +330,6 @@ def _tile(
     np.subtract(s[:, 1], s[:, 2], out=y[:, 1])
     y[:, 1] -= s[:, 3]
     grid = y.reshape(2, 2, o, nb, th + 1, tw + 1).swapaxes(2, 3)
-    bh, bw = tile.size
-    box = out[tile.out_index]
     for i in range(2):
         for j in range(2):
             box[:, :, i::2, j::2] = grid[i, j, :, :, : (bh - i + 1) // 2, : (bw - j + 1) // 2]
-
-
-def _compiled_tile(
-    compiled: Any,
-    d: np.ndarray,
-    kernel: np.ndarray,
-    tile: tiling.Tile,
-    groups: int,
-    out: np.ndarray,
-    tiles: tuple[int, int],
-    buffers: Sequence[tiling.Scratch],
-) -> None:
-    """One tile with the compiled transforms: ``V`` straight from the slab (no parity
-    planes, no junk tiles), the GEMMs, and ``Y`` written straight into ``out``; the same
-    operations in the same order as the NumPy passes."""
-    th, tw = tiles
-    v_buf, m_buf = buffers
-    nb, c = d.shape[:2]
-    o = kernel.shape[1] * kernel.shape[2]
-    count = th * tw
-    v = v_buf.take((16, c, nb, count))
-    jit.run(compiled.winograd_input, d, v, th, tw)
-    m = m_buf.take((16, o, nb, count))
-    matmul(
-        kernel,
-        v.reshape(16, groups, c // groups, nb * count),
-        out=m.reshape(16, groups, o // groups, nb * count),
-    )
-    bh, bw = tile.size
-    start = tile.batch.start or 0
-    jit.run(compiled.winograd_output, m, out, th, tw, start, *tile.start, bh, bw)
