@@ -231,39 +231,65 @@ def gelu(source: np.ndarray, target: np.ndarray) -> None:  # pragma: no cover - 
             target[i] = 0.5 * x * math.erfc(-x * 0.7071067811865476)
 
 
-@njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
-def gelu_erfc_parts(source: np.ndarray, t: np.ndarray, argument: np.ndarray) -> None:
-    """First half of float32 GELU (see ``ops.elementwise``): for ``z = |x| / sqrt(2)``,
-    ``t = 1 / (1 + z/2)`` and the exponent of Numerical Recipes' Chebyshev fit of ``erfc``
-    (``erfc(z) = t * exp(argument)``, relative error below 1.2e-7 for every z), in double
-    precision.  Vectorisable: no library call in the loop."""
-    for i in range(source.shape[0]):
-        x = np.float64(source[i])
-        z = abs(x) * 0.7071067811865476
-        tt = 1.0 / (1.0 + 0.5 * z)
-        p = -0.82215223 + tt * 0.17087277
-        p = 1.48851587 + tt * p
-        p = -1.13520398 + tt * p
-        p = 0.27886807 + tt * p
-        p = -0.18628806 + tt * p
-        p = 0.09678418 + tt * p
-        p = 0.37409196 + tt * p
-        p = 1.00002368 + tt * p
-        p = -1.26551223 + tt * p
-        t[i] = tt
-        argument[i] = p - z * z
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def gelu_f32(
+    source: np.ndarray, target: np.ndarray, bits: np.ndarray, part: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """``target = x * Phi(x)`` (exact GELU) for ``x = source``, float32 flat arrays that do not
+    overlap, with ``bits`` (int32) and ``part`` (float32) scratch of the same length; both
+    loops vectorise (no library call).
 
-
-@njit(cache=True, nogil=True, fastmath={"contract"})
-def gelu_combine(
-    source: np.ndarray, t: np.ndarray, exponential: np.ndarray, target: np.ndarray
-) -> None:
-    """Second half: ``x * Phi(x)`` with ``Phi(x) = erfc(|x|/sqrt 2)/2`` below 0 and
-    ``1 - erfc(|x|/sqrt 2)/2`` above (no cancellation for negative x)."""
-    for i in range(source.shape[0]):
-        x = np.float64(source[i])
-        half = 0.5 * t[i] * exponential[i]
-        target[i] = x * (half if x < 0 else 1.0 - half)
+    ``Phi(x)`` is ``erfc(|x| / sqrt 2) / 2`` below 0 and one minus it above (no cancellation
+    on the negative side), ``erfc(z) = t exp(P(t) - z^2)`` with ``t = 1 / (1 + z/2)`` and
+    ``P`` Numerical Recipes' Chebyshev fit (relative error below 1.2e-7 for every z).  The
+    exponent keeps float32 from losing ``z^2``'s low bits where it is large: ``x`` (clamped
+    to [-20, 20]) is split as ``x_hi + x_lo`` with ``x_hi`` its 12 leading bits, so
+    ``-x_hi^2 / 2`` is exact and the rest, ``P - x_lo (x + x_hi) / 2``, is small; ``exp`` of
+    that sum as in :func:`logistic_f32` (Cody-Waite with the exact part reduced first, a
+    Taylor polynomial, ``2^k`` from exponent bits as ``2^(k + 64) * 2^-64``).  ``Phi`` is 0
+    where the exponent is below -104 (GELU there is below float32's smallest subnormal);
+    non-finite ``x`` give ``x * Phi(x)`` of ``Phi(inf) = 1`` and ``Phi(-inf) = 0``, as the
+    double-precision formula does."""
+    n = source.shape[0]
+    scale = bits.view(np.float32)
+    for i in range(n):
+        x = min(max(source[i], np.float32(-20.0)), np.float32(20.0))
+        split = x * np.float32(4097.0)
+        high = split - (split - x)  # Veltkamp's split: x's 12 leading bits
+        z = abs(x) * np.float32(0.70710677)
+        t = np.float32(1.0) / (np.float32(1.0) + np.float32(0.5) * z)
+        p = np.float32(-0.82215223) + t * np.float32(0.17087277)
+        p = np.float32(1.48851587) + t * p
+        p = np.float32(-1.13520398) + t * p
+        p = np.float32(0.27886807) + t * p
+        p = np.float32(-0.18628806) + t * p
+        p = np.float32(0.09678418) + t * p
+        p = np.float32(0.37409196) + t * p
+        p = np.float32(1.00002368) + t * p
+        p = np.float32(-1.26551223) + t * p
+        exact = np.float32(-0.5) * (high * high)
+        rest = p - np.float32(0.5) * ((x - high) * (x + high))
+        k = ((exact + rest) * np.float32(1.442695) + np.float32(12582912.0)) - np.float32(
+            12582912.0
+        )
+        r = ((exact - k * np.float32(0.693145751953125)) + rest) - k * np.float32(
+            1.428606765330187e-06
+        )
+        e = np.float32(1.0 / 5040.0)
+        e = np.float32(1.0 / 720.0) + r * e
+        e = np.float32(1.0 / 120.0) + r * e
+        e = np.float32(1.0 / 24.0) + r * e
+        e = np.float32(1.0 / 6.0) + r * e
+        e = np.float32(0.5) + r * e
+        e = np.float32(1.0) + r * e
+        e = np.float32(1.0) + r * e
+        visible = k > np.float32(-150.0)
+        part[i] = np.float32(0.5) * t * e if visible else np.float32(0.0)
+        bits[i] = (np.int32(k if visible else np.float32(0.0)) + np.int32(127 + 64)) << 23
+    for i in range(n):
+        v = source[i]
+        half = (part[i] * scale[i]) * np.float32(5.421010862427522e-20)  # 2^-64
+        target[i] = v * (half if v < np.float32(0.0) else np.float32(1.0) - half)
 
 
 @njit(parallel=True, cache=True, nogil=True)
