@@ -231,6 +231,25 @@ def gelu(source: np.ndarray, target: np.ndarray) -> None:  # pragma: no cover - 
             target[i] = 0.5 * x * math.erfc(-x * 0.7071067811865476)
 
 
+@njit(cache=True, nogil=True, inline="always", fastmath={"contract"})
+def _exp_parts(high: np.float32, low: np.float32) -> tuple:  # pragma: no cover - compiled
+    """``e^(high + low) = 2^k * m`` for float32 ``high + low >= -150``: ``k`` (a float32
+    integer) and ``m``.  Cody-Waite: ``r = high - k ln 2 + low``, ``high - k ln2_hi`` exact
+    (where ``high`` is exact, its large part is not rounded), ``|r| <= ln 2 / 2``; ``e^r`` by
+    its Taylor polynomial to ``r^7`` (relative error below 1e-7 before rounding).  Inlined:
+    the loops that call it still vectorise."""
+    k = ((high + low) * np.float32(1.442695) + np.float32(12582912.0)) - np.float32(12582912.0)
+    r = ((high - k * np.float32(0.693145751953125)) + low) - k * np.float32(1.428606765330187e-06)
+    e = np.float32(1.0 / 5040.0)
+    e = np.float32(1.0 / 720.0) + r * e
+    e = np.float32(1.0 / 120.0) + r * e
+    e = np.float32(1.0 / 24.0) + r * e
+    e = np.float32(1.0 / 6.0) + r * e
+    e = np.float32(0.5) + r * e
+    e = np.float32(1.0) + r * e
+    return k, np.float32(1.0) + r * e
+
+
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def gelu_f32(
     source: np.ndarray, target: np.ndarray, bits: np.ndarray, part: np.ndarray
@@ -269,20 +288,7 @@ def gelu_f32(
         p = np.float32(-1.26551223) + t * p
         exact = np.float32(-0.5) * (high * high)
         rest = p - np.float32(0.5) * ((x - high) * (x + high))
-        k = ((exact + rest) * np.float32(1.442695) + np.float32(12582912.0)) - np.float32(
-            12582912.0
-        )
-        r = ((exact - k * np.float32(0.693145751953125)) + rest) - k * np.float32(
-            1.428606765330187e-06
-        )
-        e = np.float32(1.0 / 5040.0)
-        e = np.float32(1.0 / 720.0) + r * e
-        e = np.float32(1.0 / 120.0) + r * e
-        e = np.float32(1.0 / 24.0) + r * e
-        e = np.float32(1.0 / 6.0) + r * e
-        e = np.float32(0.5) + r * e
-        e = np.float32(1.0) + r * e
-        e = np.float32(1.0) + r * e
+        k, e = _exp_parts(exact, rest)
         visible = k > np.float32(-150.0)
         part[i] = np.float32(0.5) * t * e if visible else np.float32(0.0)
         bits[i] = (np.int32(k if visible else np.float32(0.0)) + np.int32(127 + 64)) << 23
@@ -318,25 +324,14 @@ def logistic_f32(
     flat arrays (``target`` may be ``source``), with ``bits`` (int32) and ``part`` (float32)
     scratch of the same length.  With ``e = exp(-|x|)`` (never above 1), ``s = 1 / (1 + e)``
     for ``x >= 0`` and ``e / (1 + e)`` below, so the far negative side keeps its tiny
-    (subnormal) values.  ``exp`` is computed in the loop so that it vectorises: the argument
-    split as ``k ln 2 + r`` (Cody-Waite, ``|r| <= ln 2 / 2``), ``e^r`` by its Taylor
-    polynomial to ``r^7`` (relative error below 1e-7 before rounding), ``2^k`` built from
-    exponent bits as ``2^(k + 64) * 2^-64`` (subnormal results round as a multiplication
-    does)."""
+    (subnormal) values.  ``exp`` is computed in the loop so that it vectorises
+    (:func:`_exp_parts`), ``2^k`` built from exponent bits as ``2^(k + 64) * 2^-64``
+    (subnormal results round as a multiplication does)."""
     n = source.shape[0]
     scale = bits.view(np.float32)
     for i in range(n):
         a = max(-abs(source[i]), np.float32(-104.0))
-        k = (a * np.float32(1.442695) + np.float32(12582912.0)) - np.float32(12582912.0)
-        r = (a - k * np.float32(0.693145751953125)) - k * np.float32(1.428606765330187e-06)
-        e = np.float32(1.0 / 5040.0)
-        e = np.float32(1.0 / 720.0) + r * e
-        e = np.float32(1.0 / 120.0) + r * e
-        e = np.float32(1.0 / 24.0) + r * e
-        e = np.float32(1.0 / 6.0) + r * e
-        e = np.float32(0.5) + r * e
-        e = np.float32(1.0) + r * e
-        part[i] = np.float32(1.0) + r * e
+        k, part[i] = _exp_parts(a, np.float32(0.0))
         bits[i] = np.int32(k) + np.int32(127 + 64)
     for i in range(n):
         bits[i] = bits[i] << 23
