@@ -344,12 +344,15 @@ def logistic_f32(
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def winograd_input(d: np.ndarray, v: np.ndarray, th: int, tw: int) -> None:  # pragma: no cover
+def winograd_input(
+    d: np.ndarray, v: np.ndarray, th: int, tw: int, k: np.ndarray
+) -> None:  # pragma: no cover - compiled
     """Winograd F(2x2, 3x3) input transform ``V = B^T d B`` of every 4x4 input tile of every
     frame: ``d`` the slab ``(nb, C, F, 2*th + 2, 2*tw + 2)`` (``F`` frames: the flattened
     leading spatial dimensions, 1 for a 2-D convolution), ``v`` ``(16, F, C, nb, th * tw)``
     (``v[4a + b]`` is entry ``(a, b)``).  Rows first (``B^T d``, four whole slab rows at a
-    time), then columns, as the NumPy path does.  One job per (frame, sample, channel)."""
+    time), then columns, as the NumPy path does.  One job per (frame, sample, channel).
+    ``k`` (constants) is not used: the arguments of :func:`winograd4_input`."""
     nb, ch, frames, width = d.shape[0], d.shape[1], d.shape[2], d.shape[4]
     for job in prange(frames * nb * ch):
         f, n, c = job // (nb * ch), (job // ch) % nb, job % ch
@@ -377,21 +380,14 @@ def winograd_input(d: np.ndarray, v: np.ndarray, th: int, tw: int) -> None:  # p
 
 @njit(parallel=True, cache=True, nogil=True)
 def winograd_output(
-    m: np.ndarray,
-    out: np.ndarray,
-    frames: np.ndarray,
-    th: int,
-    tw: int,
-    n0: int,
-    y0: int,
-    x0: int,
-    bh: int,
-    bw: int,
+    m: np.ndarray, out: np.ndarray, frames: np.ndarray, box: np.ndarray, k: np.ndarray
 ) -> None:  # pragma: no cover - compiled
     """Winograd F(2x2, 3x3) output transform ``Y = A^T M A`` of every tile, written into
     ``out[n0 + n, o, frames[q], y0 + 2i + a, x0 + 2j + b]`` inside the ``bh x bw`` box: ``m``
     ``(16, Q, O, nb, th * tw)``, ``out`` ``(N, O, frames, H, W)``.  Rows first, then
-    columns, as the NumPy path does.  One job per (output frame, sample, output channel)."""
+    columns, as the NumPy path does.  One job per (output frame, sample, output channel).
+    ``box`` holds ``(th, tw, n0, y0, x0, bh, bw)``; ``k`` (constants) is not used."""
+    th, tw, n0, y0, x0, bh, bw = box[0], box[1], box[2], box[3], box[4], box[5], box[6]
     nq, channels, nb = m.shape[1], m.shape[2], m.shape[3]
     for job in prange(nq * nb * channels):
         q, n, o = job // (nb * channels), (job // channels) % nb, job % channels
@@ -415,3 +411,109 @@ def winograd_output(
                 for j in range(tw):
                     if 2 * j + 1 < bw:
                         line[x0 + 2 * j + 1] = (sa[1, j] - sa[2, j]) - sa[3, j]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def winograd4_input(
+    d: np.ndarray, v: np.ndarray, th: int, tw: int, k: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """Winograd F(4x4, 3x3) input transform ``V = B^T d B`` of every 6x6 input tile of every
+    frame, ``B^T = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+    [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]``: ``d`` the slab
+    ``(nb, C, F, 4*th + 2, 4*tw + 2)``, ``v`` ``(36, F, C, nb, th * tw)`` (``v[6a + b]`` is
+    entry ``(a, b)``).  Rows first (six whole slab rows at a time), then columns.  One job
+    per (frame, sample, channel).  ``k`` holds the constants ``(2, 4, 5)`` in ``d``'s dtype
+    (a literal would turn float32 arithmetic into float64)."""
+    nb, ch, frames, width = d.shape[0], d.shape[1], d.shape[2], d.shape[4]
+    two, four, five = k[0], k[1], k[2]
+    for job in prange(frames * nb * ch):
+        f, n, c = job // (nb * ch), (job // ch) % nb, job % ch
+        rows = np.empty((6, width), d.dtype)
+        for i in range(th):
+            d0, d1, d2 = d[n, c, f, 4 * i], d[n, c, f, 4 * i + 1], d[n, c, f, 4 * i + 2]
+            d3, d4, d5 = d[n, c, f, 4 * i + 3], d[n, c, f, 4 * i + 4], d[n, c, f, 4 * i + 5]
+            for x in range(width):
+                rows[0, x] = (four * d0[x] - five * d2[x]) + d4[x]
+                rows[1, x] = (d3[x] + d4[x]) - four * (d1[x] + d2[x])
+                rows[2, x] = (d4[x] - d3[x]) + four * (d1[x] - d2[x])
+                rows[3, x] = (d4[x] - d2[x]) + two * (d3[x] - d1[x])
+                rows[4, x] = (d4[x] - d2[x]) - two * (d3[x] - d1[x])
+                rows[5, x] = (four * d1[x] - five * d3[x]) + d5[x]
+            for a in range(6):
+                r = rows[a]
+                lo, hi = i * tw, (i + 1) * tw
+                t0, t1, t2 = (
+                    v[6 * a, f, c, n, lo:hi],
+                    v[6 * a + 1, f, c, n, lo:hi],
+                    v[6 * a + 2, f, c, n, lo:hi],
+                )
+                t3, t4, t5 = (
+                    v[6 * a + 3, f, c, n, lo:hi],
+                    v[6 * a + 4, f, c, n, lo:hi],
+                    v[6 * a + 5, f, c, n, lo:hi],
+                )
+                for j in range(tw):
+                    e0, e1, e2 = r[4 * j], r[4 * j + 1], r[4 * j + 2]
+                    e3, e4, e5 = r[4 * j + 3], r[4 * j + 4], r[4 * j + 5]
+                    t0[j] = (four * e0 - five * e2) + e4
+                    t1[j] = (e3 + e4) - four * (e1 + e2)
+                    t2[j] = (e4 - e3) + four * (e1 - e2)
+                    t3[j] = (e4 - e2) + two * (e3 - e1)
+                    t4[j] = (e4 - e2) - two * (e3 - e1)
+                    t5[j] = (four * e1 - five * e3) + e5
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def winograd4_output(
+    m: np.ndarray, out: np.ndarray, frames: np.ndarray, box: np.ndarray, k: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """Winograd F(4x4, 3x3) output transform ``Y = A^T M A``, ``A^T = [[1, 1, 1, 1, 1, 0],
+    [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]``, of every tile, written
+    into ``out[n0 + n, o, frames[q], y0 + 4i + a, x0 + 4j + b]`` inside the ``bh x bw`` box:
+    ``m`` ``(36, Q, O, nb, th * tw)``, ``out`` ``(N, O, frames, H, W)``.  Rows first, then
+    columns.  One job per (output frame, sample, output channel).  ``box`` holds ``(th, tw,
+    n0, y0, x0, bh, bw)``, ``k`` the constants ``(2, 4, 8)`` in ``m``'s dtype."""
+    th, tw, n0, y0, x0, bh, bw = box[0], box[1], box[2], box[3], box[4], box[5], box[6]
+    nq, channels, nb = m.shape[1], m.shape[2], m.shape[3]
+    two, four, eight = k[0], k[1], k[2]
+    for job in prange(nq * nb * channels):
+        q, n, o = job // (nb * channels), (job // channels) % nb, job % channels
+        s = np.empty((4, 6, tw), m.dtype)
+        for i in range(th):
+            lo, hi = i * tw, (i + 1) * tw
+            for b in range(6):
+                m0, m1, m2 = (
+                    m[b, q, o, n, lo:hi],
+                    m[6 + b, q, o, n, lo:hi],
+                    m[12 + b, q, o, n, lo:hi],
+                )
+                m3, m4, m5 = (
+                    m[18 + b, q, o, n, lo:hi],
+                    m[24 + b, q, o, n, lo:hi],
+                    m[30 + b, q, o, n, lo:hi],
+                )
+                for j in range(tw):
+                    p, r = m1[j] + m2[j], m1[j] - m2[j]
+                    u, w = m3[j] + m4[j], m3[j] - m4[j]
+                    s[0, b, j] = (m0[j] + p) + u
+                    s[1, b, j] = r + two * w
+                    s[2, b, j] = p + four * u
+                    s[3, b, j] = (r + eight * w) + m5[j]
+            for a in range(4):
+                y = 4 * i + a
+                if y >= bh:
+                    break
+                line = out[n0 + n, o, frames[q], y0 + y]
+                sa = s[a]
+                for j in range(tw):
+                    p, r = sa[1, j] + sa[2, j], sa[1, j] - sa[2, j]
+                    u, w = sa[3, j] + sa[4, j], sa[3, j] - sa[4, j]
+                    x = x0 + 4 * j
+                    left = bw - 4 * j  # columns of this tile inside the box
+                    line[x] = (sa[0, j] + p) + u
+                    if left > 1:
+                        line[x + 1] = r + two * w
+                    if left > 2:
+                        line[x + 2] = p + four * u
+                    if left > 3:
+                        line[x + 3] = (r + eight * w) + sa[5, j]

@@ -1,5 +1,6 @@
-"""Winograd F(2x2, 3x3): a convolution whose kernel is 3x3 (stride 1, dilation 1) over the
-last two dimensions, with 16 instead of 36 multiplications per 2x2 output tile.
+"""Winograd F(2x2, 3x3) and F(4x4, 3x3): a convolution whose kernel is 3x3 (stride 1,
+dilation 1) over the last two dimensions, with 16 multiplications per 2x2 output tile or 36
+per 4x4 tile instead of 36 or 144.
 
 Leading dimensions (the time of a 3-D video convolution, ``(kt, 3, 3)`` kernels) keep any
 kernel size, stride, dilation and padding: each input *frame* (a position of the leading
@@ -36,15 +37,20 @@ so the transforms run in cache):
 
 With numba installed (and a C-contiguous ``out`` in the compute dtype) the two transforms are
 compiled kernels instead (``winograd_input``, ``winograd_output``): ``V`` is built straight
-from the slab, one (frame, sample, channel) plane per job, with no parity planes or junk tiles, and
-``Y`` is written straight into ``out``; the same operations in the same order.  The kernel
-transform ``U`` is one product ``(G kron G) @ g`` over all 3x3 kernels either way.
+from the slab, one (frame, sample, channel) plane per job, with no parity planes or junk
+tiles, and ``Y`` is written straight into ``out``; the same operations in the same order.
+Calls with many tiles (:data:`F4_FROM_TILES`) take F(4x4, 3x3) there (``winograd4_input``,
+``winograd4_output``; ``B^T``, ``G`` (:data:`G4`) and ``A^T`` of the points 0, 1, -1, 2, -2
+and infinity): 6x6 input tiles, 36 GEMMs of a quarter of the direct convolution's
+multiplications in all.  The kernel transform ``U`` is one product ``(G kron G) @ g`` over
+all 3x3 kernels either way.
 
 The cost given to ``plan_tiles`` counts the slab, parity planes, row-transformed planes,
 ``V``, ``M``, the row-transformed ``M``, ``Y`` and ``U``.  Floating-point only (float16 is
-computed in float32): the transforms divide by two, so integer results would not be exact.
-The float32 error matches unfold's (about 1e-7 of the magnitude scale ``max |x| conv |w|``
-on ResNet-like data, see ``tests/test_conv_algorithms.py``).
+computed in float32): the transforms divide by two (and six), so integer results would not
+be exact.  F(2x2)'s float32 error matches unfold's (about 1e-7 of the magnitude scale
+``max |x| conv |w|`` on ResNet-like data); F(4x4)'s, with larger transform entries, is about
+1.4e-6 of it (see ``tests/test_conv_algorithms.py``), far within float32's 1e-4.
 
 >>> import numpy as np
 >>> from convscope.ops.conv import conv_general
@@ -60,6 +66,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -82,7 +89,47 @@ COMPILED_TILE_BYTES = 24 << 20
 give the GEMMs more columns (2 threads: U-Net at 256x256 batch 8 1244 -> 1146 ms, batch 1
 181 -> 172 ms against 8 MiB tiles)."""
 
+F4_FROM_TILES = 64
+"""4x4 output tiles (samples x frames x tiles per frame) from which the compiled path takes
+F(4x4, 3x3): a quarter of the direct convolution's multiplications (F(2x2, 3x3): 4/9), and
+36 transformed values per 16 outputs instead of 16 per 4, but a transformed kernel 36/9 of
+the weights' size, computed every call.  2 threads, best of 5, F(4x4) / F(2x2) time:
+(1,64,16,56,56) 3x3x3 0.76, (8,64,56,56) 0.79, (1,64,56,56) 0.71, (1,64,128,128) 0.76,
+(1,64->32,256,256) 0.74, (8,128,28,28) 0.86, (1,128,64,64) 0.85; about even at 49-128 tiles
+((1,128,28,28) 0.94, (8,256,14,14) 0.99) and slower below ((1,256,14,14), 16 tiles, 1.26)."""
+
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+
+G4 = np.array(
+    [
+        [1 / 4, 0.0, 0.0],
+        [-1 / 6, -1 / 6, -1 / 6],
+        [-1 / 6, 1 / 6, -1 / 6],
+        [1 / 24, 1 / 12, 1 / 6],
+        [1 / 24, -1 / 12, 1 / 6],
+        [0.0, 0.0, 1.0],
+    ]
+)
+"""The kernel transform of F(4x4, 3x3) (interpolation points 0, 1, -1, 2, -2 and infinity)."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One Winograd F(m x m, 3x3): output tiles of ``m x m``, input tiles of ``m + 2``."""
+
+    m: int
+    g: np.ndarray  #: the kernel transform ``G``, ``(m + 2, 3)``
+    kernels: tuple[str, str]  #: the compiled input and output transforms
+    constants: tuple[tuple[float, ...], tuple[float, ...]]  #: their constants, if any
+
+    @property
+    def positions(self) -> int:
+        """Values per transformed tile: ``(m + 2)^2``, the number of GEMMs."""
+        return (self.m + 2) ** 2
+
+
+F2 = Variant(2, G, ("winograd_input", "winograd_output"), ((), ()))
+F4 = Variant(4, G4, ("winograd4_input", "winograd4_output"), ((2.0, 4.0, 5.0), (2.0, 4.0, 8.0)))
 
 
 def run(
@@ -93,7 +140,8 @@ def run(
     out: np.ndarray,
     budget: int,
 ) -> None:
-    """Winograd F(2x2, 3x3) ``conv_general`` into ``out``, tile by tile."""
+    """Winograd ``conv_general`` into ``out``, tile by tile: F(4x4, 3x3) or F(2x2, 3x3)
+    with the compiled transforms, F(2x2, 3x3) with NumPy's passes."""
     if (
         len(geom.kernel_size) < 2
         or geom.kernel_size[-2:] != (3, 3)
@@ -113,43 +161,57 @@ def run(
     stacked = _frames_stack(geom, groups)
 
     compiled = jit.kernels() if out.dtype == dtype and out.flags.c_contiguous else None
+    variant = F2 if compiled is None else _compiled_variant(n, geom.output_size)
+    m, positions = variant.m, variant.positions
 
     def cost(nb: int, box: Sequence[int]) -> int:
-        th, tw = (-(-b // 2) for b in box[-2:])
-        shape = tiling.slab_shape(geom, nb, (*box[:-2], 2 * th, 2 * tw))
+        th, tw = (-(-b // m) for b in box[-2:])
+        shape = tiling.slab_shape(geom, nb, (*box[:-2], m * th, m * tw))
         frames, outputs = tiling.prod(shape[2:-2]), tiling.prod(box[:-2])
-        kernel = 16 * o * cg * taps
+        kernel = positions * o * cg * taps
         tiles = nb * (th * tw if compiled is not None else (th + 1) * (tw + 1))
-        gathered = 0 if stacked else 16 * outputs * taps * c * tiles
-        if compiled is not None:  # V and M: 16 values per tile and input / output channel
-            return size * (tiling.prod(shape) + 16 * tiles * (c * frames + o * outputs) + kernel)
-        # per input frame: parity planes (4) and rows (8), reused; V (16) per input channel;
-        # M (16) per output frame, output rows (8) and columns (4), reused, per output channel
-        work = 12 * c + 16 * c * frames + 16 * o * outputs + 12 * o
-        return size * (tiling.prod(shape) + work * tiles + gathered + kernel)
+        gathered = 0 if stacked else positions * outputs * taps * c * tiles
+        # V and M: a transformed tile per input / output channel and frame
+        transformed = positions * tiles * (c * frames + o * outputs)
+        if compiled is not None:
+            return size * (tiling.prod(shape) + transformed + gathered + kernel)
+        # per input frame: parity planes (4) and rows (8), reused; per output frame: output
+        # rows (8) and columns (4), reused
+        work = (12 * c + 12 * o) * tiles + transformed
+        return size * (tiling.prod(shape) + work + gathered + kernel)
 
     # calls running side by side (batch-parallel shares) divide the tile size among them
     aim = (TILE_BYTES if compiled is None else COMPILED_TILE_BYTES) // threads.concurrent_shares()
     limit = min(budget, cost(0, (0,) * len(geom.output_size)) + aim)  # the kernel + a tile
     nb, box = tiling.plan_tiles(n, geom.output_size, cost, limit)
-    box = _even(box, geom.output_size)
-    # U = G g G^T of every 3x3 kernel as one product (G kron G) (16, 9) @ g (9, O * C/g * T):
-    # the weights read once, in place (a transposed view, no copy), by BLAS in this order
-    # (512 x 512 kernels: 1.3 ms; the engine's few-rows order would add a transposed copy);
-    # then each output channel's row of U lists the T taps of the leading dimensions, each
-    # with its C/g channels, as the stacked frames of V do
-    kron = np.kron(G, G).astype(dtype)
+    box = _aligned(box, geom.output_size, m)
+    # U = G g G^T of every 3x3 kernel as one product (G kron G) (positions, 9) @ g (9, O * C/g
+    # * T): the weights read once, in place (a transposed view, no copy), by BLAS in this
+    # order (512 x 512 kernels: 1.3 ms; the engine's few-rows order would add a transposed
+    # copy); then each output channel's row of U lists the T taps of the leading dimensions,
+    # each with its C/g channels, as the stacked frames of V do
+    kron = np.kron(variant.g, variant.g).astype(dtype)
     kernel = np.matmul(kron, w.astype(dtype, copy=False).reshape(-1, 9).T)
-    kernel = kernel.reshape(16, groups, og, cg, taps).swapaxes(3, 4).reshape(16, groups, og, -1)
+    kernel = kernel.reshape(positions, groups, og, cg, taps).swapaxes(3, 4)
+    kernel = kernel.reshape(positions, groups, og, -1)
     buffers = [tiling.Scratch(dtype) for _ in range(8)]
     for tile in tiling.iter_tiles(n, geom.output_size, nb, box):
-        _tile(x, kernel, geom, tile, groups, out, dtype, buffers, compiled)
+        _tile(x, kernel, geom, tile, groups, out, dtype, buffers, compiled, variant)
 
 
-def _even(box: Sequence[int], size: Sequence[int]) -> tuple[int, ...]:
-    """``box`` with its last two extents even where they are not the whole output: tiles
-    start at even positions there (``ceil(b / 2)`` 2x2 tiles cost the same for b and b + 1)."""
-    last = (b if b == t else b + b % 2 for b, t in zip(box[-2:], size[-2:], strict=True))
+def _compiled_variant(batch: int, size: Sequence[int]) -> Variant:
+    """F(4x4, 3x3) for calls of at least :data:`F4_FROM_TILES` 4x4 output tiles, else
+    F(2x2, 3x3)."""
+    frames = batch * tiling.prod(size[:-2])
+    tiles = frames * tiling.prod(-(-s // 4) for s in size[-2:])
+    return F4 if tiles >= F4_FROM_TILES else F2
+
+
+def _aligned(box: Sequence[int], size: Sequence[int], m: int) -> tuple[int, ...]:
+    """``box`` with its last two extents multiples of ``m`` where they are not the whole
+    output: tiles start at multiples of ``m`` there (``ceil(b / m)`` tiles cost the same for
+    every ``b`` up to the next multiple)."""
+    last = (b if b == t else b + (-b) % m for b, t in zip(box[-2:], size[-2:], strict=True))
     return (*box[:-2], *last)
 
 
@@ -195,46 +257,51 @@ def _tile(
     dtype: np.dtype,
     buffers: Sequence[tiling.Scratch],
     compiled: Any,
+    variant: Variant,
 ) -> None:
-    """One tile: transforms and GEMMs over the 2x2 output tiles of ``tile``'s box (the
-    compiled transforms when ``compiled``, the kernel module, is given)."""
+    """One tile: transforms and GEMMs over the ``m x m`` output tiles of ``tile``'s box (the
+    compiled transforms when ``compiled``, the kernel module, is given; else F(2x2, 3x3)'s
+    NumPy passes)."""
     slab_buf, phase_buf, rows_buf, v_buf, stack_buf, m_buf, s_buf, y_buf = buffers
-    th, tw = (-(-b // 2) for b in tile.size[-2:])
-    # the slab of the even box (2*th, 2*tw): cells past the box are read only by outputs
+    m, positions = variant.m, variant.positions
+    th, tw = (-(-b // m) for b in tile.size[-2:])
+    # the slab of the aligned box (m*th, m*tw): cells past the box are read only by outputs
     # that are thrown away
-    stop = (*tile.stop[:-2], tile.start[-2] + 2 * th, tile.start[-1] + 2 * tw)
+    stop = (*tile.stop[:-2], tile.start[-2] + m * th, tile.start[-1] + m * tw)
     d = tiling.extract_slab(x, geom, tiling.Tile(tile.batch, tile.start, stop), dtype, slab_buf)
     nb, c = d.shape[:2]
-    # the leading dimensions as one axis of frames: (nb, C, F, 2*th + 2, 2*tw + 2)
+    # the leading dimensions as one axis of frames: (nb, C, F, m*th + 2, m*tw + 2)
     d = d.reshape(nb, c, -1, *d.shape[-2:])
     frames, written = _frame_index(geom, tile.start[:-2], tile.stop[:-2])
     width = th * tw if compiled is not None else (th + 1) * (tw + 1)
-    v = v_buf.take((16, d.shape[2], c, nb * width))
+    v = v_buf.take((positions, d.shape[2], c, nb * width))
+    forward, backward = (np.array(k, dtype) for k in variant.constants)
     if compiled is not None:
-        jit.run(compiled.winograd_input, d, v.reshape(16, -1, c, nb, width), th, tw)
+        transform = getattr(compiled, variant.kernels[0])
+        jit.run(transform, d, v.reshape(positions, -1, c, nb, width), th, tw, forward)
     else:
         by_frame = v.reshape(4, 4, d.shape[2], -1)  # a view: v is a contiguous buffer
         for f in range(d.shape[2]):
             _input_passes(d[:, :, f], by_frame[:, :, f], th, tw, phase_buf, rows_buf)
     og = kernel.shape[2]
-    m = m_buf.take((16, len(frames), groups, og, nb * width))
-    matmul(kernel[:, None], _stacked(v, frames, groups, stack_buf), out=m)
+    product = m_buf.take((positions, len(frames), groups, og, nb * width))
+    matmul(kernel[:, None], _stacked(v, frames, groups, stack_buf), out=product)
     if compiled is not None:
         target = out.reshape(*out.shape[:2], -1, *out.shape[-2:])
-        bh, bw = tile.size[-2:]
-        start = tile.batch.start or 0
-        m = m.reshape(16, len(frames), groups * og, nb, width)
-        jit.run(
-            compiled.winograd_output, m, target, written, th, tw, start, *tile.start[-2:], bh, bw
-        )
+        product = product.reshape(positions, len(frames), groups * og, nb, width)
+        # where the tiles go: (th, tw, first sample, first row, first column, box height,
+        # box width)
+        place = np.array((th, tw, tile.batch.start or 0, *tile.start[-2:], *tile.size[-2:]))
+        transform = getattr(compiled, variant.kernels[1])
+        jit.run(transform, product, target, written, place, backward)
         return
     box = out[tile.out_index]
     for q, index in enumerate(np.ndindex(*tile.size[:-2])):
-        _output_passes(m[:, q], box[(slice(None), slice(None), *index)], th, tw, s_buf, y_buf)
+        _output_passes(product[:, q], box[(slice(None), slice(None), *index)], th, tw, s_buf, y_buf)
 
 
 def _stacked(v: np.ndarray, frames: np.ndarray, groups: int, scratch: tiling.Scratch) -> np.ndarray:
-    """``V`` ``(16, F, C, L)`` as the GEMMs' right operands ``(16, Q, groups, T * C/g, L)``:
+    """``V`` ``(P, F, C, L)`` as the GEMMs' right operands ``(P, Q, groups, T * C/g, L)``:
     output frame ``q`` reads, per group, the rows (tap ``t``, channel) of input frames
     ``frames[q, t]``.  A strided view when those rows are evenly spaced, else a copy."""
     positions, count, c, length = v.shape
