@@ -308,6 +308,30 @@ def test_selector_takes_winograd_for_many_tiles_with_numba(shape, with_numba, mo
     assert ops_conv.select_algorithm(geom, 1, np.dtype(np.int64), c) == "unfold"
 
 
+@pytest.mark.parametrize(("workers", "expected"), [(1, "winograd"), (2, "unfold")])
+def test_selector_takes_winograd_for_thin_layers_on_one_thread(workers, expected):
+    """On one thread (a batch-parallel share) unfold has no thread shares to gain from, and
+    Winograd wins on thin layers at any batch (see ops.conv.WINOGRAD_ONE_SAMPLE_CHANNELS);
+    the thread count is part of the cached plan."""
+    geom = ops_conv.ConvGeometry(
+        input_shape=(4, 32, 128, 128),
+        kernel_size=(3, 3),
+        stride=(1, 1),
+        pads=((1, 1), (1, 1)),
+        dilation=(1, 1),
+        input_dilation=(1, 1),
+        output_size=(128, 128),
+    )
+    with_numba = expected if jit.kernels() is not None else "unfold"
+    assert ops_conv.select_algorithm(geom, 1, np.dtype(np.float32), 64, workers) == with_numba
+    x = np.zeros((4, 32, 128, 128), np.float32)
+    w = np.zeros((64, 32, 3, 3), np.float32)
+    args = {"stride": (1, 1), "padding": ((1, 1), (1, 1)), "dilation": (1, 1)}
+    with cs.num_threads(workers), algorithms.record_conv_algorithms() as used:
+        ops_conv.conv_general(x, w, **args)  # the same shapes on 1 and 2 threads
+    assert [name for name, _ in used] == [with_numba]
+
+
 def test_one_registry_describes_every_algorithm():
     """Each algorithm is one registry entry: its module runs it, its rules say what it cannot
     compute, whether it spreads non-finite values, whether autotuning times it."""

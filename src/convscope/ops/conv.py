@@ -57,14 +57,20 @@ thin ((8,32,256,256) 1.11-1.20, (2,32,256,256) 1.04-1.13, (8,32,128,128) 1.13-1.
 :data:`WINOGRAD_ONE_SAMPLE_CHANNELS`."""
 
 WINOGRAD_ONE_SAMPLE_CHANNELS = 16
-"""With a single sample, input channels per group from which Winograd may be chosen: there
-unfold gains less from its threads' shares and Winograd wins on thin layers too (2 threads,
-winograd / unfold, interleaved medians: (1,32->32,256,256) 0.77, (1,32->64,128,128) 0.64,
-(1,16->16,256,256) 0.50; a U-Net at batch 1 has three such layers)."""
+"""With a single sample or a single thread, input channels per group from which Winograd may
+be chosen: there unfold gains less (or nothing) from its threads' shares and Winograd wins
+on thin layers too (2 threads, winograd / unfold, interleaved medians: (1,32->32,256,256)
+0.77, (1,32->64,128,128) 0.64, (1,16->16,256,256) 0.50; one thread, as in a batch-parallel
+share, with F(4x4, 3x3), best of 5: (4,32->32,256,256) 0.48, (4,32->64,128,128) 0.61,
+(8,32->64,128,128) 0.60, (4,16->16,256,256) 0.42)."""
 
 
 def select_algorithm(
-    geom: ConvGeometry, groups: int, dtype: np.dtype, out_channels: int | None = None
+    geom: ConvGeometry,
+    groups: int,
+    dtype: np.dtype,
+    out_channels: int | None = None,
+    workers: int | None = None,
 ) -> str:
     """Pick an algorithm from the shapes (thresholds measured with ``benchmarks/``).
 
@@ -73,11 +79,12 @@ def select_algorithm(
     otherwise; with numba installed, layers with few channels per group (see
     :data:`FEW_CHANNELS`) take the compiled tap-by-tap kernel too; everything else is unfold
     + GEMM (a plain GEMM for 1x1), or Winograd for 3x3 layers with many output tiles (see
-    :data:`WINOGRAD_FROM_TILES`).  ``shifted`` runs when forced or autotuned:
-    on the quiet 2-core machine at 2 threads shifted took 1.4-2.7x unfold's time on ResNet
-    layers ((8,128,28,28) 3x3 16.5 vs 11.0 ms, (8,64,56,56) 20.6 vs 14.6) and won only on
-    some 128x128 planes (0.8x); it is the accurate choice (about half unfold's float32 error:
-    ``cs.conv_algorithm("shifted")``).
+    :data:`WINOGRAD_FROM_TILES`).  ``workers``: the threads the call runs on (default: the
+    current :func:`threads.get_num_threads`, 1 inside a batch-parallel share).  ``shifted``
+    runs when forced or autotuned: on the quiet 2-core machine at 2 threads shifted took
+    1.4-2.7x unfold's time on ResNet layers ((8,128,28,28) 3x3 16.5 vs 11.0 ms, (8,64,56,56)
+    20.6 vs 14.6) and won only on some 128x128 planes (0.8x); it is the accurate choice
+    (about half unfold's float32 error: ``cs.conv_algorithm("shifted")``).
     """
     if np.dtype(dtype).kind != "f" or max(geom.input_dilation) > 1:
         return "unfold"
@@ -97,12 +104,14 @@ def select_algorithm(
     )
     if few_channels and jit.kernels() is not None:
         return "depthwise"  # e.g. Conv2d(1, 2, 3): a GEMM with 2 rows mostly moves memory
-    if _winograd_pays(geom, groups, dtype):
+    if workers is None:
+        workers = threads.get_num_threads()
+    if _winograd_pays(geom, groups, dtype, workers):
         return "winograd"
     return "unfold"
 
 
-def _winograd_pays(geom: ConvGeometry, groups: int, dtype: np.dtype) -> bool:
+def _winograd_pays(geom: ConvGeometry, groups: int, dtype: np.dtype, workers: int) -> bool:
     """Whether Winograd beats unfold here (see :data:`WINOGRAD_FROM_TILES`)."""
     if jit.kernels() is None or algorithms.unsupported("winograd", geom, groups, dtype):
         return False
@@ -111,7 +120,8 @@ def _winograd_pays(geom: ConvGeometry, groups: int, dtype: np.dtype) -> bool:
     depth = channels * math.prod(geom.kernel_size[:-2])
     size = geom.output_size
     tiles = samples * math.prod(size[:-2]) * math.prod(-(-s // 2) for s in size[-2:])
-    fewest = WINOGRAD_ONE_SAMPLE_CHANNELS if samples == 1 else WINOGRAD_CHANNELS
+    alone = samples == 1 or workers == 1
+    fewest = WINOGRAD_ONE_SAMPLE_CHANNELS if alone else WINOGRAD_CHANNELS
     return tiles >= WINOGRAD_FROM_TILES and depth >= fewest
 
 
@@ -147,6 +157,7 @@ def conv_general(
         groups,
         budget,
         jit.kernels() is not None,
+        threads.get_num_threads(),
     )
     geom = plan.geom
     if out is None:
@@ -210,7 +221,8 @@ def _plan(
     input_dilation: tuple[int, ...] | None,
     groups: int,
     budget: int,
-    compiled: bool,  # part of the key: the heuristic depends on numba's presence
+    compiled: bool,  # part of the key: the heuristic depends on numba's presence...
+    workers: int,  # ... and on the threads the call runs on
 ) -> Plan:
     n = len(x_shape) - 2
     if len(w_shape) != n + 2 or x_shape[1] != w_shape[1] * groups or w_shape[0] % groups:
@@ -239,7 +251,7 @@ def _plan(
         fewer = 2 if groups == 1 else 4
         heuristic = "fold" if fewer * w_shape[0] <= x_shape[1] else None
     else:
-        heuristic = select_algorithm(geom, groups, dtype, w_shape[0])
+        heuristic = select_algorithm(geom, groups, dtype, w_shape[0], workers)
     return Plan(geom, (x_shape[0], w_shape[0], *geom.output_size), phased, heuristic)
 
 
