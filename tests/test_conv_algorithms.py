@@ -507,7 +507,7 @@ def test_tiny_budget_really_tiles_and_gives_the_same_result(algorithm, c, monkey
 def _forcing(algorithm, used):
     """A ``select_algorithm`` that picks ``algorithm`` wherever it applies, else 'direct'."""
 
-    def select(geom, groups, dtype, out_channels=None):
+    def select(geom, groups, dtype, out_channels=None, workers=None):
         if algorithm == "depthwise":
             fits = groups == geom.input_shape[1]
         else:
@@ -589,3 +589,36 @@ def test_gradients_through_functional_conv3d_with_winograd(
         np.testing.assert_allclose(
             got.grad.numpy(), want, rtol=1e-9, atol=1e-9 * np.abs(want).max()
         )
+
+
+def test_winograd_4x4_serves_inference_and_2x2_whatever_feeds_a_gradient(compiled_tile_size):
+    """F(4x4, 3x3) is faster but its float32 error is larger: a forward recorded for
+    autograd and every gradient take F(2x2, 3x3), so float32 training gradients stay as
+    accurate as PyTorch's (tests/test_float32_gradients.py); under no_grad, or with nothing
+    requiring a gradient, the layer takes F(4x4) where it has the tiles."""
+    from convscope.ops import winograd
+
+    seen = []
+    original = winograd._tile
+
+    def spy(*args):
+        seen.append(args[-1].m)
+        return original(*args)
+
+    layer = cs.nn.Conv2d(8, 8, 3, padding=1)
+    x = cs.tensor(np.random.default_rng(9).standard_normal((2, 8, 40, 40)).astype(np.float32))
+    with pytest.MonkeyPatch.context() as patch, cs.conv_algorithm("winograd"):
+        patch.setattr(winograd, "_tile", spy)
+        with cs.no_grad():
+            inference = layer(x)
+        assert set(seen) == {compiled_tile_size}
+        seen.clear()
+        x.requires_grad = True
+        recorded = layer(x)
+        recorded.sum().backward()
+        assert set(seen) == {2} and len(seen) >= 2  # the forward and the input gradient
+        seen.clear()
+        with cs.no_grad():
+            layer(x)  # inputs requiring a gradient, but nothing recorded
+        assert set(seen) == {compiled_tile_size}
+    np.testing.assert_allclose(inference.numpy(), recorded.detach().numpy(), rtol=0, atol=1e-5)

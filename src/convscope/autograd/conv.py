@@ -13,7 +13,7 @@ import numpy as np
 from ..ops import conv as conv_ops
 from ..ops import pad as pad_ops
 from ..tensor import Tensor
-from .engine import attach
+from .engine import attach, is_grad_enabled
 
 
 def conv(
@@ -37,7 +37,9 @@ def conv(
         "groups": groups,
     }
     xa, wa = x.data, w.data
-    out = conv_ops.conv_general(xa, wa, **params)
+    # a result that a backward pass will use is computed precisely (see ops.algorithms)
+    precise = is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, w, bias))
+    out = conv_ops.conv_general(xa, wa, precise=precise, **params)
     if bias is not None:
         out += bias.data.reshape((-1,) + (1,) * (out.ndim - 2))
 

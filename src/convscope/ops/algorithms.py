@@ -28,6 +28,7 @@ import importlib
 import json
 import os
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -310,6 +311,27 @@ def tuned(key: str, names: list[str], trial: Callable[[str], None]) -> str:
     _cache[key] = best
     _save_cache()
     return best
+
+
+_precision = threading.local()
+
+
+def precise() -> bool:
+    """True while the primitive computes values that feed a gradient (a recorded forward or a
+    backward pass): algorithms then keep float32 errors at the level of PyTorch's own,
+    trading some speed (Winograd takes F(2x2, 3x3) only, see ``ops.winograd``)."""
+    return getattr(_precision, "on", False)
+
+
+@contextlib.contextmanager
+def precisely() -> Iterator[None]:
+    """:func:`precise` is True inside the block (in this thread)."""
+    before = precise()
+    _precision.on = True
+    try:
+        yield
+    finally:
+        _precision.on = before
 
 
 @contextlib.contextmanager

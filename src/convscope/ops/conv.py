@@ -137,14 +137,31 @@ def conv_general(
     algorithm: str | None = None,
     workspace_bytes: int | None = None,
     out: np.ndarray | None = None,
+    precise: bool = False,
 ) -> np.ndarray:
     """Grouped N-d cross-correlation of ``x`` (N, C, *S) with ``w`` (O, C/groups, *K).
 
     Arguments must already be valid (the public layers validate with PyTorch's errors);
     this function only checks that the ranks and channel counts fit together.  Returns an
     array of ``x.dtype`` with shape ``(N, O, *output)``: ``out`` (any strided view of the
-    right shape) when given, else a new array.
+    right shape) when given, else a new array.  ``precise``: the result feeds a gradient, so
+    float32 errors stay at PyTorch's level (see :func:`algorithms.precise`); inference
+    leaves it off and may take faster, slightly less accurate transforms.
     """
+    if precise and not algorithms.precise():
+        with algorithms.precisely():
+            return conv_general(
+                x,
+                w,
+                stride=stride,
+                padding=padding,
+                dilation=dilation,
+                input_dilation=input_dilation,
+                groups=groups,
+                algorithm=algorithm,
+                workspace_bytes=workspace_bytes,
+                out=out,
+            )
     budget = get_workspace_budget() if workspace_bytes is None else int(workspace_bytes)
     plan = _plan(
         x.shape,
@@ -395,7 +412,37 @@ def conv_general_backward(
       reading every ``input_dilation``-th position starting at the forward's front padding;
     * weight: correlate the input (batch and channels swapped) with the gradient used as the
       kernel, stride and dilation exchanging roles.
+
+    Gradients are computed :func:`algorithms.precisely`.
     """
+    with algorithms.precisely():
+        return _backward(
+            x,
+            w,
+            grad,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            input_dilation=input_dilation,
+            groups=groups,
+            needs=needs,
+            algorithm=algorithm,
+        )
+
+
+def _backward(
+    x: np.ndarray,
+    w: np.ndarray,
+    grad: np.ndarray,
+    *,
+    stride: Sequence[int],
+    padding: Sequence[tuple[int, int]],
+    dilation: Sequence[int],
+    input_dilation: Sequence[int] | None,
+    groups: int,
+    needs: tuple[bool, bool],
+    algorithm: str | None,
+) -> tuple[np.ndarray | None, np.ndarray | None]:
     n = x.ndim - 2
     input_dilation = tuple(input_dilation or (1,) * n)
     size, kernel, out_size = x.shape[2:], w.shape[2:], grad.shape[2:]

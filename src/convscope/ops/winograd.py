@@ -72,7 +72,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import jit, threads, tiling
+from . import algorithms, jit, threads, tiling
 from .matmul import matmul
 
 REFUSAL = (
@@ -161,7 +161,9 @@ def run(
     stacked = _frames_stack(geom, groups)
 
     compiled = jit.kernels() if out.dtype == dtype and out.flags.c_contiguous else None
-    variant = F2 if compiled is None else _compiled_variant(n, geom.output_size)
+    variant = F2
+    if compiled is not None and not algorithms.precise():  # see algorithms.precise
+        variant = _compiled_variant(n, geom.output_size)
     m, positions = variant.m, variant.positions
 
     def cost(nb: int, box: Sequence[int]) -> int:
