@@ -323,15 +323,21 @@ def precise() -> bool:
     return getattr(_precision, "on", False)
 
 
-@contextlib.contextmanager
-def precisely() -> Iterator[None]:
-    """:func:`precise` is True inside the block (in this thread)."""
-    before = precise()
-    _precision.on = True
-    try:
-        yield
-    finally:
-        _precision.on = before
+class precisely:
+    """:func:`precise` is True inside the ``with`` block (in this thread); ``on=False``
+    leaves it as it is.  A class rather than a generator: it wraps every primitive call."""
+
+    __slots__ = ("before", "on")
+
+    def __init__(self, on: bool = True) -> None:
+        self.on = on
+
+    def __enter__(self) -> None:
+        self.before = precise()
+        _precision.on = self.before or self.on
+
+    def __exit__(self, *exc: object) -> None:
+        _precision.on = self.before
 
 
 @contextlib.contextmanager

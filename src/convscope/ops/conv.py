@@ -148,20 +148,6 @@ def conv_general(
     float32 errors stay at PyTorch's level (see :func:`algorithms.precise`); inference
     leaves it off and may take faster, slightly less accurate transforms.
     """
-    if precise and not algorithms.precise():
-        with algorithms.precisely():
-            return conv_general(
-                x,
-                w,
-                stride=stride,
-                padding=padding,
-                dilation=dilation,
-                input_dilation=input_dilation,
-                groups=groups,
-                algorithm=algorithm,
-                workspace_bytes=workspace_bytes,
-                out=out,
-            )
     budget = get_workspace_budget() if workspace_bytes is None else int(workspace_bytes)
     plan = _plan(
         x.shape,
@@ -199,18 +185,21 @@ def conv_general(
     else:
         name = algorithms.forced_for(geom, groups, x.dtype)
         if name is None and not phased and algorithms.get_autotune():
-            name = _automatic(x, w, geom, groups, out, budget)
+            with algorithms.precisely(precise):
+                name = _automatic(x, w, geom, groups, out, budget)
         elif name is None and not (phased and algorithms.get_conv_algorithm() is not None):
             name = plan.heuristic
         # (a forced algorithm that cannot take a phased call whole still runs its phases)
     if phased and name not in ("direct", "fold"):
-        _by_phases(x, w, geom, groups, out, algorithm, budget)
+        with algorithms.precisely(precise):
+            _by_phases(x, w, geom, groups, out, algorithm, budget)
         return out
     if algorithms.spreads_non_finite(name) and not (_all_finite(x) and _all_finite(w)):
         # a transform spreads one Inf/NaN over whole tiles or channels: the definition's
         # non-finite pattern needs an algorithm that sums products tap by tap
         name = "depthwise" if groups == x.shape[1] else "unfold"
-    algorithms.implementation(name)(x, w, geom, groups, out, budget)
+    with algorithms.precisely(precise):
+        algorithms.implementation(name)(x, w, geom, groups, out, budget)
     algorithms.record(name, geom)
     return out
 
@@ -416,116 +405,89 @@ def conv_general_backward(
     Gradients are computed :func:`algorithms.precisely`.
     """
     with algorithms.precisely():
-        return _backward(
-            x,
-            w,
-            grad,
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-            input_dilation=input_dilation,
-            groups=groups,
-            needs=needs,
-            algorithm=algorithm,
-        )
-
-
-def _backward(
-    x: np.ndarray,
-    w: np.ndarray,
-    grad: np.ndarray,
-    *,
-    stride: Sequence[int],
-    padding: Sequence[tuple[int, int]],
-    dilation: Sequence[int],
-    input_dilation: Sequence[int] | None,
-    groups: int,
-    needs: tuple[bool, bool],
-    algorithm: str | None,
-) -> tuple[np.ndarray | None, np.ndarray | None]:
-    n = x.ndim - 2
-    input_dilation = tuple(input_dilation or (1,) * n)
-    size, kernel, out_size = x.shape[2:], w.shape[2:], grad.shape[2:]
-    grad_x = grad_w = None
-    if needs[0]:
-        pads = []
-        for h, k, o, s, d, i, (lo, _) in zip(
-            size, kernel, out_size, stride, dilation, input_dilation, padding, strict=True
-        ):
-            before = d * (k - 1) - lo
-            pads.append((before, (h - 1) * i + d * (k - 1) + 1 - ((o - 1) * s + 1) - before))
-        grad_x = conv_general(
-            grad,
-            transpose_kernel(w, groups),
-            stride=input_dilation,
-            padding=pads,
-            dilation=dilation,
-            input_dilation=stride,
-            groups=groups,
-            algorithm=algorithm or _input_gradient_algorithm(w, groups, stride, input_dilation),
-        )
-    if needs[1]:
-        pads = []
-        for h, k, o, s, d, i, (lo, hi) in zip(
-            size, kernel, out_size, stride, dilation, input_dilation, padding, strict=True
-        ):
-            used = (o - 1) * s + (k - 1) * d + 1  # padded cells the forward actually read
-            pads.append((lo, hi - ((h - 1) * i + 1 + lo + hi - used)))
-        chosen = algorithm or algorithms.get_conv_algorithm()
-        channels = x.shape[1]
-        few = (channels // groups) * (grad.shape[1] // groups) <= FEW_CHANNELS
-        tap_by_tap = (groups == channels and channels > 1) or few
-        geom = ConvGeometry(
-            input_shape=x.shape,
-            kernel_size=tuple(kernel),
-            stride=tuple(stride),
-            pads=tuple((int(a), int(b)) for a, b in padding),
-            dilation=tuple(dilation),
-            input_dilation=input_dilation,
-            output_size=tuple(out_size),
-        )
-        if (
-            chosen in (None, "depthwise")
-            and tap_by_tap
-            and max(input_dilation) == 1
-            and x.dtype.kind == "f"
-            and jit.kernels() is not None
-        ):
-            tap_weight_gradient = algorithms.weight_gradient("depthwise")
-            grad_w = tap_weight_gradient(x, grad, geom, groups, get_workspace_budget())
-            algorithms.record("depthwise", geom)
-            return grad_x, grad_w
-        dense = groups < channels or channels == 1
-        gemm = (chosen in (None, "unfold") and dense) or chosen == "shifted"
-        if gemm and max(input_dilation) == 1:
-            # dense layers: GEMMs on the forward pass's own unfolding, tile by tile (with
-            # zero insertion the swapped correlation below runs by phases and skips the zeros);
-            # 'shifted' has no weight gradient of its own (its taps would be the output's cells)
-            gemm_weight_gradient = algorithms.weight_gradient("unfold")
-            grad_w = gemm_weight_gradient(x, grad, geom, groups, get_workspace_budget())
-            algorithms.record("unfold", geom)
-            return grad_x, grad_w
-        # The swapped copies of input and gradient are made a batch chunk at a time, so they
-        # stay within a quarter of the workspace budget; the chunks' gradients add up.
-        batch = x.shape[0]
-        per_sample = (x[:1].nbytes + grad[:1].nbytes) or 1
-        chunk = max(1, min(batch, get_workspace_budget() // 4 // per_sample))
-        for start in range(0, batch, chunk):
-            part = _weight_gradient(
-                x[start : start + chunk],
-                grad[start : start + chunk],
-                stride=stride,
-                pads=pads,
+        n = x.ndim - 2
+        input_dilation = tuple(input_dilation or (1,) * n)
+        size, kernel, out_size = x.shape[2:], w.shape[2:], grad.shape[2:]
+        grad_x = grad_w = None
+        if needs[0]:
+            pads = []
+            for h, k, o, s, d, i, (lo, _) in zip(
+                size, kernel, out_size, stride, dilation, input_dilation, padding, strict=True
+            ):
+                before = d * (k - 1) - lo
+                pads.append((before, (h - 1) * i + d * (k - 1) + 1 - ((o - 1) * s + 1) - before))
+            grad_x = conv_general(
+                grad,
+                transpose_kernel(w, groups),
+                stride=input_dilation,
+                padding=pads,
                 dilation=dilation,
-                input_dilation=input_dilation,
+                input_dilation=stride,
                 groups=groups,
-                algorithm=algorithm,
+                algorithm=algorithm or _input_gradient_algorithm(w, groups, stride, input_dilation),
             )
-            if grad_w is None:
-                grad_w = part
-            else:
-                grad_w += part
-    return grad_x, grad_w
+        if needs[1]:
+            pads = []
+            for h, k, o, s, d, i, (lo, hi) in zip(
+                size, kernel, out_size, stride, dilation, input_dilation, padding, strict=True
+            ):
+                used = (o - 1) * s + (k - 1) * d + 1  # padded cells the forward actually read
+                pads.append((lo, hi - ((h - 1) * i + 1 + lo + hi - used)))
+            chosen = algorithm or algorithms.get_conv_algorithm()
+            channels = x.shape[1]
+            few = (channels // groups) * (grad.shape[1] // groups) <= FEW_CHANNELS
+            tap_by_tap = (groups == channels and channels > 1) or few
+            geom = ConvGeometry(
+                input_shape=x.shape,
+                kernel_size=tuple(kernel),
+                stride=tuple(stride),
+                pads=tuple((int(a), int(b)) for a, b in padding),
+                dilation=tuple(dilation),
+                input_dilation=input_dilation,
+                output_size=tuple(out_size),
+            )
+            if (
+                chosen in (None, "depthwise")
+                and tap_by_tap
+                and max(input_dilation) == 1
+                and x.dtype.kind == "f"
+                and jit.kernels() is not None
+            ):
+                tap_weight_gradient = algorithms.weight_gradient("depthwise")
+                grad_w = tap_weight_gradient(x, grad, geom, groups, get_workspace_budget())
+                algorithms.record("depthwise", geom)
+                return grad_x, grad_w
+            dense = groups < channels or channels == 1
+            gemm = (chosen in (None, "unfold") and dense) or chosen == "shifted"
+            if gemm and max(input_dilation) == 1:
+                # dense layers: GEMMs on the forward pass's own unfolding, tile by tile (with
+                # zero insertion the swapped correlation below runs by phases and skips the zeros);
+                # 'shifted' has no weight gradient of its own (its taps would be the output's cells)
+                gemm_weight_gradient = algorithms.weight_gradient("unfold")
+                grad_w = gemm_weight_gradient(x, grad, geom, groups, get_workspace_budget())
+                algorithms.record("unfold", geom)
+                return grad_x, grad_w
+            # The swapped copies of input and gradient are made a batch chunk at a time, so they
+            # stay within a quarter of the workspace budget; the chunks' gradients add up.
+            batch = x.shape[0]
+            per_sample = (x[:1].nbytes + grad[:1].nbytes) or 1
+            chunk = max(1, min(batch, get_workspace_budget() // 4 // per_sample))
+            for start in range(0, batch, chunk):
+                part = _weight_gradient(
+                    x[start : start + chunk],
+                    grad[start : start + chunk],
+                    stride=stride,
+                    pads=pads,
+                    dilation=dilation,
+                    input_dilation=input_dilation,
+                    groups=groups,
+                    algorithm=algorithm,
+                )
+                if grad_w is None:
+                    grad_w = part
+                else:
+                    grad_w += part
+        return grad_x, grad_w
 
 
 def _input_gradient_algorithm(
