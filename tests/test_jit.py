@@ -159,12 +159,14 @@ def test_missing_numba_falls_back_to_numpy(monkeypatch):
 
 def test_default_policy_runs_small_or_two_thread_calls_serially(monkeypatch):
     """By default a kernel runs serially (its twin, in this thread) for small arrays or with at
-    most two threads, in parallel otherwise; both give the same values."""
+    most two threads (unless its arrays are very large), in parallel otherwise; both give the
+    same values."""
     monkeypatch.setattr(jit, "BACKEND", "auto")
     if jit.kernels() is None:
         pytest.skip("numba is not installed")
     monkeypatch.setattr(jit, "SERIAL_BELOW", 1 << 16)
     monkeypatch.setattr(jit, "SERIAL_UP_TO_THREADS", 2)
+    monkeypatch.setattr(jit, "PARALLEL_FROM", 1 << 20)
     launched = []
     monkeypatch.setattr(jit, "_launch_parallel", lambda f, a: launched.append(f) or f(*a))
     rng = np.random.default_rng(0)
@@ -181,4 +183,10 @@ def test_default_policy_runs_small_or_two_thread_calls_serially(monkeypatch):
         epilogue.apply(big, activation="relu")
     assert len(launched) == 1
     np.testing.assert_array_equal(big, want)
+    monkeypatch.setattr(jit, "PARALLEL_FROM", out.size)  # 2 threads, but a very large call
+    with cs.num_threads(2):
+        large = out.copy()
+        epilogue.apply(large, activation="relu")
+    assert len(launched) == 2
+    np.testing.assert_array_equal(large, want)
     np.testing.assert_array_equal(small, small_want)

@@ -32,6 +32,14 @@ SERIAL_BELOW = 1 << 16
 #: (ResNet-18).
 SERIAL_UP_TO_THREADS = 2
 
+#: ... unless the kernel's largest array has at least this many elements: such calls (a
+#: training step's whole batch; inference at batch 8 runs in batch-parallel shares, one
+#: thread each) gained more from the second core than they lost waiting for OpenBLAS's
+#: worker.  In-process A/B, 2 threads, medians: MobileNetV2 SGD step at batch 8 699 -> 558
+#: ms; from 4M elements up, no gain (649 -> 646); ResNet-18's step, and inference at batch 1
+#: of ResNet-18, MobileNetV2, EfficientNet-B0, ConvNeXt-Tiny and the U-Net, within 3%.
+PARALLEL_FROM = 1 << 20
+
 _kernels: ModuleType | None = None
 _failed = False
 _compile_seconds: dict[str, float] = {}
@@ -112,11 +120,13 @@ def run(function: Any, *args: Any) -> None:
     convscope uses, or serially in this thread when its largest array has fewer than
     :data:`SERIAL_BELOW` elements; the first call of each signature compiles (or loads the
     cached code), which is timed (:func:`compile_seconds`).  With at most
-    :data:`SERIAL_UP_TO_THREADS` threads every kernel runs serially in the calling thread."""
+    :data:`SERIAL_UP_TO_THREADS` threads kernels run serially in the calling thread unless
+    they have :data:`PARALLEL_FROM` elements."""
     from .threads import get_num_threads
 
     largest = max((getattr(a, "size", 0) for a in args), default=0)
-    serial = largest < SERIAL_BELOW or get_num_threads() <= SERIAL_UP_TO_THREADS
+    few_threads = get_num_threads() <= SERIAL_UP_TO_THREADS and largest < PARALLEL_FROM
+    serial = largest < SERIAL_BELOW or few_threads
     name = function.py_func.__name__
     if serial:
         function = _serial_twin(function)
