@@ -226,8 +226,10 @@ def parallel_copy(dest: Any, source: Any, axis: int = 0, min_bytes: int = 1 << 2
     """``np.copyto(dest, source)`` split along ``axis`` over the threads when it is large."""
     import numpy as np
 
-    parts = get_num_threads() if dest.nbytes >= min_bytes else 1
-    slices = split(dest.shape[axis], parts) if dest.ndim else [slice(None)]
+    if dest.nbytes < min_bytes or get_num_threads() == 1 or not dest.ndim:
+        np.copyto(dest, source)
+        return
+    slices = split(dest.shape[axis], get_num_threads())
     if len(slices) == 1:
         np.copyto(dest, source)
         return
