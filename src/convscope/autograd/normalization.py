@@ -91,12 +91,21 @@ def normalize(
     eps: float,
     columns: bool = False,
     name: str = "NativeNorm",
+    activation: str | None = None,
 ) -> tuple[Tensor, np.ndarray, np.ndarray]:
     """Normalise ``x`` (whose data is viewed C-contiguous as ``x3``, ``(A, C, S)``) with its
     own statistics per unit, then scale by ``weight`` and shift by ``bias``: one per channel,
     or, with ``columns``, one per element of ``S`` (LayerNorm).  Returns the result (``x``'s
     shape and dtype) and the float64 per-unit mean and biased variance.
+
+    ``activation`` (``"relu"`` or ``"relu6"``, per-channel units only) applies it to the
+    result in place and fuses its backward into the normalisation's (the gradient gated by
+    the activation's output inside the two backward passes, see ``ops.normalization.Gate``):
+    the values and gradients of the two layers run one after the other, with one full-size
+    array and one pass fewer each way.
     """
+    if activation is not None and columns:
+        raise ValueError("a fused activation needs per-channel units (BatchNorm)")
     dtype, shape = x3.dtype, x3.shape
     count = units.rows_per_unit(shape) * shape[2]
     mean, var = units.merge(*ops.moments(x3), shape)
@@ -119,6 +128,7 @@ def normalize(
             scale = rstd if w is None else rstd * w
             shift = -delta * scale if b is None else b - delta * scale
             y = ops.affine(x3, scale, shift, centre=centre)
+    gate = None if activation is None else _activate(y, activation)
 
     def rule(g: np.ndarray, needs: tuple[bool, ...]) -> tuple:
         need_x, need_w, need_b = needs
@@ -135,7 +145,7 @@ def normalize(
             if need_w or need_b:
                 gw, gb = ops.column_sums(g3, x3, centre, rstd, -delta * rstd)
         else:
-            total, dot = ops.grad_sums(g3, x3, centre)
+            total, dot = ops.grad_sums(g3, x3, centre, gate=gate)
             dot -= delta * total
             if need_w:
                 gw = (rstd * dot).sum(axis=0) if rstd.ndim == 2 else rstd * dot.sum(axis=0)
@@ -148,7 +158,9 @@ def normalize(
                 k = rstd_u * rstd_u * units.reduce(dot) / count
                 k, mean_h = units.expand(k, channels), units.expand(mean_h, channels)
                 a = rstd if w is None else rstd * w
-                gx = ops.combine(g3, x3, centre, a, -rstd * k, rstd * (k * delta - mean_h))
+                gx = ops.combine(
+                    g3, x3, centre, a, -rstd * k, rstd * (k * delta - mean_h), gate=gate
+                )
         return (
             None if gx is None else gx.reshape(x.shape),
             gw.reshape(weight.shape) if need_w else None,
@@ -157,6 +169,19 @@ def normalize(
 
     out = Tensor(y.reshape(x.shape))
     return attach(out, (x, weight, bias), rule, name), mean, var
+
+
+def _activate(y: np.ndarray, activation: str) -> ops.Gate:
+    """Apply ``activation`` to ``y`` in place; returns the gate of its backward, the rule
+    PyTorch's backward follows: ReLU's gradient passes where the output is above 0 (NaN and
+    +inf included), ReLU6's (Hardtanh's) where it is strictly inside (0, 6)."""
+    if activation == "relu":
+        np.maximum(y, 0, out=y)
+        return y, 0.0, float("nan"), True
+    if activation == "relu6":
+        np.clip(y, 0, 6, out=y)
+        return y, 0.0, 6.0, False
+    raise ValueError(f"no fused backward for activation {activation!r}")
 
 
 def channel_affine(

@@ -107,13 +107,12 @@ class Sequential(_Indexed):
     independent_samples = True
 
     def forward(self, input: Any) -> Any:
-        if not is_grad_enabled():  # inference: fuse Conv-BatchNorm-activation runs
-            from .fusion import run_sequence
+        from .fusion import run_recorded, run_sequence
 
-            return run_sequence(list(self._modules.values()), input)
-        for module in self:
-            input = module(input)
-        return input
+        modules = list(self._modules.values())
+        if not is_grad_enabled():  # inference: fuse Conv-BatchNorm-activation runs
+            return run_sequence(modules, input)
+        return run_recorded(modules, input)  # training: BatchNorm-ReLU pairs fused
 
 
 class ModuleList(_Indexed):

@@ -1,4 +1,5 @@
-"""Inference fusion: convolution -> BatchNorm -> (+ residual) -> activation as one pass.
+"""Inference fusion: convolution -> BatchNorm -> (+ residual) -> activation as one pass;
+training fusion: BatchNorm -> ReLU/ReLU6 as one operation.
 
 In evaluation mode with no gradient to record, the BatchNorm after a convolution is a
 per-channel affine map, and it, the convolution's bias, a residual addition and a simple
@@ -12,6 +13,12 @@ input. Otherwise the layers run one by one, as written.
 
 ``Sequential`` fuses its runs of ``Conv*, BatchNorm*, activation`` by itself; model code with
 explicit calls (ResNet's blocks) uses :func:`conv_bn_act`.
+
+With batch statistics (training), a plain BatchNorm followed by a plain ReLU or ReLU6 in a
+``Sequential`` runs as one recorded operation: the activation applied in place on the
+normalised output and its backward (the gradient gated by that output) taken inside the
+normalisation's two backward passes, one full-size array and one pass fewer each way
+(MobileNetV2's SGD step at batch 8: the separate ReLU6 backward alone took 17% of it).
 
 >>> import convscope as cs
 >>> import convscope.nn as nn
@@ -88,6 +95,21 @@ def _is_eval_batch_norm(module: Any) -> bool:
         and module.running_var is not None
         and _plain(module)
     )
+
+
+def _is_batch_statistics_norm(module: Any) -> bool:
+    """A plain BatchNorm (no subclass with its own forward) normalising with the batch's own
+    statistics (training, or no running statistics)."""
+    return (
+        isinstance(module, _BatchNorm)
+        and type(module).forward is _BatchNorm.forward
+        and module._uses_batch_statistics()
+        and _plain(module)
+    )
+
+
+#: activations whose backward the normalisation's backward can take in (ops.normalization.Gate)
+_NORM_ACTIVATIONS = ("relu", "relu6")
 
 
 def _activation_of_type(kind: type) -> str | None:
@@ -279,6 +301,11 @@ def run_sequence(modules: Sequence[Module], input: Any) -> Any:
                 input = conv_bn_act(input, module, bn, act)
                 i = after + (act is not None)
                 continue
+        name = _norm_activation(modules, i)
+        if name is not None:
+            input = module._normalize(input, name)
+            i += 2
+            continue
         if i + 1 < count and _is_plain_linear(module):
             if i + 2 < count and _is_plain_linear(modules[i + 2]):
                 result = mlp(input, module, modules[i + 1], modules[i + 2])
@@ -299,6 +326,31 @@ def run_sequence(modules: Sequence[Module], input: Any) -> Any:
         input = module(input)
         i += 1
     return input
+
+
+def run_recorded(modules: Sequence[Module], input: Any) -> Any:
+    """Apply ``modules`` in order like ``Sequential`` while gradients are recorded: each
+    BatchNorm with batch statistics followed by ReLU/ReLU6 runs as one operation (see the
+    module docstring), everything else layer by layer."""
+    i, count = 0, len(modules)
+    while i < count:
+        name = _norm_activation(modules, i)
+        if name is not None:
+            input = modules[i]._normalize(input, name)
+            i += 2
+            continue
+        input = modules[i](input)
+        i += 1
+    return input
+
+
+def _norm_activation(modules: Sequence[Any], i: int) -> str | None:
+    """The activation (``"relu"``, ``"relu6"``) that ``modules[i]``, a plain BatchNorm with
+    batch statistics, may run fused with: the plain activation right after it."""
+    if i + 1 >= len(modules) or not _is_batch_statistics_norm(modules[i]):
+        return None
+    name = activation_name(modules[i + 1])
+    return name if name in _NORM_ACTIVATIONS else None
 
 
 def run_handed_over(modules: Sequence[Module], held: list[Any]) -> Any:

@@ -29,6 +29,7 @@ import numpy as np
 from .. import _dtypes
 from ..tensor import Tensor
 from . import functional as F
+from .functional.normalization import _batch_norm
 from .module import Module
 from .parameter import Parameter
 
@@ -117,6 +118,11 @@ class _BatchNorm(_NormBase):
         return self.running_mean is not None
 
     def forward(self, input: Any) -> Tensor:
+        return self._normalize(input, None)
+
+    def _normalize(self, input: Any, activation: str | None) -> Tensor:
+        """The layer's forward, followed by ``activation`` as one fused operation when it
+        uses batch statistics (``nn.fusion`` passes ``"relu"`` or ``"relu6"``)."""
         ndim = np.ndim(input)
         if ndim not in self._ranks:
             wanted = " or ".join(f"{r}D" for r in self._ranks)
@@ -126,9 +132,9 @@ class _BatchNorm(_NormBase):
             self.num_batches_tracked.data += 1
             if self.momentum is None:  # cumulative moving average
                 factor = 1.0 / float(self.num_batches_tracked.data)
-        use_batch = self.training or self.running_mean is None
+        use_batch = self._uses_batch_statistics()
         keep = not self.training or self.track_running_stats
-        return F.batch_norm(
+        return _batch_norm(
             input,
             self.running_mean if keep else None,
             self.running_var if keep else None,
@@ -137,7 +143,11 @@ class _BatchNorm(_NormBase):
             use_batch,
             factor,
             self.eps,
+            activation,
         )
+
+    def _uses_batch_statistics(self) -> bool:
+        return self.training or self.running_mean is None
 
 
 class BatchNorm1d(_BatchNorm):

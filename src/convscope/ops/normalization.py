@@ -28,7 +28,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from . import jit
+from . import elementwise, jit
 from .threads import get_num_threads
 
 #: elements per block: a block and its temporaries stay in the cache between passes
@@ -206,27 +206,65 @@ def affine(
     return out
 
 
+Gate = tuple[np.ndarray, float, float, bool]
+"""An activation's backward fused into a normalisation's: ``(output, low, high, nan_passes)``
+passes the gradient where ``low < output < high``: ReLU's ``(output, 0, nan, True)`` as
+:func:`elementwise.pass_positive` (a NaN or infinite output passes), Hardtanh's and ReLU6's
+``(output, low, high, False)`` as :func:`elementwise.pass_inside`."""
+
+
+def _gated(g: np.ndarray, gate: Gate | None) -> np.ndarray:
+    """``g`` through ``gate`` in a separate pass (the NumPy path)."""
+    if gate is None:
+        return g
+    output, low, high, nan_passes = gate
+    if nan_passes:
+        return elementwise.pass_positive(g, output)
+    return elementwise.pass_inside(g, output, low, high)
+
+
+def _gate_arguments(gate: Gate | None, shape: tuple[int, int], dtype: np.dtype) -> tuple:
+    """The compiled kernels' gate arguments: an empty array for no gate."""
+    if gate is None:
+        return np.empty((0, 0), dtype), 0.0, 0.0, False
+    output, low, high, nan_passes = gate
+    return output.reshape(shape), float(low), float(high), bool(nan_passes)
+
+
 def grad_sums(
-    g: np.ndarray, x: np.ndarray, centre: np.ndarray, col_weight: np.ndarray | None = None
+    g: np.ndarray,
+    x: np.ndarray,
+    centre: np.ndarray,
+    col_weight: np.ndarray | None = None,
+    gate: Gate | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-row ``sum(h)`` and ``sum(h * (x - centre))`` in float64 ``(A, C)``, where
-    ``h = g * col_weight`` (or ``g``): the two reductions of a normalisation's backward.
+    ``h = g * col_weight`` (or ``g``), passed through ``gate`` first if given: the two
+    reductions of a normalisation's backward.
 
     >>> s, d = grad_sums(np.ones((1, 1, 3)), np.array([[[1.0, 2.0, 4.0]]]), np.array([2.0]))
     >>> s.tolist(), d.tolist()
     ([[3.0]], [[1.0]])
     """
     kernels = _row_kernels(g, x) if col_weight is None else None
-    if kernels is not None:
+    if kernels is not None and (gate is None or _row_kernels(gate[0], x) is not None):
         total, dot = np.empty(x.shape[:2]), np.empty(x.shape[:2])
         count = total.size
         centre = _per_row(centre, x.shape, x.dtype)
-        flat = (g.reshape(count, -1), x.reshape(count, -1), centre, total.ravel(), dot.ravel())
+        flat = (
+            g.reshape(count, -1),
+            x.reshape(count, -1),
+            centre,
+            total.ravel(),
+            dot.ravel(),
+            *_gate_arguments(gate, (count, x.shape[2]), x.dtype),
+        )
         if x.size < jit.SERIAL_BELOW or get_num_threads() == 1:
             kernels.row_grad_sums_serial(*flat)
         else:
             jit.run(kernels.row_grad_sums, *flat)
         return total, dot
+    g = _gated(g, gate)
     total = np.zeros(x.shape[:2])
     dot = np.zeros(x.shape[:2])
     centre = centre.astype(x.dtype, copy=False)
@@ -281,9 +319,11 @@ def combine(
     b: np.ndarray,
     c: np.ndarray,
     col_weight: np.ndarray | None = None,
+    gate: Gate | None = None,
 ) -> np.ndarray:
-    """``a * h + b * (x - centre) + c`` with ``h = g * col_weight`` (or ``g``) and per-row
-    (or per-channel) constants: the input gradient of every normalisation.
+    """``a * h + b * (x - centre) + c`` with ``h = g * col_weight`` (or ``g``, through
+    ``gate`` if given) and per-row (or per-channel) constants: the input gradient of every
+    normalisation.
 
     >>> combine(np.ones((1, 1, 2)), np.array([[[1.0, 3.0]]]), np.array([2.0]), np.array([2.0]),
     ...         np.array([1.0]), np.array([0.5])).tolist()
@@ -292,12 +332,14 @@ def combine(
     dtype = x.dtype
     out = np.empty(x.shape, dtype)
     kernels = _row_kernels(g, x) if col_weight is None else None
-    if kernels is not None:
+    if kernels is not None and (gate is None or _row_kernels(gate[0], x) is not None):
         count = x.shape[0] * x.shape[1]
         constants = (_per_row(v, x.shape, dtype) for v in (centre, a, b, c))
+        gating = _gate_arguments(gate, (count, x.shape[2]), dtype)
         flat = (g.reshape(count, -1), x.reshape(count, -1), *constants, out.reshape(count, -1))
-        jit.run(kernels.row_combine, *flat)
+        jit.run(kernels.row_combine, *flat, *gating)
         return out
+    g = _gated(g, gate)
     centre, a = centre.astype(dtype, copy=False), a.astype(dtype, copy=False)
     b, c = b.astype(dtype, copy=False), c.astype(dtype, copy=False)
     scratch = _Scratch(dtype)

@@ -106,6 +106,27 @@ def batch_norm(
     >>> [round(v, 4) for v in mean.tolist() + var.tolist()]
     [0.2, 1.1]
     """
+    return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+
+
+#: the graph node of a batch norm with a fused activation is named after the activation, the
+#: last operation of the pair, as in PyTorch's graph
+_FUSED_NAMES = {"relu": "Relu", "relu6": "Hardtanh"}
+
+
+def _batch_norm(
+    input: Any,
+    running_mean: Any,
+    running_var: Any,
+    weight: Any,
+    bias: Any,
+    training: bool,
+    momentum: float,
+    eps: float,
+    activation: str | None = None,
+) -> Tensor:
+    """:func:`batch_norm`, with batch statistics optionally followed by ``activation``
+    (``"relu"``, ``"relu6"``) as one fused operation (``nn.fusion`` uses it in training)."""
     x = _tensor_arg(input, "input", "batch_norm")
     _dim(1, x.ndim)
     if training:
@@ -136,7 +157,10 @@ def batch_norm(
         return _empty(x, w, b)
     x3 = _channels_view(x)
     units = norm.Units("channels")
-    y, mean, var = norm.normalize(x, x3, units, w, b, eps, name="NativeBatchNorm")
+    if activation is not None and not training:
+        raise ValueError("a fused activation needs batch statistics")
+    name = _FUSED_NAMES[activation] if activation is not None else "NativeBatchNorm"
+    y, mean, var = norm.normalize(x, x3, units, w, b, eps, name=name, activation=activation)
     count = x3.shape[0] * x3.shape[2]
     if running_mean is not None:
         _update_running(running_mean, mean, momentum)
