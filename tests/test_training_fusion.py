@@ -149,3 +149,26 @@ def test_fusion_steps_aside_where_it_could_be_seen(fused_calls):
     with cs.no_grad():  # no graph, batch statistics: fused too (running statistics updated)
         ours.train()(x)
     assert fused_calls == ["relu"]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+@pytest.mark.parametrize(("act", "tact", "node"), PAIRS)
+@pytest.mark.parametrize("backend", ["auto", "numpy"])
+def test_non_finite_values_spread_as_in_the_layers(act, tact, node, backend, monkeypatch):
+    """A NaN in one channel and an infinity in another: the fused clamp keeps NaN as NaN,
+    and outputs and gradients carry the same non-finite pattern as the layers one by one."""
+    monkeypatch.setattr(jit, "BACKEND", backend)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 2, 6, 6))
+    x[0, 0, 1, 1], x[1, 1, 2, 2] = np.nan, np.inf
+    upstream = rng.standard_normal((3, 2, 6, 6))
+    results = []
+    for fused in (True, False):
+        model = nn.Sequential(nn.BatchNorm2d(2), act()).double().train()
+        cx = cs.tensor(x, requires_grad=True)
+        y = model(cx) if fused else model[1](model[0](cx))
+        y.backward(cs.tensor(upstream))
+        results.append((y.detach().numpy(), cx.grad.numpy(), model[0].weight.grad.numpy()))
+    for got, want in zip(*results, strict=True):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

@@ -104,8 +104,8 @@ def normalize(
     the values and gradients of the two layers run one after the other, with one full-size
     array and one pass fewer each way.
     """
-    if activation is not None and columns:
-        raise ValueError("a fused activation needs per-channel units (BatchNorm)")
+    if activation is not None and (columns or activation not in _CLAMPS):
+        raise ValueError(f"no fused {activation!r} after this normalisation")
     dtype, shape = x3.dtype, x3.shape
     count = units.rows_per_unit(shape) * shape[2]
     mean, var = units.merge(*ops.moments(x3), shape)
@@ -127,8 +127,9 @@ def normalize(
         else:
             scale = rstd if w is None else rstd * w
             shift = -delta * scale if b is None else b - delta * scale
-            y = ops.affine(x3, scale, shift, centre=centre)
-    gate = None if activation is None else _activate(y, activation)
+            clamp = None if activation is None else _CLAMPS[activation]
+            y = ops.affine(x3, scale, shift, centre=centre, clamp=clamp)
+    gate = None if activation is None else _gate(y, activation)
 
     def rule(g: np.ndarray, needs: tuple[bool, ...]) -> tuple:
         need_x, need_w, need_b = needs
@@ -171,17 +172,17 @@ def normalize(
     return attach(out, (x, weight, bias), rule, name), mean, var
 
 
-def _activate(y: np.ndarray, activation: str) -> ops.Gate:
-    """Apply ``activation`` to ``y`` in place; returns the gate of its backward, the rule
-    PyTorch's backward follows: ReLU's gradient passes where the output is above 0 (NaN and
-    +inf included), ReLU6's (Hardtanh's) where it is strictly inside (0, 6)."""
+#: a fused activation as the clamp of the normalisation's output
+_CLAMPS = {"relu": (0.0, float("inf")), "relu6": (0.0, 6.0)}
+
+
+def _gate(y: np.ndarray, activation: str) -> ops.Gate:
+    """The gate of ``activation``'s backward on its output ``y``, the rule PyTorch's backward
+    follows: ReLU's gradient passes where the output is above 0 (NaN and +inf included),
+    ReLU6's (Hardtanh's) where it is strictly inside (0, 6)."""
     if activation == "relu":
-        np.maximum(y, 0, out=y)
         return y, 0.0, float("nan"), True
-    if activation == "relu6":
-        np.clip(y, 0, 6, out=y)
-        return y, 0.0, 6.0, False
-    raise ValueError(f"no fused backward for activation {activation!r}")
+    return y, *_CLAMPS[activation], False
 
 
 def channel_affine(

@@ -39,14 +39,18 @@ def row_affine(
     col_scale: np.ndarray,
     col_shift: np.ndarray,
     out: np.ndarray,
+    clamp: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
     """``out[r] = ((x[r] - centre[r]) * scale[r] + shift[r]) * col_scale + col_shift`` in
     ``x``'s dtype, rounded after every operation as NumPy's step-by-step passes round it; an
-    empty ``centre`` / ``col_scale`` / ``col_shift`` skips that step."""
+    empty ``centre`` / ``col_scale`` / ``col_shift`` skips that step.  A ``clamp`` ``(low,
+    high)`` then clips each row to it while it is cached (a NaN stays NaN), an empty one
+    does not."""
     rows, count = x.shape
     centred = centre.shape[0] > 0
     scaled = col_scale.shape[0] > 0
     shifted = col_shift.shape[0] > 0
+    clamped = clamp.shape[0] > 0
     for r in prange(rows):
         a, b = scale[r], shift[r]
         if centred:
@@ -65,3 +69,8 @@ def row_affine(
         elif shifted:
             for i in range(count):
                 out[r, i] = out[r, i] + col_shift[i]
+        if clamped:
+            low, high = clamp[0], clamp[1]
+            for i in range(count):
+                v = out[r, i]
+                out[r, i] = low if v < low else (high if v > high else v)

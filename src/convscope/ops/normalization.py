@@ -160,9 +160,11 @@ def affine(
     col_scale: np.ndarray | None = None,
     col_shift: np.ndarray | None = None,
     out: np.ndarray | None = None,
+    clamp: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """``out = ((x - centre) * scale + shift) * col_scale + col_shift`` on an ``(A, C, S)``
-    array, one block at a time (every block is read from memory once).
+    array, one block at a time (every block is read from memory once), clipped to ``clamp``
+    ``(low, high)`` if given (a fused ReLU or ReLU6; NaN stays NaN).
 
     ``centre``, ``scale``, ``shift`` hold one value per channel ``(C,)`` or per row ``(A, C)``
     (cast to ``x``'s dtype); ``col_scale`` and ``col_shift`` are ``(S,)``; ``None`` skips a
@@ -189,6 +191,7 @@ def affine(
             nothing if col_scale is None else np.ascontiguousarray(col_scale, dtype),
             nothing if col_shift is None else np.ascontiguousarray(col_shift, dtype),
             out.reshape(-1, x.shape[2]),
+            nothing if clamp is None else np.array(clamp, dtype),
         )
         return out
     for index in blocks(x.shape):
@@ -203,6 +206,8 @@ def affine(
             np.multiply(o, col_scale, out=o)
         if col_shift is not None:
             np.add(o, col_shift, out=o)
+        if clamp is not None:
+            np.clip(o, *clamp, out=o)
     return out
 
 
