@@ -172,3 +172,27 @@ def test_non_finite_values_spread_as_in_the_layers(act, tact, node, backend, mon
     for got, want in zip(*results, strict=True):
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_model_blocks_fuse_their_batch_norm_and_relu_in_training(fused_calls):
+    """``conv_bn_act`` (ResNet's blocks call it) takes the training fusion too, not the
+    residual's BatchNorm (an addition comes between it and its ReLU)."""
+    from convscope.nn.fusion import conv_bn_act
+
+    ours, _ = _pair(nn.ReLU, torch.nn.ReLU, np.float64)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 7, 7))
+    results = []
+    for fused in (True, False):
+        conv, bn, act = (m for m in _pair(nn.ReLU, torch.nn.ReLU, np.float64)[0])
+        cx = cs.tensor(x, requires_grad=True)
+        y = conv_bn_act(cx, conv, bn, act) if fused else act(bn(conv(cx)))
+        y.sum().backward()
+        results.append((y.detach().numpy(), cx.grad.numpy(), bn.weight.grad.numpy()))
+    assert fused_calls == ["relu", None]
+    for got, want in zip(*results, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    fused_calls.clear()
+    conv, bn, act = ours
+    conv_bn_act(cs.tensor(x), conv, bn, act, residual=cs.tensor(np.zeros((2, 6, 7, 7))))
+    assert fused_calls == [None]

@@ -217,6 +217,9 @@ def conv_bn_act(
             y = y + conv.bias.reshape((-1,) + (1,) * conv._dims)
     else:
         y = conv(x)
+    if bn is not None and residual is None and act is not None:
+        # batch statistics (training): BatchNorm and ReLU/ReLU6 may still run as one
+        return run_recorded([bn, act], y)
     if bn is not None:
         y = bn(y)
     if residual is not None:
