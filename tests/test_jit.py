@@ -189,4 +189,16 @@ def test_default_policy_runs_small_or_two_thread_calls_serially(monkeypatch):
         epilogue.apply(large, activation="relu")
     assert len(launched) == 2
     np.testing.assert_array_equal(large, want)
+    # ... never on one thread, nor inside a share of a parallel step (a batch-parallel
+    # share): there the serial twin runs in the share's own thread
+    from convscope.ops import threads
+
+    with cs.num_threads(1):
+        epilogue.apply(out.copy(), activation="relu")
+    with cs.num_threads(2):
+        shares = [out.copy(), out.copy()]
+        threads.parallel_map(lambda a: epilogue.apply(a, activation="relu"), shares)
+    assert len(launched) == 2
+    for share in shares:
+        np.testing.assert_array_equal(share, want)
     np.testing.assert_array_equal(small, small_want)

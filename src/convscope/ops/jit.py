@@ -125,8 +125,9 @@ def run(function: Any, *args: Any) -> None:
     from .threads import get_num_threads
 
     largest = max((getattr(a, "size", 0) for a in args), default=0)
-    few_threads = get_num_threads() <= SERIAL_UP_TO_THREADS and largest < PARALLEL_FROM
-    serial = largest < SERIAL_BELOW or few_threads
+    workers = get_num_threads()  # 1 inside a share of a parallel step (batch-parallel)
+    few_threads = workers <= SERIAL_UP_TO_THREADS and largest < PARALLEL_FROM
+    serial = largest < SERIAL_BELOW or workers == 1 or few_threads
     name = function.py_func.__name__
     if serial:
         function = _serial_twin(function)
