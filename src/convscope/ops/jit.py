@@ -115,18 +115,20 @@ def _serial_twin(function: Any) -> Any:
     return twin
 
 
-def run(function: Any, *args: Any) -> None:
+def run(function: Any, *args: Any, parallel_from: int | None = None) -> None:
     """Run the compiled kernel ``function`` (a numba dispatcher) on as many threads as
     convscope uses, or serially in this thread when its largest array has fewer than
     :data:`SERIAL_BELOW` elements; the first call of each signature compiles (or loads the
     cached code), which is timed (:func:`compile_seconds`).  With at most
     :data:`SERIAL_UP_TO_THREADS` threads kernels run serially in the calling thread unless
-    they have :data:`PARALLEL_FROM` elements."""
+    they have :data:`PARALLEL_FROM` elements (or ``parallel_from``, for kernels that run
+    between GEMMs and measured slower in parallel there)."""
     from .threads import get_num_threads
 
     largest = max((getattr(a, "size", 0) for a in args), default=0)
     workers = get_num_threads()  # 1 inside a share of a parallel step (batch-parallel)
-    few_threads = workers <= SERIAL_UP_TO_THREADS and largest < PARALLEL_FROM
+    threshold = PARALLEL_FROM if parallel_from is None else parallel_from
+    few_threads = workers <= SERIAL_UP_TO_THREADS and largest < threshold
     serial = largest < SERIAL_BELOW or workers == 1 or few_threads
     name = function.py_func.__name__
     if serial:

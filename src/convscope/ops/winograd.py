@@ -98,6 +98,11 @@ the weights' size, computed every call.  2 threads, best of 5, F(4x4) / F(2x2) t
 (1,64->32,256,256) 0.74, (8,128,28,28) 0.86, (1,128,64,64) 0.85; about even at 49-128 tiles
 ((1,128,28,28) 0.94, (8,256,14,14) 0.99) and slower below ((1,256,14,14), 16 tiles, 1.26)."""
 
+SERIAL_TRANSFORMS = 1 << 62
+"""The compiled transforms run serially with two threads however large (``jit.run``'s
+``parallel_from``): between GEMMs, in parallel they wait for OpenBLAS's spinning worker
+(ResNet-18's SGD step at batch 8, in-process A/B: 795 ms serial, 810 in parallel)."""
+
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 
 G4 = np.array(
@@ -280,7 +285,8 @@ def _tile(
     forward, backward = (np.array(k, dtype) for k in variant.constants)
     if compiled is not None:
         transform = getattr(compiled, variant.kernels[0])
-        jit.run(transform, d, v.reshape(positions, -1, c, nb, width), th, tw, forward)
+        v5 = v.reshape(positions, -1, c, nb, width)
+        jit.run(transform, d, v5, th, tw, forward, parallel_from=SERIAL_TRANSFORMS)
     else:
         by_frame = v.reshape(4, 4, d.shape[2], -1)  # a view: v is a contiguous buffer
         for f in range(d.shape[2]):
@@ -295,7 +301,9 @@ def _tile(
         # box width)
         place = np.array((th, tw, tile.batch.start or 0, *tile.start[-2:], *tile.size[-2:]))
         transform = getattr(compiled, variant.kernels[1])
-        jit.run(transform, product, target, written, place, backward)
+        jit.run(
+            transform, product, target, written, place, backward, parallel_from=SERIAL_TRANSFORMS
+        )
         return
     box = out[tile.out_index]
     for q, index in enumerate(np.ndindex(*tile.size[:-2])):
