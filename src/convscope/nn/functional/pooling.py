@@ -15,11 +15,19 @@ from ...ops.tiling import ConvGeometry
 from ...tensor import Tensor
 from ._common import _require_float, _tensor_arg, _type_name
 
-_MAX_POOL_DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8")
-_AVG_POOL_DTYPES = ("float16", "float32", "float64", "int64")
+# dtype objects, not names: ``dtype.name`` takes microseconds, a set lookup does not
+_MAX_POOL_DTYPES = frozenset(
+    np.dtype(t)
+    for t in ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8")
+)
+_AVG_POOL_DTYPES = frozenset(np.dtype(t) for t in ("float16", "float32", "float64", "int64"))
 
 
 def _pool_tuple(value: Any, n: int, name: str, op: str) -> tuple[int, ...]:
+    if type(value) is int:  # the usual cases first (a layer's int or normalised tuple)
+        return (value,) * n
+    if type(value) is tuple and len(value) == n and all(type(v) is int for v in value):
+        return value
     geometry.check_int_sequence(value, name, op)
     values = tuple(value) if isinstance(value, Sequence) else (value,)
     if len(values) == 1:
@@ -29,7 +37,7 @@ def _pool_tuple(value: Any, n: int, name: str, op: str) -> tuple[int, ...]:
     return tuple(int(v) for v in values)
 
 
-def _pool_input(op: str, n: int, input: Any, dtypes: Sequence[str]) -> Tensor:
+def _pool_input(op: str, n: int, input: Any, dtypes: frozenset[np.dtype]) -> Tensor:
     """The input as a tensor after PyTorch's rank, emptiness and dtype checks."""
     x = _tensor_arg(input, "input", op)
     if x.ndim not in (n + 1, n + 2) or 0 in x.shape[-n - 1 :]:
@@ -37,7 +45,7 @@ def _pool_input(op: str, n: int, input: Any, dtypes: Sequence[str]) -> Tensor:
             f"{op}: Expected {n + 1}D or {n + 2}D (batch mode) tensor with optional 0 dim batch "
             f"size for input, but got: {list(x.shape)}"
         )
-    if x.dtype.name not in dtypes:
+    if x.dtype not in dtypes:
         raise NotImplementedError(f"\"{op}\" not implemented for '{_type_name(x.dtype)}'")
     return x
 
@@ -51,7 +59,7 @@ def _pool_windows(
     padding: Any,
     dilation: Any,
     ceil_mode: bool,
-    dtypes: Sequence[str],
+    dtypes: frozenset[np.dtype],
 ) -> tuple[Tensor, ConvGeometry]:
     """Validate a sliding-window pooling like PyTorch; the batched input and its windows."""
     kernel = _pool_tuple(kernel_size, n, "kernel_size", op)
