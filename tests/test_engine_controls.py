@@ -271,6 +271,21 @@ def test_fft_uses_the_engine_thread_count(monkeypatch):
     assert fft.BACKEND in ("auto", "scipy")
 
 
+def _same_3x3(shape):
+    """The geometry of a 3x3 (3x3x3...) stride-1 convolution padded to keep ``shape``'s size."""
+    size = tuple(shape[2:])
+    ones = (1,) * len(size)
+    return ops_conv.ConvGeometry(
+        input_shape=tuple(shape),
+        kernel_size=(3,) * len(size),
+        stride=ones,
+        pads=((1, 1),) * len(size),
+        dilation=ones,
+        input_dilation=ones,
+        output_size=size,
+    )
+
+
 @pytest.mark.parametrize(
     ("shape", "with_numba"),
     [  # see ops.conv.WINOGRAD_FROM_TILES and WINOGRAD_*CHANNELS for the measurements
@@ -291,16 +306,8 @@ def test_fft_uses_the_engine_thread_count(monkeypatch):
     ],
 )
 def test_selector_takes_winograd_for_many_tiles_with_numba(shape, with_numba, monkeypatch):
-    c, size = shape[1], shape[2:]
-    geom = ops_conv.ConvGeometry(
-        input_shape=shape,
-        kernel_size=(3,) * len(size),
-        stride=(1,) * len(size),
-        pads=((1, 1),) * len(size),
-        dilation=(1,) * len(size),
-        input_dilation=(1,) * len(size),
-        output_size=size,
-    )
+    c = shape[1]
+    geom = _same_3x3(shape)
     expected = with_numba if jit.kernels() is not None else "unfold"
     assert ops_conv.select_algorithm(geom, 1, np.dtype(np.float32), c) == expected
     monkeypatch.setattr(jit, "BACKEND", "numpy")  # NumPy's transforms: never chosen
@@ -313,15 +320,7 @@ def test_selector_takes_winograd_for_thin_layers_on_one_thread(workers, expected
     """On one thread (a batch-parallel share) unfold has no thread shares to gain from, and
     Winograd wins on thin layers at any batch (see ops.conv.WINOGRAD_ONE_SAMPLE_CHANNELS);
     the thread count is part of the cached plan."""
-    geom = ops_conv.ConvGeometry(
-        input_shape=(4, 32, 128, 128),
-        kernel_size=(3, 3),
-        stride=(1, 1),
-        pads=((1, 1), (1, 1)),
-        dilation=(1, 1),
-        input_dilation=(1, 1),
-        output_size=(128, 128),
-    )
+    geom = _same_3x3((4, 32, 128, 128))
     with_numba = expected if jit.kernels() is not None else "unfold"
     assert ops_conv.select_algorithm(geom, 1, np.dtype(np.float32), 64, workers) == with_numba
     x = np.zeros((4, 32, 128, 128), np.float32)
@@ -337,15 +336,7 @@ def test_one_registry_describes_every_algorithm():
     compute, whether it spreads non-finite values, whether autotuning times it."""
     from convscope.ops import algorithms
 
-    geom = ops_conv.ConvGeometry(
-        input_shape=(2, 4, 9, 9),
-        kernel_size=(3, 3),
-        stride=(1, 1),
-        pads=((1, 1), (1, 1)),
-        dilation=(1, 1),
-        input_dilation=(1, 1),
-        output_size=(9, 9),
-    )
+    geom = _same_3x3((2, 4, 9, 9))
     for name, spec in algorithms.REGISTRY.items():
         assert callable(algorithms.implementation(name))
         if spec.weight_gradient is not None:
