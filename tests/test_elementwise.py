@@ -128,19 +128,21 @@ def test_logistic_in_place_and_float64(dtype):
 @pytest.mark.parametrize("activation", ["silu", "sigmoid"])
 @pytest.mark.parametrize("residual", [False, True])
 @pytest.mark.parametrize("threads", [1, 3])
-def test_one_pass_epilogue_equals_affine_then_logistic(activation, residual, threads):
+@pytest.mark.parametrize("shape", [(2, 5, 97, 91), (4, 300, 7, 7)])
+def test_one_pass_epilogue_equals_affine_then_logistic(activation, residual, threads, shape):
     """The float32 SiLU/sigmoid epilogue (affine step and activation block by block in one
     compiled pass) gives the bits of the affine pass followed by ``logistic``, on planes
-    spanning several blocks and ending in a partial one, serial and parallel."""
+    spanning several blocks and ending in a partial one, and on short planes (7x7) whose
+    blocks span many channels, serial and parallel."""
     import convscope as cs
     from convscope.ops import epilogue
 
     if jit.kernels() is None:
         pytest.skip("numba is not installed")
     rng = np.random.default_rng(2)
-    out = (rng.standard_normal((2, 5, 97, 91)) * 8).astype(np.float32)  # 8827 per plane
-    scale = rng.uniform(0.5, 2, 5).astype(np.float32)
-    shift = rng.standard_normal(5).astype(np.float32)
+    out = (rng.standard_normal(shape) * 8).astype(np.float32)
+    scale = rng.uniform(0.5, 2, shape[1]).astype(np.float32)
+    shift = rng.standard_normal(shape[1]).astype(np.float32)
     extra = rng.standard_normal(out.shape).astype(np.float32) if residual else None
     want = out.copy()
     epilogue.apply(want, scale=scale, shift=shift, residual=extra)

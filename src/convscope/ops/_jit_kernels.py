@@ -9,7 +9,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -187,35 +189,42 @@ def epilogue_logistic_f32(
     silu: bool,
 ) -> None:  # pragma: no cover - compiled
     """:func:`epilogue` for float32 with SiLU (``silu``) or the sigmoid: the affine step (and
-    residual) and :func:`logistic_f32` block by block along each row, so that each value is
-    read from memory and written back once (two separate passes cost a second round trip
-    through memory).  The same arithmetic, in the same order, as the two passes."""
+    residual) into a small staged block, then :func:`logistic_f32` from it back into
+    ``planes``, so that each value is read from memory and written back once (two separate
+    passes cost a second round trip through memory).  Blocks run across rows: a block of
+    many short rows (7x7 maps) is one logistic pass, not one per row.  The same arithmetic,
+    in the same order, as the two passes."""
     rows, size = planes.shape
     channels = scale.shape[0]
-    block = min(size, 4096)
-    jobs = min(rows, 256)  # the scratch is allocated per job, not per (possibly tiny) row
+    total = rows * size
+    flat = planes.reshape(total)
+    extra = residual.reshape(residual.shape[0] * residual.shape[1])
+    block = 4096
+    jobs = max(1, min(256, total // (4 * block)))  # each job's scratch serves 4+ blocks
     for job in prange(jobs):
         staged = np.empty(block, np.float32)
-        bits = np.empty(block, np.int32)
-        part = np.empty(block, np.float32)
-        for r in range(job * rows // jobs, (job + 1) * rows // jobs):
-            row = planes[r]
-            s = scale[r % channels]
-            b = shift[r % channels]
-            for start in range(0, size, block):
-                stop = min(size, start + block)
-                count = stop - start
+        first, last = job * total // jobs, (job + 1) * total // jobs
+        for start in range(first, last, block):
+            stop = min(last, start + block)
+            i = start
+            while i < stop:
+                r = i // size
+                end = min(stop, (r + 1) * size)
+                s = scale[r % channels]
+                b = shift[r % channels]
+                target, source = staged[i - start : end - start], flat[i:end]
                 if has_residual:
-                    extra = residual[r, start:stop]
-                    for i in range(count):
-                        staged[i] = row[start + i] * s + b + extra[i]
+                    added = extra[i:end]
+                    for j in range(end - i):
+                        target[j] = source[j] * s + b + added[j]
                 else:
-                    for i in range(count):
-                        staged[i] = row[start + i] * s + b
-                # from a separate block: LLVM vectorises the loops only when the source and
-                # the target provably do not overlap (in place, its run-time check falls
-                # back to scalar code: 2.5x slower)
-                logistic_f32(staged[:count], row[start:stop], silu, bits[:count], part[:count])
+                    for j in range(end - i):
+                        target[j] = source[j] * s + b
+                i = end
+            # from a separate block: LLVM vectorises the loop only when the source and the
+            # target provably do not overlap (in place, its run-time check falls back to
+            # scalar code: 2.5x slower)
+            logistic_f32(staged[: stop - start], flat[start:stop], silu)
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -229,6 +238,17 @@ def gelu(source: np.ndarray, target: np.ndarray) -> None:  # pragma: no cover - 
         for i in range(b * block, min(size, (b + 1) * block)):
             x = np.float64(source[i])
             target[i] = 0.5 * x * math.erfc(-x * 0.7071067811865476)
+
+
+@intrinsic
+def _as_float32(typingctx: object, bits: object) -> tuple:  # pragma: no cover - compiled
+    """The float32 whose bit pattern is the int32 ``bits`` (LLVM's ``bitcast``: no memory
+    round trip, so the loops that use it still vectorise)."""
+
+    def codegen(context: object, builder: object, signature: object, args: list) -> object:
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(types.int32), codegen
 
 
 @njit(cache=True, nogil=True, inline="always", fastmath={"contract"})
@@ -250,13 +270,19 @@ def _exp_parts(high: np.float32, low: np.float32) -> tuple:  # pragma: no cover 
     return k, np.float32(1.0) + r * e
 
 
+@njit(cache=True, nogil=True, inline="always", fastmath={"contract"})
+def _times_pow2(m: np.float32, k: np.float32) -> np.float32:  # pragma: no cover - compiled
+    """``m * 2^k`` for a float32 integer ``-191 < k < 64``: ``2^(k + 64)`` from its exponent
+    bits, then ``2^-64``, so that subnormal results round as one multiplication does."""
+    scale = _as_float32((np.int32(k) + np.int32(127 + 64)) << 23)
+    return (m * scale) * np.float32(5.421010862427522e-20)  # 2^-64
+
+
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def gelu_f32(
-    source: np.ndarray, target: np.ndarray, bits: np.ndarray, part: np.ndarray
-) -> None:  # pragma: no cover - compiled
+def gelu_f32(source: np.ndarray, target: np.ndarray) -> None:  # pragma: no cover - compiled
     """``target = x * Phi(x)`` (exact GELU) for ``x = source``, float32 flat arrays that do not
-    overlap, with ``bits`` (int32) and ``part`` (float32) scratch of the same length; both
-    loops vectorise (no library call).
+    overlap (LLVM vectorises the loop only then: in place, its run-time overlap check sends
+    it to scalar code), in one vectorised pass (no library call).
 
     ``Phi(x)`` is ``erfc(|x| / sqrt 2) / 2`` below 0 and one minus it above (no cancellation
     on the negative side), ``erfc(z) = t exp(P(t) - z^2)`` with ``t = 1 / (1 + z/2)`` and
@@ -265,14 +291,13 @@ def gelu_f32(
     to [-20, 20]) is split as ``x_hi + x_lo`` with ``x_hi`` its 12 leading bits, so
     ``-x_hi^2 / 2`` is exact and the rest, ``P - x_lo (x + x_hi) / 2``, is small; ``exp`` of
     that sum as in :func:`logistic_f32` (Cody-Waite with the exact part reduced first, a
-    Taylor polynomial, ``2^k`` from exponent bits as ``2^(k + 64) * 2^-64``).  ``Phi`` is 0
-    where the exponent is below -104 (GELU there is below float32's smallest subnormal);
-    non-finite ``x`` give ``x * Phi(x)`` of ``Phi(inf) = 1`` and ``Phi(-inf) = 0``, as the
-    double-precision formula does."""
-    n = source.shape[0]
-    scale = bits.view(np.float32)
-    for i in range(n):
-        x = min(max(source[i], np.float32(-20.0)), np.float32(20.0))
+    Taylor polynomial, ``2^k`` from exponent bits).  ``Phi`` is 0 where the exponent is
+    below -104 (GELU there is below float32's smallest subnormal); non-finite ``x`` give
+    ``x * Phi(x)`` of ``Phi(inf) = 1`` and ``Phi(-inf) = 0``, as the double-precision formula
+    does."""
+    for i in range(source.shape[0]):
+        v = source[i]
+        x = min(max(v, np.float32(-20.0)), np.float32(20.0))
         split = x * np.float32(4097.0)
         high = split - (split - x)  # Veltkamp's split: x's 12 leading bits
         z = abs(x) * np.float32(0.70710677)
@@ -290,11 +315,8 @@ def gelu_f32(
         rest = p - np.float32(0.5) * ((x - high) * (x + high))
         k, e = _exp_parts(exact, rest)
         visible = k > np.float32(-150.0)
-        part[i] = np.float32(0.5) * t * e if visible else np.float32(0.0)
-        bits[i] = (np.int32(k if visible else np.float32(0.0)) + np.int32(127 + 64)) << 23
-    for i in range(n):
-        v = source[i]
-        half = (part[i] * scale[i]) * np.float32(5.421010862427522e-20)  # 2^-64
+        part = np.float32(0.5) * t * e if visible else np.float32(0.0)
+        half = _times_pow2(part, k if visible else np.float32(0.0))
         target[i] = v * (half if v < np.float32(0.0) else np.float32(1.0) - half)
 
 
@@ -318,26 +340,17 @@ def gate(
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def logistic_f32(
-    source: np.ndarray, target: np.ndarray, silu: bool, bits: np.ndarray, part: np.ndarray
+    source: np.ndarray, target: np.ndarray, silu: bool
 ) -> None:  # pragma: no cover - compiled
     """``target = source * s`` (``silu``) or ``s``, ``s = 1 / (1 + exp(-source))``, float32
-    flat arrays (``target`` may be ``source``), with ``bits`` (int32) and ``part`` (float32)
-    scratch of the same length.  With ``e = exp(-|x|)`` (never above 1), ``s = 1 / (1 + e)``
-    for ``x >= 0`` and ``e / (1 + e)`` below, so the far negative side keeps its tiny
-    (subnormal) values.  ``exp`` is computed in the loop so that it vectorises
-    (:func:`_exp_parts`), ``2^k`` built from exponent bits as ``2^(k + 64) * 2^-64``
-    (subnormal results round as a multiplication does)."""
-    n = source.shape[0]
-    scale = bits.view(np.float32)
-    for i in range(n):
-        a = max(-abs(source[i]), np.float32(-104.0))
-        k, part[i] = _exp_parts(a, np.float32(0.0))
-        bits[i] = np.int32(k) + np.int32(127 + 64)
-    for i in range(n):
-        bits[i] = bits[i] << 23
-    for i in range(n):
+    flat arrays that do not overlap (see :func:`gelu_f32`), in one vectorised pass.  With
+    ``e = exp(-|x|)`` (never above 1), ``s = 1 / (1 + e)`` for ``x >= 0`` and ``e / (1 + e)``
+    below, so the far negative side keeps its tiny (subnormal) values.  ``exp`` is computed
+    in the loop (:func:`_exp_parts`, :func:`_times_pow2`)."""
+    for i in range(source.shape[0]):
         v = source[i]
-        e = (part[i] * scale[i]) * np.float32(5.421010862427522e-20)  # 2^-64
+        k, m = _exp_parts(max(-abs(v), np.float32(-104.0)), np.float32(0.0))
+        e = _times_pow2(m, k)
         s = (np.float32(1.0) if v >= np.float32(0.0) else e) / (np.float32(1.0) + e)
         s = v if v != v else s  # NaN stays NaN
         target[i] = v * s if silu else s

@@ -85,15 +85,16 @@ def apply(
             jit.call("epilogue_logistic_f32", planes, ones, zeros, extra, added, silu)
             return
         later = activation in _VIA_NUMPY_EXP or (activation == "gelu" and dtype == np.float32)
-        jit.call(
-            "epilogue",
-            planes,
-            ones,
-            zeros,
-            extra,
-            residual is not None,
-            ACTIVATIONS[None if later else activation],
-        )
+        if not later or scale is not None or shift is not None or residual is not None:
+            jit.call(
+                "epilogue",
+                planes,
+                ones,
+                zeros,
+                extra,
+                residual is not None,
+                ACTIVATIONS[None if later else activation],
+            )
         if later and activation == "gelu":
             elementwise.gelu(out, out=out)
         elif later:
