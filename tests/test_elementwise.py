@@ -167,3 +167,51 @@ def test_hardtanh_gradient_compares_in_the_input_dtype(backend, monkeypatch, ref
     torch.nn.functional.hardtanh(tx, 0.1, 0.7).backward(torch.tensor(g))
     np.testing.assert_array_equal(got, tx.grad.numpy())
     assert got[:4].tolist() == [0.0, 0.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(3, 384), (2, 1100, 96), (5000, 7), (300, 5000)])
+def test_gelu_with_a_bias_is_gelu_of_the_sum(dtype, shape):
+    """``gelu(x, bias=b)`` gives the bits of ``gelu(x + b)``, into a new array or in place,
+    for rows narrower and wider than the compiled kernel's block and row counts that do not
+    fill the last block."""
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    bias = rng.standard_normal(shape[-1]).astype(dtype)
+    want = elementwise.gelu(x + bias)
+    np.testing.assert_array_equal(elementwise.gelu(x, bias=bias), want)
+    same = x.copy()
+    assert elementwise.gelu(same, out=same, bias=bias) is same
+    np.testing.assert_array_equal(same, want)
+
+
+def test_gelu_bias_must_fit_the_last_dimension():
+    x = np.zeros((2, 3), np.float32)
+    with pytest.raises(ValueError, match=r"bias of shape \(2,\)"):
+        elementwise.gelu(x, bias=np.zeros(2, np.float32))
+    with pytest.raises(ValueError, match="bias"):
+        elementwise.gelu(x, bias=np.zeros(3, np.float64))
+
+
+@pytest.mark.parametrize("backend", ["auto", "numpy"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 96, 56, 56), (2, 40, 7, 9), (3, 5, 1, 1)])
+def test_scale_add_from_channels_last_is_the_two_operations(monkeypatch, backend, dtype, shape):
+    """``scale * y + x`` with ``y`` a channels-last array seen as NCHW: the bits of NumPy's
+    two operations, for a per-channel and a single scale; a ``y`` that is not channels-last
+    takes the NumPy path with the same result."""
+    monkeypatch.setattr(jit, "BACKEND", backend)
+    rng = np.random.default_rng(3)
+    n, c = shape[:2]
+    y = np.moveaxis(rng.standard_normal((n, *shape[2:], c)).astype(dtype), -1, 1)
+    x = rng.standard_normal(shape).astype(dtype)
+    for scale in (rng.standard_normal((c, 1, 1)), np.full((1, 1, 1), 0.37)):
+        scale = scale.astype(dtype)
+        want = np.add(np.multiply(scale, y), x)
+        got = elementwise.scale_add_from_channels_last(y, scale, x)
+        assert got.dtype == dtype and got.flags.c_contiguous
+        np.testing.assert_array_equal(got, want)
+        plain = np.ascontiguousarray(y)  # NCHW-contiguous: not channels-last
+        np.testing.assert_array_equal(
+            elementwise.scale_add_from_channels_last(plain, scale, x), want
+        )

@@ -199,3 +199,19 @@ def test_linear_then_activation_in_place_matches_layer_by_layer(act):
     np.testing.assert_array_equal(x.numpy(), before)
     y = model(x)
     assert y.requires_grad and y.grad_fn is not None
+
+
+def test_linear_bias_and_gelu_in_one_pass_give_the_layers_bits():
+    """Under no_grad a float32 Linear followed by GELU adds the bias inside the GELU pass:
+    the same bits as the two layers one by one (product + bias rounded, then GELU)."""
+    import convscope as cs
+    from convscope import nn
+
+    cs.manual_seed(3)
+    first, act = nn.Linear(96, 384), nn.GELU()
+    model = nn.Sequential(first, act).eval()
+    x = cs.randn(1, 56, 56, 96)
+    with cs.no_grad():
+        fused = model(x).numpy()
+        separate = act(first(x)).numpy()
+    np.testing.assert_array_equal(fused, separate)

@@ -22,6 +22,7 @@ import numpy as np
 from .. import nn
 from ..autograd.engine import is_grad_enabled
 from ..nn import functional as F
+from ..ops.elementwise import scale_add_from_channels_last
 from ..tensor import Tensor
 from ._blocks import Conv2dNormActivation, Permute, StochasticDepth, check_no_weights
 from ._registry import register_model
@@ -88,11 +89,8 @@ class CNBlock(nn.Module):
         if self._in_place(input, branch):
             # inference: the scaled branch and the sum in one new array, C-contiguous as
             # ``layer_scale * branch + input`` would be, the same two roundings
-            out = np.empty(input.shape, input.dtype)
-            np.multiply(self.layer_scale.data, branch.data, out=out)
-            del branch
-            np.add(out, input.data, out=out)
-            return Tensor(out)
+            data = input.data
+            return Tensor(scale_add_from_channels_last(branch.data, self.layer_scale.data, data))
         result = self.layer_scale * branch
         return self.stochastic_depth(result) + input
 

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd.engine import is_grad_enabled
-from ..ops import algorithms, epilogue
+from ..ops import algorithms, elementwise, epilogue
 from ..ops.matmul import FEW_ROWS, matmul
 from ..ops.threads import get_num_threads
 from ..tensor import Tensor
@@ -476,11 +476,12 @@ def mlp(
         stop = min(count, start + per_block)
         part = buffer[: stop - start]
         matmul(rows[start:stop], w1, out=part)
-        if first.bias is not None:
-            part += first.bias.data
         if name is not None:
-            epilogue.apply(part.reshape(part.shape[0], 1, -1), activation=name)
-        else:  # the layer's temporaries (several for GELU) in L2-sized pieces
+            _bias_activation(part, None if first.bias is None else first.bias.data, name)
+        else:
+            if first.bias is not None:
+                part += first.bias.data
+            # the layer's temporaries (several for GELU) in L2-sized pieces
             for piece in range(0, part.shape[0], sub_block):
                 rows_of = part[piece : piece + sub_block]
                 rows_of[...] = act(Tensor(rows_of)).data
@@ -502,10 +503,44 @@ def _whole_buffer(data: np.ndarray) -> bool:
     return isinstance(root, np.ndarray) and root.flags.owndata and root.nbytes == data.nbytes
 
 
+def _bias_activation(rows: np.ndarray, bias: np.ndarray | None, name: str) -> None:
+    """``rows[:] = act(rows + bias)`` in place on a C-contiguous 2-D product (bias per
+    column): float32 GELU in one pass (:func:`~convscope.ops.elementwise.gelu`'s ``bias``),
+    else the bias added, then the epilogue's activation."""
+    if name == "gelu" and rows.dtype == np.float32 and bias is not None:
+        elementwise.gelu(rows, out=rows, bias=bias)
+        return
+    if bias is not None:
+        rows += bias
+    epilogue.apply(rows.reshape(rows.shape[0], 1, -1), activation=name)
+
+
 def linear_act(x: Any, linear: Module, name: str, act: Module) -> Any:
     """``act(linear(x))`` with the activation applied in place on the Linear layer's fresh
     output when nothing records a graph (an MLP's hidden layer then takes one array, not
-    two); otherwise the two layers one after the other."""
+    two); float32 GELU takes the layer's bias in the same pass.  Otherwise the two layers
+    one after the other."""
+    bias = linear.bias
+    data = getattr(x, "data", None)
+    if (
+        name == "gelu"
+        and bias is not None
+        and isinstance(x, Tensor)
+        and isinstance(data, np.ndarray)
+        and data.dtype == np.float32
+        and data.ndim >= 1
+        and bias.dtype == linear.weight.dtype == np.float32
+        and bias.shape == (linear.out_features,)
+        and not _needs_graph([x, linear.weight, bias])
+    ):
+        from .functional import linear as product_of
+
+        y = product_of(x, linear.weight)  # the product alone: bias and GELU in one pass below
+        product = y.data
+        if product.flags.c_contiguous and _whole_buffer(product) and product.ndim >= 1:
+            _bias_activation(product.reshape(-1, product.shape[-1]), bias.data, name)
+            return y
+        return act(Tensor(product + bias.data))
     y = linear(x)
     data = getattr(y, "data", None)
     fresh = (

@@ -228,6 +228,27 @@ def epilogue_logistic_f32(
 
 
 @njit(parallel=True, cache=True, nogil=True)
+def scale_add_from_channels_last(
+    y: np.ndarray, scale: np.ndarray, x: np.ndarray, out: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """``out[n, c, p] = scale[c] * y[n, p, c] + x[n, c, p]`` (the product rounded, then the
+    sum: no fused multiply-add), ``y`` (N, P, C) channels-last, ``x`` and ``out`` (N, C, P);
+    in tiles of 64 positions by 16 channels, so that the transposed reads of ``y`` stay in
+    cache.  One job per (sample, tile of positions)."""
+    nb, positions, channels = y.shape
+    tile = 64
+    tiles = (positions + tile - 1) // tile
+    for job in prange(nb * tiles):
+        n, p0 = job // tiles, (job % tiles) * tile
+        p1 = min(positions, p0 + tile)
+        for c0 in range(0, channels, 16):
+            for c in range(c0, min(channels, c0 + 16)):
+                s = scale[c]
+                for p in range(p0, p1):
+                    out[n, c, p] = s * y[n, p, c] + x[n, c, p]
+
+
+@njit(parallel=True, cache=True, nogil=True)
 def gelu(source: np.ndarray, target: np.ndarray) -> None:  # pragma: no cover - compiled
     """``target[i] = x * (1 + erf(x / sqrt(2))) / 2`` for ``x = source[i]`` (flat arrays), as
     ``x * erfc(-x / sqrt(2)) / 2`` in double precision (libm's ``erfc``: no cancellation
@@ -354,6 +375,46 @@ def logistic_f32(
         s = (np.float32(1.0) if v >= np.float32(0.0) else e) / (np.float32(1.0) + e)
         s = v if v != v else s  # NaN stays NaN
         target[i] = v * s if silu else s
+
+
+@njit(parallel=True, cache=True, nogil=True, error_model="numpy")
+def activation_f32(
+    source: np.ndarray, bias: np.ndarray, target: np.ndarray, which: int
+) -> None:  # pragma: no cover - compiled
+    """``target = act(source + bias)`` for float32 ``(rows, width)`` C-contiguous arrays
+    (``target`` may be ``source``) and a ``bias`` of ``width`` values, or none when empty:
+    ``which`` 0 GELU (:func:`gelu_f32`), 1 SiLU, 2 the sigmoid (:func:`logistic_f32`).
+    Blocks of whole rows (about 4096 values) are staged (bias added, rounded as ``x + b``)
+    in a scratch buffer, so the vectorised passes never read and write one array; the
+    blocks are shared out over the threads."""
+    rows, width = source.shape
+    total = rows * width
+    flat, out = source.reshape(total), target.reshape(total)
+    per = max(1, 4096 // max(width, 1))
+    blocks = (rows + per - 1) // per
+    jobs = max(1, min(256, blocks // 4))  # each job's scratch serves 4+ blocks
+    biased = bias.shape[0] > 0
+    for job in prange(jobs):
+        staged = np.empty(per * width, np.float32)
+        for block in range(job * blocks // jobs, (job + 1) * blocks // jobs):
+            first, last = block * per * width, min(rows, (block + 1) * per) * width
+            count = last - first
+            if biased:
+                for r in range(count // width):
+                    row, into = (
+                        flat[first + r * width : first + (r + 1) * width],
+                        staged[r * width : (r + 1) * width],
+                    )
+                    for j in range(width):
+                        into[j] = row[j] + bias[j]
+            else:
+                part = flat[first:last]
+                for j in range(count):
+                    staged[j] = part[j]
+            if which == 0:
+                gelu_f32(staged[:count], out[first:last])
+            else:
+                logistic_f32(staged[:count], out[first:last], which == 1)
 
 
 @njit(parallel=True, cache=True, nogil=True)
