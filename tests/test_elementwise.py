@@ -215,3 +215,11 @@ def test_scale_add_from_channels_last_is_the_two_operations(monkeypatch, backend
         np.testing.assert_array_equal(
             elementwise.scale_add_from_channels_last(plain, scale, x), want
         )
+
+
+def test_gelu_refuses_an_out_it_could_not_fill():
+    x = np.zeros((4, 6), np.float32)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        elementwise.gelu(x, out=np.zeros((6, 4), np.float32).T)
+    with pytest.raises(ValueError, match="shape"):
+        elementwise.gelu(x, out=np.zeros((4, 5), np.float32))

@@ -58,6 +58,8 @@ def gelu(
     source = np.ascontiguousarray(x)
     if out is None:
         out = np.empty_like(source)
+    elif not out.flags.c_contiguous or out.shape != x.shape or out.dtype != x.dtype:
+        raise ValueError(f"gelu: out must be C-contiguous {x.dtype} of shape {x.shape}")
     flat, target = source.reshape(-1), out.reshape(-1)
     if x.dtype == np.float64:
         jit.call("gelu", flat, target)
