@@ -622,3 +622,55 @@ def test_winograd_4x4_serves_inference_and_2x2_whatever_feeds_a_gradient(compile
             layer(x)  # inputs requiring a gradient, but nothing recorded
         assert set(seen) == {compiled_tile_size}
     np.testing.assert_allclose(inference.numpy(), recorded.detach().numpy(), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("shape", "weight", "stride", "padding", "dilation", "budget"),
+    [
+        ((1, 3, 6, 20, 22), (5, 3, 3, 7, 7), (1, 2, 2), (1, 3, 3), (1, 1, 1), None),
+        ((2, 4, 7, 12, 11), (3, 4, 3, 3, 2), (2, 1, 1), (1, 0, 1), (1, 2, 1), None),
+        ((2, 4, 7, 12, 11), (3, 4, 3, 3, 2), (2, 1, 1), (1, 0, 1), (1, 2, 1), 96 << 10),
+        ((1, 2, 5, 3, 4, 5), (3, 2, 2, 1, 3, 2), (1, 1, 2, 1), (0, 1, 1, 0), (1, 1, 1, 2), None),
+    ],
+)
+def test_unfold_by_frames_matches_torch_and_plain_unfolding(
+    shape, weight, stride, padding, dilation, budget, monkeypatch
+):
+    """A 3-D (or larger) convolution whose kernel spans several frames unfolds each input
+    frame once (``unfold_gemm._run_frames``): the values of torch and of plain unfolding,
+    with stride, padding and dilation in the trailing dimensions, several samples, tiles of
+    a few frames (a tiny budget) and 4-D input."""
+    from convscope.ops import unfold_gemm
+
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal(shape), rng.standard_normal(weight)
+    args = {
+        "stride": stride,
+        "padding": tuple((p, p) for p in padding),
+        "dilation": dilation,
+        "workspace_bytes": budget,
+    }
+    plain = conv_general(x, w, algorithm="unfold", **args)
+    framed = []
+    original = unfold_gemm._run_frames
+
+    def spy(*arguments):
+        framed.append(arguments[3])
+        return original(*arguments)
+
+    monkeypatch.setattr(unfold_gemm, "FRAME_POSITIONS", 1)
+    monkeypatch.setattr(unfold_gemm, "_run_frames", spy)
+    unfold_gemm._tiles.cache_clear()
+    got = conv_general(x, w, algorithm="unfold", **args)
+    unfold_gemm._tiles.cache_clear()
+    assert framed and (budget is None or len(framed) > shape[0])
+    np.testing.assert_allclose(got, plain, rtol=1e-12, atol=1e-12 * np.abs(plain).max())
+    if len(shape) == 5:
+        want = torch.nn.functional.conv3d(
+            torch.from_numpy(x),
+            torch.from_numpy(w),
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+        ).numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())

@@ -97,9 +97,13 @@ def _run_tiles(
     groups, og = kernel.shape[:2]
     o = groups * og
     slabs, columns, products = (tiling.Scratch(dtype) for _ in range(3))
+    framed = _frames_pay(geom, groups) and out.dtype == dtype and out.flags.c_contiguous
     for tile in tiles:
         slab = tiling.extract_slab(x, geom, tile, dtype, slabs)
         count = slab.shape[0]
+        if framed and tuple(tile.size[1:]) == tuple(geom.output_size[1:]):
+            _run_frames(slab, _framed_kernel(kernel, geom), geom, tile, columns, out)
+            continue
         target = _gemm_view(out, tile, geom, groups) if out.dtype == dtype else None
         per_sample = tiling.prod(tile.size) >= PER_SAMPLE_POSITIONS or count == 1
         if per_sample and target is not None:
@@ -117,6 +121,79 @@ def _run_tiles(
             np.matmul(kernel, cols, out=product)
             product = product.reshape(o, count, *tile.size).swapaxes(0, 1)
         threads.parallel_copy(out[tile.out_index], product, axis=1)
+
+
+FRAME_POSITIONS = 1024
+"""Output positions per frame (the trailing dimensions of a 3-D or larger convolution) from
+which :func:`_run_frames` unfolds each input frame once: its GEMMs then have that many
+columns."""
+
+
+def _frames_pay(geom: tiling.ConvGeometry, groups: int) -> bool:
+    """True when unfolding each input *frame* (a position of the first spatial dimension)
+    once saves copies: one group, a kernel spanning several frames with stride below it and
+    no dilation there, no zero insertion, and big enough frames (:data:`FRAME_POSITIONS`).
+    Plain unfolding copies each frame once per output frame that reads it (r3d_18's stem,
+    a (3, 7, 7) kernel: three times)."""
+    return (
+        groups == 1
+        and len(geom.kernel_size) >= 2
+        and geom.kernel_size[0] > geom.stride[0]
+        and geom.dilation[0] == 1
+        and max(geom.input_dilation) == 1
+        and tiling.prod(geom.output_size[1:]) >= FRAME_POSITIONS
+    )
+
+
+def _framed_kernel(kernel: np.ndarray, geom: tiling.ConvGeometry) -> np.ndarray:
+    """``kernel`` ``(1, O, C * prod(K))`` with its columns in ``(k0, C, *K[1:])`` order: the
+    order of consecutive frames' unfolded rows."""
+    o = kernel.shape[1]
+    k = geom.kernel_size
+    c = kernel.shape[2] // tiling.prod(k)
+    shaped = kernel.reshape(o, c, k[0], tiling.prod(k[1:]))
+    return np.ascontiguousarray(shaped.transpose(0, 2, 1, 3)).reshape(o, -1)
+
+
+def _run_frames(
+    slab: np.ndarray,
+    kernel: np.ndarray,
+    geom: tiling.ConvGeometry,
+    tile: tiling.Tile,
+    scratch: tiling.Scratch,
+    out: np.ndarray,
+) -> None:
+    """One tile of whole output frames: every frame of ``slab`` unfolded once over the
+    trailing dimensions into ``(nb, frames, C * prod(K[1:]), positions)``, then for each
+    sample and output frame one GEMM of ``kernel`` (columns in ``(k0, C, *K[1:])`` order)
+    with the rows of the ``k0`` consecutive frames it reads, one contiguous block, written
+    straight into the output.  The same products as plain unfolding, summed in another
+    order."""
+    nb, c, frames = slab.shape[:3]
+    k, box = geom.kernel_size, tile.size
+    sn, sc, sf, *sx = slab.strides
+    windows = as_strided(
+        slab,
+        shape=(nb, frames, c, *k[1:], *box[1:]),
+        strides=(
+            sn,
+            sf,
+            sc,
+            *(st * d for st, d in zip(sx, geom.dilation[1:], strict=True)),
+            *(st * s for st, s in zip(sx, geom.stride[1:], strict=True)),
+        ),
+        writeable=False,
+    )
+    rows, positions = c * tiling.prod(k[1:]), tiling.prod(box[1:])
+    cols = scratch.take((nb, frames, c, *k[1:], *box[1:]))
+    threads.parallel_copy(cols, windows, axis=0 if nb > 1 else 1)
+    cols = cols.reshape(nb, frames, rows, positions)
+    target = out[tile.out_index].reshape(nb, out.shape[1], box[0], positions)
+    step = geom.stride[0]
+    for n in range(nb):
+        for t in range(box[0]):
+            block = cols[n, t * step : t * step + k[0]].reshape(k[0] * rows, positions)
+            np.matmul(kernel, block, out=target[n, :, t])
 
 
 @functools.lru_cache(maxsize=1024)
@@ -138,10 +215,15 @@ def _tiles(
     size = tiling.itemsize(dtype)
     n, c = geom.input_shape[:2]
     taps = tiling.prod(geom.kernel_size)
+    framed = _frames_pay(geom, 1)  # groups do not change the columns' size
 
     def cost(nb: int, box: Sequence[int]) -> int:
         positions = nb * tiling.prod(box)
         slab = tiling.prod(tiling.slab_shape(geom, nb, box))
+        if framed:  # each input frame unfolded once (_run_frames)
+            frames = (box[0] - 1) * geom.stride[0] + geom.kernel_size[0]
+            columns = nb * frames * tiling.prod(box[1:]) * c * tiling.prod(geom.kernel_size[1:])
+            return size * (slab + columns + positions * out_channels)
         return size * (slab + positions * (c * taps + out_channels))
 
     rows = (1, *geom.output_size[1:])
