@@ -401,10 +401,8 @@ def activation_f32(
             count = last - first
             if biased:
                 for r in range(count // width):
-                    row, into = (
-                        flat[first + r * width : first + (r + 1) * width],
-                        staged[r * width : (r + 1) * width],
-                    )
+                    row = flat[first + r * width : first + (r + 1) * width]
+                    into = staged[r * width : (r + 1) * width]
                     for j in range(width):
                         into[j] = row[j] + bias[j]
             else:

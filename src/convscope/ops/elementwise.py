@@ -24,9 +24,6 @@ def erf(values: np.ndarray) -> np.ndarray:
     return vectorised(values).astype(values.dtype, copy=False)
 
 
-_BLOCK = 1 << 14  # values per block: the block's double-precision temporaries stay in L2
-
-
 def gelu(
     x: np.ndarray, out: np.ndarray | None = None, bias: np.ndarray | None = None
 ) -> np.ndarray:

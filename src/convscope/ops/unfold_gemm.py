@@ -74,14 +74,15 @@ def run(
     plane = tiling.prod(geom.output_size)
     work = n * plane * kernel.size
     big = work >= SHARED_FROM and plane >= SHARED_PLANE
+    framed = _frames_pay(geom, groups) and out.dtype == dtype and out.flags.c_contiguous
     if workers > 1 and big and threads.blas_is_adjustable():
         # each thread unfolds its own tiles and multiplies them on one core: no hand-over
         # between copying and BLAS's threads, and no BLAS thread spinning between GEMMs
-        tiles = _shared_tiles(geom, dtype, o, budget, workers)
-        threads.share_out(lambda share: _run_tiles(x, kernel, geom, share, out), tiles)
+        tiles = _shared_tiles(geom, dtype, o, budget, workers, framed)
+        threads.share_out(lambda share: _run_tiles(x, kernel, geom, share, out, framed), tiles)
         return
-    tiles = _tiles(geom, dtype, o, budget, threads.concurrent_shares())[0]
-    _run_tiles(x, kernel, geom, tiles, out)
+    tiles = _tiles(geom, dtype, o, budget, threads.concurrent_shares(), framed)[0]
+    _run_tiles(x, kernel, geom, tiles, out, framed)
 
 
 def _run_tiles(
@@ -90,19 +91,22 @@ def _run_tiles(
     geom: tiling.ConvGeometry,
     tiles: Sequence[tiling.Tile],
     out: np.ndarray,
+    framed: bool = False,
 ) -> None:
     """Unfold and multiply ``tiles`` one after another (``kernel``: ``(groups, O/groups,
-    C/groups * prod(K))`` in the compute dtype)."""
+    C/groups * prod(K))`` in the compute dtype); with ``framed`` (see :func:`_frames_pay`:
+    one group, ``out`` C-contiguous in the compute dtype) tiles of whole output frames
+    unfold each input frame once (:func:`_run_frames`)."""
     dtype = kernel.dtype
     groups, og = kernel.shape[:2]
     o = groups * og
     slabs, columns, products = (tiling.Scratch(dtype) for _ in range(3))
-    framed = _frames_pay(geom, groups) and out.dtype == dtype and out.flags.c_contiguous
+    by_frames = _framed_kernel(kernel, geom) if framed else None
     for tile in tiles:
         slab = tiling.extract_slab(x, geom, tile, dtype, slabs)
         count = slab.shape[0]
-        if framed and tuple(tile.size[1:]) == tuple(geom.output_size[1:]):
-            _run_frames(slab, _framed_kernel(kernel, geom), geom, tile, columns, out)
+        if by_frames is not None and tuple(tile.size[1:]) == tuple(geom.output_size[1:]):
+            _run_frames(slab, by_frames, geom, tile, columns, out)
             continue
         target = _gemm_view(out, tile, geom, groups) if out.dtype == dtype else None
         per_sample = tiling.prod(tile.size) >= PER_SAMPLE_POSITIONS or count == 1
@@ -198,29 +202,40 @@ def _run_frames(
 
 @functools.lru_cache(maxsize=1024)
 def _shared_tiles(
-    geom: tiling.ConvGeometry, dtype: np.dtype, out_channels: int, budget: int, workers: int
+    geom: tiling.ConvGeometry,
+    dtype: np.dtype,
+    out_channels: int,
+    budget: int,
+    workers: int,
+    framed: bool = False,
 ) -> tuple[tiling.Tile, ...]:
     """Tiles for ``workers`` threads: each thread's columns within its share of the budget,
     and at least one tile per thread (see :func:`tiling.thread_tiles`)."""
-    tiles, box = _tiles(geom, dtype, out_channels, max(1, budget // workers))
+    tiles, box = _tiles(geom, dtype, out_channels, max(1, budget // workers), 1, framed)
     return tiling.thread_tiles(tiles, box, geom, workers)
 
 
 @functools.lru_cache(maxsize=1024)
 def _tiles(
-    geom: tiling.ConvGeometry, dtype: np.dtype, out_channels: int, budget: int, sharers: int = 1
+    geom: tiling.ConvGeometry,
+    dtype: np.dtype,
+    out_channels: int,
+    budget: int,
+    sharers: int = 1,
+    framed: bool = False,
 ) -> tuple[tuple[tiling.Tile, ...], tuple[int, ...]]:
     """The tiles of one call signature (and their output box), planned once; ``sharers``
-    calls running side by side (batch-parallel shares) divide the tile size among them."""
+    calls running side by side (batch-parallel shares) divide the tile size among them;
+    ``framed``: tiles of whole output frames will unfold each input frame once."""
     size = tiling.itemsize(dtype)
     n, c = geom.input_shape[:2]
     taps = tiling.prod(geom.kernel_size)
-    framed = _frames_pay(geom, 1)  # groups do not change the columns' size
+    whole_frames = tuple(geom.output_size[1:])
 
     def cost(nb: int, box: Sequence[int]) -> int:
         positions = nb * tiling.prod(box)
         slab = tiling.prod(tiling.slab_shape(geom, nb, box))
-        if framed:  # each input frame unfolded once (_run_frames)
+        if framed and tuple(box[1:]) == whole_frames:  # _run_frames' smaller columns
             frames = (box[0] - 1) * geom.stride[0] + geom.kernel_size[0]
             columns = nb * frames * tiling.prod(box[1:]) * c * tiling.prod(geom.kernel_size[1:])
             return size * (slab + columns + positions * out_channels)
