@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from types import ModuleType
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from ..geometry import receptive_extent
 from . import jit, tiling
@@ -229,10 +228,10 @@ def _windows(
 ) -> np.ndarray:
     """View ``(nb, C, *box, *K)`` of the windows of ``slab`` (no copy)."""
     sn, sc, *sx = slab.strides
-    return as_strided(
+    return tiling.strided_view(
         slab,
-        shape=(*slab.shape[:2], *box, *geom.kernel_size),
-        strides=(
+        (*slab.shape[:2], *box, *geom.kernel_size),
+        (
             sn,
             sc,
             *(st * s for st, s in zip(sx, geom.stride, strict=True)),

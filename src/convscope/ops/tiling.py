@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 
 @dataclass(frozen=True)
@@ -251,6 +252,26 @@ def extract_slab(
 def compute_dtype(dtype: np.dtype) -> np.dtype:
     """The dtype arithmetic happens in: float16 is accumulated in float32, as PyTorch does."""
     return np.dtype(np.float32) if dtype == np.float16 else np.dtype(dtype)
+
+
+def strided_view(
+    a: np.ndarray, shape: Sequence[int], strides: Sequence[int], writeable: bool = True
+) -> np.ndarray:
+    """NumPy's ``as_strided`` for the engine's per-call paths: built straight on ``a``'s
+    buffer when ``a`` is C-contiguous (about 1 us against as_strided's 3.4, which goes
+    through an ``__array_interface__``), else by ``as_strided``.  The view must lie within
+    ``a``'s memory (NumPy checks that here).
+
+    >>> a = np.arange(6.0)
+    >>> strided_view(a, (2, 3), (24, 8), writeable=False).tolist()
+    [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
+    """
+    if a.flags.c_contiguous and a.size:
+        view = np.ndarray(tuple(shape), a.dtype, buffer=a, strides=tuple(strides))
+        if not writeable:
+            view.flags.writeable = False
+        return view
+    return as_strided(a, shape=tuple(shape), strides=tuple(strides), writeable=writeable)
 
 
 def itemsize(dtype: np.dtype) -> int:

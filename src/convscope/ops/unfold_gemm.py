@@ -24,7 +24,6 @@ import functools
 from collections.abc import Sequence
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from . import threads, tiling
 from .matmul import matmul
@@ -176,10 +175,10 @@ def _run_frames(
     nb, c, frames = slab.shape[:3]
     k, box = geom.kernel_size, tile.size
     sn, sc, sf, *sx = slab.strides
-    windows = as_strided(
+    windows = tiling.strided_view(
         slab,
-        shape=(nb, frames, c, *k[1:], *box[1:]),
-        strides=(
+        (nb, frames, c, *k[1:], *box[1:]),
+        (
             sn,
             sf,
             sc,
@@ -269,7 +268,7 @@ def _gemm_view(
     sn, sc = target.strides[:2]
     og = o // groups
     shape = (count, groups, og, tiling.prod(size))
-    return as_strided(target, shape=shape, strides=(sn, sc * og, sc, target.itemsize))
+    return tiling.strided_view(target, shape, (sn, sc * og, sc, target.itemsize))
 
 
 def _pointwise(x: np.ndarray, geom: tiling.ConvGeometry, dtype: np.dtype, out: np.ndarray) -> bool:
@@ -301,10 +300,10 @@ def unfold(
     nb, c = slab.shape[:2]
     k = geom.kernel_size
     sn, sc, *sx = slab.strides
-    windows = as_strided(
+    windows = tiling.strided_view(
         slab,
-        shape=(nb, groups, c // groups, *k, *box),
-        strides=(
+        (nb, groups, c // groups, *k, *box),
+        (
             sn,
             sc * (c // groups),
             sc,
