@@ -161,13 +161,12 @@ _MAX_PLANS = 4096
 
 def _frozen(value: Any) -> Any:
     """``value`` with its type, hashable; ``None`` stands for "not cacheable" (lists...)."""
-    if type(value) is tuple and all(type(v) is int for v in value):
-        return ("ints", value)  # the usual case (a module's normalised tuples), made fast
     if type(value) is tuple and all(
         v is None or type(v) is int or (type(v) is tuple and all(type(i) is int for i in v))
         for v in value
     ):
-        return ("plain", value)  # a module's arguments: int tuples, ints and None
+        # the usual case, made fast: a module's arguments (int tuples, ints and None)
+        return ("plain", value)
     if isinstance(value, tuple):
         parts = tuple(_frozen(v) for v in value)
         return None if any(p is None for p in parts) else (tuple, parts)
