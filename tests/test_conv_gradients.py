@@ -212,7 +212,16 @@ def test_finite_differences(transposed):
 
 @pytest.mark.parametrize(
     ("shape", "groups"),
-    [((6, 4, 3), 2), ((4, 3, 2, 5), 1), ((6, 2, 3, 1, 2), 3), ((8, 8, 3, 3), 4), ((2, 3), 1)],
+    [
+        ((6, 4, 3), 2),
+        ((4, 3, 2, 5), 1),
+        ((6, 2, 3, 1, 2), 3),
+        ((8, 8, 3, 3), 4),
+        ((2, 3), 1),
+        # big enough for the compiled copy: partial tiles of 16, groups, a 3-D kernel
+        ((130, 68, 3, 3), 2),
+        ((40, 64, 3, 3, 3), 1),
+    ],
 )
 def test_transpose_kernel_swaps_roles_and_flips_every_axis(shape, groups):
     """The kernel of a transposed convolution (and of an input gradient): in/out channels

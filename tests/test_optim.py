@@ -246,6 +246,37 @@ def test_updates_are_in_place_on_the_parameter_arrays():
         assert w.data is array
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"momentum": 0.9},
+        {"momentum": 0.9, "dampening": 0.25, "weight_decay": 1e-3},
+        {"momentum": 0.5, "nesterov": True, "weight_decay": 0.1},
+        {"momentum": 0.9, "maximize": True},
+    ],
+)
+def test_sgd_one_pass_step_has_numpys_bits(monkeypatch, dtype, options):
+    """Big parameters take SGD's compiled one-pass step: the same bits as NumPy's passes,
+    the momentum buffer included, over several steps (the first one creates the buffer)."""
+    from convscope.ops import jit
+
+    rng = np.random.default_rng(3)
+    start = rng.standard_normal((64, 70)).astype(dtype)  # above ONE_PASS_FROM
+    grads = [rng.standard_normal(start.shape).astype(dtype) for _ in range(4)]
+    results = []
+    for backend in ("auto", "numpy"):
+        monkeypatch.setattr(jit, "BACKEND", backend)
+        w = cs.nn.Parameter(cs.tensor(start.copy()))
+        opt = optim.SGD([w], lr=0.05, **options)
+        for g in grads:
+            w.grad = cs.tensor(g)
+            opt.step()
+        results.append((w.data.copy(), opt.state[w]["momentum_buffer"].data.copy()))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
 # ------------------------------------------------------------------------- step / zero_grad
 def test_step_runs_the_closure_with_grad_enabled_and_returns_its_loss():
     x = np.arange(6.0).reshape(3, 2)

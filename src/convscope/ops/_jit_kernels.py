@@ -72,6 +72,69 @@ def grouped_taps(
 
 
 @njit(parallel=True, cache=True, nogil=True)
+def flip_swap_taps(w: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """``out[g, o, c, t] = w[g, c, o, T - 1 - t]`` for C-contiguous ``w`` ``(G, C, O, T)``
+    and ``out`` ``(G, O, C, T)``: a grouped kernel's in/out roles swapped and its taps
+    reversed, in tiles of 16 x 16 ``(o, c)`` pairs (row by row, a big kernel's strides would
+    touch a new page with every read), one job per 16 output rows of a group."""
+    groups, cin, og, taps = w.shape
+    flat_w, flat_out = w.reshape(w.size), out.reshape(out.size)
+    blocks = (og + 15) // 16
+    for job in prange(groups * blocks):
+        g, o0 = job // blocks, (job % blocks) * 16
+        o1 = min(og, o0 + 16)
+        for c0 in range(0, cin, 16):
+            for c in range(c0, min(cin, c0 + 16)):
+                for o in range(o0, o1):
+                    read = ((g * cin + c) * og + o) * taps + taps - 1
+                    write = ((g * og + o) * cin + c) * taps
+                    for t in range(taps):
+                        flat_out[np.uint64(write + t)] = flat_w[np.uint64(read - t)]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def sgd_momentum(
+    param: np.ndarray,
+    grad: np.ndarray,
+    buf: np.ndarray,
+    lr: float,
+    momentum: float,
+    damped: float,
+    decay: float,
+    nesterov: bool,
+) -> None:  # pragma: no cover - compiled
+    """One SGD step with a momentum buffer on flat arrays of one dtype, in place on ``param``
+    and ``buf``, in one pass: ``g = grad + decay * param``, ``buf = momentum * buf + damped *
+    g``, ``param += -lr * d`` with ``d = g + momentum * buf`` (``nesterov``) or ``buf``.  The
+    constants are in the arrays' dtype and every operation rounds as NumPy's step-by-step
+    passes do (``damped == 1``, ``decay == 0``: that term is skipped, as there)."""
+    t = param.dtype.type
+    step, m, d, wd = t(-lr), t(momentum), t(damped), t(decay)
+    decayed, scaled = decay != 0, damped != 1
+    block = 1 << 14
+    size = param.shape[0]
+    plain = not (decayed or scaled or nesterov)
+    for b in prange((size + block - 1) // block):
+        # slices of the block: indices from 0, so no wrap-around checks keep the loops scalar
+        first, end = b * block, min(size, (b + 1) * block)
+        p, gr, bu = param[first:end], grad[first:end], buf[first:end]
+        if plain:  # the usual case, in a loop without branches
+            for i in range(end - first):
+                v = bu[i] * m + gr[i]
+                bu[i] = v
+                p[i] = p[i] + step * v
+            continue
+        for i in range(end - first):
+            g = gr[i]
+            if decayed:
+                g = g + wd * p[i]
+            v = bu[i] * m
+            v = v + (d * g if scaled else g)
+            bu[i] = v
+            p[i] = p[i] + step * (g + m * v if nesterov else v)
+
+
+@njit(parallel=True, cache=True, nogil=True)
 def gather_planes(slab: np.ndarray, index: np.ndarray, planes: np.ndarray) -> None:
     """``planes[ph, n, c, q] = slab[n, c, index[ph, q]]``: the stride phases of every
     (sample, channel) plane, one job per plane.
@@ -244,8 +307,10 @@ def scale_add_from_channels_last(
         for c0 in range(0, channels, 16):
             for c in range(c0, min(channels, c0 + 16)):
                 s = scale[c]
-                for p in range(p0, p1):
-                    out[n, c, p] = s * y[n, p, c] + x[n, c, p]
+                # slices: indices from 0, no wrap-around checks in the loop
+                branch, source, target = y[n, p0:p1, c], x[n, c, p0:p1], out[n, c, p0:p1]
+                for p in range(p1 - p0):
+                    target[p] = s * branch[p] + source[p]
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -349,12 +414,15 @@ def gate(
     size = grad.shape[0]
     block = 1 << 14
     for b in prange((size + block - 1) // block):
-        for i in range(b * block, min(size, (b + 1) * block)):
-            v = x[i]
-            if nan_passes:
-                out[i] = 0 if (v <= low or v >= high) else grad[i]
-            else:
-                out[i] = grad[i] if (v > low and v < high) else 0
+        # slices of the block (indices from 0: no wrap-around checks, so the loops vectorise)
+        first, end = b * block, min(size, (b + 1) * block)
+        g, v, o = grad[first:end], x[first:end], out[first:end]
+        if nan_passes:
+            for i in range(end - first):
+                o[i] = 0 if (v[i] <= low or v[i] >= high) else g[i]
+        else:
+            for i in range(end - first):
+                o[i] = g[i] if (v[i] > low and v[i] < high) else 0
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})

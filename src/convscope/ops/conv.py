@@ -375,9 +375,13 @@ def transpose_kernel(w: np.ndarray, groups: int) -> np.ndarray:
     """
     cin, og, *k = w.shape
     # the taps flattened into one axis, reversed (a spatial flip of every dimension at once)
-    taps = w.reshape(groups, cin // groups, og, -1)[..., ::-1]
+    taps = w.reshape(groups, cin // groups, og, -1)
     out = np.empty((groups, og, cin // groups, taps.shape[-1]), w.dtype)
-    np.copyto(out, taps.swapaxes(1, 2))  # one pass (512x512 3x3: 1.8 ms, 3.5 flipping per axis)
+    if w.size >= 1 << 16 and w.flags.c_contiguous and jit.kernels() is not None:
+        # 512x512 3x3: 1.2 ms against NumPy's 1.9 (a reversed inner axis of 9 taps)
+        jit.call("flip_swap_taps", taps, out)
+    else:
+        np.copyto(out, taps[..., ::-1].swapaxes(1, 2))
     return out.reshape(og * groups, cin // groups, *k)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..ops import jit
 from ..tensor import Tensor
 from .optimizer import Optimizer, ParamsT
 
@@ -72,6 +73,20 @@ class SGD(Optimizer):
 
     def _update(self, param: Tensor, grad: np.ndarray, group: dict[str, Any]) -> None:
         momentum, weight_decay = group["momentum"], group["weight_decay"]
+        buf = self.state[param].get("momentum_buffer") if momentum != 0 else None
+        if buf is not None and _one_pass(param.data, grad, buf.data):
+            jit.call(
+                "sgd_momentum",
+                param.data.reshape(-1),
+                grad.reshape(-1),
+                buf.data.reshape(-1),
+                float(group["lr"]),
+                float(momentum),
+                float(1 - group["dampening"]),
+                float(weight_decay),
+                bool(group["nesterov"]),
+            )
+            return
         if weight_decay != 0:
             grad = grad + weight_decay * param.data
         if momentum != 0:
@@ -86,6 +101,31 @@ class SGD(Optimizer):
                 buf.data += grad if damped == 1 else damped * grad
             grad = grad + momentum * buf.data if group["nesterov"] else buf.data
         param.data += -group["lr"] * grad
+
+
+ONE_PASS_FROM = 1 << 12
+"""Parameter size from which a step with momentum runs as one compiled pass (NumPy's
+several passes and temporary arrays cost about 3x as much on big kernels; the call overhead
+outweighs that below)."""
+
+
+def _one_pass(param: np.ndarray, grad: np.ndarray, buf: np.ndarray) -> bool:
+    """The compiled step applies: numba works, big C-contiguous float arrays of one dtype
+    and shape that do not overlap."""
+    return (
+        param.size >= ONE_PASS_FROM
+        and param.dtype in (np.float32, np.float64)
+        and grad.dtype == buf.dtype == param.dtype
+        and grad.shape == buf.shape == param.shape
+        and param.flags.c_contiguous
+        and param.flags.writeable
+        and grad.flags.c_contiguous
+        and buf.flags.c_contiguous
+        and not np.may_share_memory(param, grad)
+        and not np.may_share_memory(param, buf)
+        and not np.may_share_memory(grad, buf)
+        and jit.kernels() is not None
+    )
 
 
 __all__ = ["SGD"]
