@@ -101,3 +101,55 @@ def test_batch_norm_training_gradients_match_torch(shape, reference):
         (bn.bias.grad.numpy(), tb.bias.grad.numpy()),
     ):
         assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("activation", [None, "relu", "relu6"])
+@pytest.mark.parametrize("shape", [(4, 3, 521), (1, 5, 512), (8, 2, 3136)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_batch_norm_per_channel_kernels_match_the_row_kernels(
+    monkeypatch, dtype, affine, activation, shape, threads
+):
+    """A training-mode BatchNorm with big planes runs as one compiled job per channel
+    (statistics and normalisation, then both backward sums and the input gradient); it must
+    give the row kernels' values and gradients: the same steps in the same order."""
+    from convscope.autograd.normalization import Units, normalize
+
+    rng = np.random.default_rng(sum(shape))
+    data = (rng.standard_normal(shape) * 2 + 5).astype(dtype)
+    data[0, 0, :3] = 5  # ties at the ReLU boundary after centring are possible
+    grad = rng.standard_normal(shape).astype(dtype)
+    params = [rng.standard_normal(shape[1]).astype(dtype) for _ in range(2)] if affine else []
+    results, called, kernel = [], [], norm.channel_normalize
+
+    def spy(*args):
+        called.append(1)
+        return kernel(*args)
+
+    for fused in (True, False):
+        with monkeypatch.context() as patch:
+            if not fused:
+                patch.setattr(norm, "channel_normalize", lambda *args: None)
+            else:  # the per-channel path must run
+                patch.setattr(norm, "channel_normalize", spy)
+            x = cs.tensor(data.copy(), requires_grad=True)
+            w, b = (
+                (cs.tensor(p.copy(), requires_grad=True) for p in params)
+                if affine
+                else (
+                    None,
+                    None,
+                )
+            )
+            with cs.num_threads(threads):
+                y, mean, var = normalize(
+                    x, x.data, Units("channels"), w, b, 1e-5, activation=activation
+                )
+                y.backward(cs.tensor(grad))
+            grads = [x.grad.numpy()] + ([w.grad.numpy(), b.grad.numpy()] if affine else [])
+            assert not fused or called
+            results.append([y.numpy(), mean, var, *grads])
+    for got, want in zip(*results, strict=True):
+        np.testing.assert_array_equal(got, want)

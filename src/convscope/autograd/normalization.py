@@ -108,27 +108,39 @@ def normalize(
         raise ValueError(f"no fused {activation!r} after this normalisation")
     dtype, shape = x3.dtype, x3.shape
     count = units.rows_per_unit(shape) * shape[2]
-    mean, var = units.merge(*ops.moments(x3), shape)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rstd_u = 1.0 / np.sqrt(var + eps)
-    # a centre rounded to the input dtype is subtracted exactly from nearby values; the
-    # rounding of the mean (delta) moves into the per-row constants
-    centre_u = mean.astype(dtype)
-    delta_u = mean - centre_u
     channels = shape[1]
-    centre, rstd, delta = (units.expand(v, channels) for v in (centre_u, rstd_u, delta_u))
     w, b = _param(weight), _param(bias)
-    with np.errstate(invalid="ignore"):
-        if columns:
-            scale, shift = rstd, -delta * rstd
-            col_w = None if w is None else w.astype(dtype, copy=False)
-            col_b = None if b is None else b.astype(dtype, copy=False)
-            y = ops.affine(x3, scale, shift, centre=centre, col_scale=col_w, col_shift=col_b)
-        else:
-            scale = rstd if w is None else rstd * w
-            shift = -delta * scale if b is None else b - delta * scale
-            clamp = None if activation is None else _CLAMPS[activation]
-            y = ops.affine(x3, scale, shift, centre=centre, clamp=clamp)
+    clamp = None if activation is None else _CLAMPS[activation]
+    # BatchNorm: one compiled job per channel (statistics, then its rows normalised while in
+    # cache); the same steps as below
+    fused = None
+    if units.kind == "channels" and not columns:
+        fused = ops.channel_normalize(x3, w, b, eps, clamp)
+    if fused is not None:
+        y, stats, centre = fused
+        mean, var, rstd_u, delta_u = stats
+        rstd, delta = rstd_u, delta_u
+        if shape[0] == 1:  # as Units.merge gives them: per row
+            mean, var = mean[None], var[None]
+    else:
+        mean, var = units.merge(*ops.moments(x3), shape)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rstd_u = 1.0 / np.sqrt(var + eps)
+        # a centre rounded to the input dtype is subtracted exactly from nearby values; the
+        # rounding of the mean (delta) moves into the per-row constants
+        centre_u = mean.astype(dtype)
+        delta_u = mean - centre_u
+        centre, rstd, delta = (units.expand(v, channels) for v in (centre_u, rstd_u, delta_u))
+        with np.errstate(invalid="ignore"):
+            if columns:
+                scale, shift = rstd, -delta * rstd
+                col_w = None if w is None else w.astype(dtype, copy=False)
+                col_b = None if b is None else b.astype(dtype, copy=False)
+                y = ops.affine(x3, scale, shift, centre=centre, col_scale=col_w, col_shift=col_b)
+            else:
+                scale = rstd if w is None else rstd * w
+                shift = -delta * scale if b is None else b - delta * scale
+                y = ops.affine(x3, scale, shift, centre=centre, clamp=clamp)
     gate = None if activation is None else _gate(y, activation)
 
     def rule(g: np.ndarray, needs: tuple[bool, ...]) -> tuple:
@@ -145,6 +157,12 @@ def normalize(
                 gx = ops.combine(g3, x3, centre, rstd, -rstd * k, c, col_w)
             if need_w or need_b:
                 gw, gb = ops.column_sums(g3, x3, centre, rstd, -delta * rstd)
+        elif fused is not None and (
+            done := ops.channel_backward(g3, x3, centre, stats, w, gate, need_x)
+        ):
+            sums, gx = done
+            gw = rstd * sums[1] if need_w else None
+            gb = sums[0] if need_b else None
         else:
             total, dot = ops.grad_sums(g3, x3, centre, gate=gate)
             dot -= delta * total

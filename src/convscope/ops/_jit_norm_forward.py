@@ -74,3 +74,82 @@ def row_affine(
             for i in range(count):
                 v = out[r, i]
                 out[r, i] = low if v < low else (high if v > high else v)
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
+def _moments_of(row: np.ndarray) -> tuple:  # pragma: no cover - compiled
+    """Mean and sum of squared deviations of one row, as :func:`row_moments` takes them."""
+    count = row.shape[0]
+    s = 0.0
+    for i in range(count):
+        s += np.float64(row[i])
+    mu = s / count
+    q = 0.0
+    for i in range(count):
+        d = np.float64(row[i]) - mu
+        q += d * d
+    return mu, q
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _affine_of(
+    row: np.ndarray, c: object, a: object, b: object, clamp: np.ndarray, out: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """``out = (row - c) * a + b`` clipped to a non-empty ``clamp``, as :func:`row_affine`."""
+    for i in range(row.shape[0]):
+        out[i] = (row[i] - c) * a + b
+    if clamp.shape[0] > 0:
+        low, high = clamp[0], clamp[1]
+        for i in range(row.shape[0]):
+            v = out[i]
+            out[i] = low if v < low else (high if v > high else v)
+
+
+@njit(parallel=True, cache=True, nogil=True, error_model="numpy")
+def channel_normalize(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    eps: float,
+    clamp: np.ndarray,
+    out: np.ndarray,
+    stats: np.ndarray,
+    centre: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """BatchNorm with batch statistics on ``x`` ``(A, C, S)``, one job per channel: each of
+    its ``A`` rows' moments (:func:`_moments_of`), merged with Chan's formula, then the rows
+    normalised while they are still in cache, the steps and roundings of
+    :func:`convscope.autograd.normalization.normalize` (per-row constants in float64, cast to
+    ``x``'s dtype for the affine pass, :func:`_affine_of`).  ``weight`` and ``bias`` (float64,
+    ``(C,)``) are empty when absent, ``clamp`` too (else a fused ReLU's or ReLU6's bounds).
+    Writes ``stats`` ``(4, C)`` float64: mean, biased variance, ``1/sqrt(var + eps)`` and the
+    centre's rounding ``mean - centre``; and ``centre`` ``(C,)``, the mean in ``x``'s dtype."""
+    rows, channels, count = x.shape
+    scaled, shifted = weight.shape[0] > 0, bias.shape[0] > 0
+    t = x.dtype.type
+    row_means = np.empty((channels, rows))  # one allocation, not one per job
+    for c in prange(channels):
+        means = row_means[c]
+        total = 0.0
+        m2 = 0.0
+        for a in range(rows):
+            mu, q = _moments_of(x[a, c])
+            means[a] = mu
+            total += mu
+            m2 += q
+        mean = total / rows
+        spread = 0.0
+        for a in range(rows):
+            d = means[a] - mean
+            spread += d * d
+        var = (m2 + count * spread) / (rows * count)
+        rstd = 1.0 / np.sqrt(var + eps)
+        rounded = t(mean)
+        delta = mean - np.float64(rounded)
+        scale = rstd * weight[c] if scaled else rstd
+        shift = bias[c] - delta * scale if shifted else -delta * scale
+        stats[0, c], stats[1, c], stats[2, c], stats[3, c] = mean, var, rstd, delta
+        centre[c] = rounded
+        a_, b_ = t(scale), t(shift)
+        for a in range(rows):
+            _affine_of(x[a, c], rounded, a_, b_, clamp, out[a, c])
