@@ -65,3 +65,33 @@ def test_finite_inputs_still_use_the_transforms():
     w = rng.standard_normal((2, 1, 31, 31)).astype(np.float32)
     used, _ = _check_like_direct(x, w, groups=2, padding=((0, 0), (0, 0)))
     assert used == ["fft"]  # chosen by the selector for a 31x31 depthwise kernel
+
+
+@pytest.mark.parametrize("variant", [2, 4, "numpy"])
+@pytest.mark.parametrize("where", [(0, 0, 0), (0, 12, 12), (0, 12, 0), (1, 0, 12), (1, 7, 5)])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_winograd_notices_one_bad_value_anywhere(monkeypatch, variant, where, bad):
+    """Winograd checks its input inside the compiled input transform (no pass of its own):
+    a single Inf or NaN in any cell (corners, last row and column, a later frame of a 3-D
+    input, a later tile of a small budget) sends the call to a tap-by-tap algorithm, with
+    the definition's non-finite pattern."""
+    from convscope.ops import jit, winograd
+
+    if variant == "numpy":
+        monkeypatch.setattr(jit, "BACKEND", "numpy")
+    elif jit.kernels() is None:
+        pytest.skip("numba is not installed")
+    else:
+        monkeypatch.setattr(winograd, "F4_FROM_TILES", 1 if variant == 4 else 1 << 62)
+    monkeypatch.setattr(winograd, "COMPILED_TILE_BYTES", 1 << 12)  # several tiles
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 2, 13, 13)).astype(np.float32)
+    frame, row, column = where
+    x[1, 2, frame, row, column] = bad
+    w = rng.standard_normal((4, 3, 2, 3, 3)).astype(np.float32)
+    padding = ((0, 0), (1, 1), (1, 1))
+    used, _ = _check_like_direct(x, w, groups=1, padding=padding, algorithm="winograd")
+    assert used == ["unfold"]
+    x[1, 2, frame, row, column] = 0.5
+    used, _ = _check_like_direct(x, w, groups=1, padding=padding, algorithm="winograd")
+    assert used == ["winograd"]

@@ -483,18 +483,21 @@ def activation_f32(
 
 @njit(parallel=True, cache=True, nogil=True)
 def winograd_input(
-    d: np.ndarray, v: np.ndarray, th: int, tw: int, k: np.ndarray
+    d: np.ndarray, v: np.ndarray, th: int, tw: int, k: np.ndarray, check: np.ndarray
 ) -> None:  # pragma: no cover - compiled
     """Winograd F(2x2, 3x3) input transform ``V = B^T d B`` of every 4x4 input tile of every
     frame: ``d`` the slab ``(nb, C, F, 2*th + 2, 2*tw + 2)`` (``F`` frames: the flattened
     leading spatial dimensions, 1 for a 2-D convolution), ``v`` ``(16, F, C, nb, th * tw)``
     (``v[4a + b]`` is entry ``(a, b)``).  Rows first (``B^T d``, four whole slab rows at a
     time), then columns, as the NumPy path does.  One job per (frame, sample, channel).
-    ``k`` (constants) is not used: the arguments of :func:`winograd4_input`."""
+    ``k`` (constants) is not used: the arguments of :func:`winograd4_input`.  ``check[job]``
+    receives a sum over rows 0 and 3 of ``B^T d`` (between them every cell of the slab):
+    finite unless the slab holds an Inf or NaN (or the sum overflows)."""
     nb, ch, frames, width = d.shape[0], d.shape[1], d.shape[2], d.shape[4]
     for job in prange(frames * nb * ch):
         f, n, c = job // (nb * ch), (job // ch) % nb, job % ch
         rows = np.empty((4, width), d.dtype)
+        seen = np.zeros(width, d.dtype)  # per column: the reduction stays out of the loop
         for i in range(th):
             d0, d1 = d[n, c, f, 2 * i], d[n, c, f, 2 * i + 1]
             d2, d3 = d[n, c, f, 2 * i + 2], d[n, c, f, 2 * i + 3]
@@ -503,6 +506,7 @@ def winograd_input(
                 rows[1, x] = d1[x] + d2[x]
                 rows[2, x] = d2[x] - d1[x]
                 rows[3, x] = d1[x] - d3[x]
+                seen[x] += rows[0, x] + rows[3, x]
             for a in range(4):
                 r = rows[a]
                 t0 = v[4 * a, f, c, n, i * tw : (i + 1) * tw]
@@ -514,6 +518,7 @@ def winograd_input(
                     t1[j] = r[2 * j + 1] + r[2 * j + 2]
                     t2[j] = r[2 * j + 2] - r[2 * j + 1]
                     t3[j] = r[2 * j + 1] - r[2 * j + 3]
+        check[job] = seen.sum()
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -553,7 +558,7 @@ def winograd_output(
 
 @njit(parallel=True, cache=True, nogil=True)
 def winograd4_input(
-    d: np.ndarray, v: np.ndarray, th: int, tw: int, k: np.ndarray
+    d: np.ndarray, v: np.ndarray, th: int, tw: int, k: np.ndarray, check: np.ndarray
 ) -> None:  # pragma: no cover - compiled
     """Winograd F(4x4, 3x3) input transform ``V = B^T d B`` of every 6x6 input tile of every
     frame, ``B^T = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
@@ -561,12 +566,14 @@ def winograd4_input(
     ``(nb, C, F, 4*th + 2, 4*tw + 2)``, ``v`` ``(36, F, C, nb, th * tw)`` (``v[6a + b]`` is
     entry ``(a, b)``).  Rows first (six whole slab rows at a time), then columns.  One job
     per (frame, sample, channel).  ``k`` holds the constants ``(2, 4, 5)`` in ``d``'s dtype
-    (a literal would turn float32 arithmetic into float64)."""
+    (a literal would turn float32 arithmetic into float64).  ``check`` as in
+    :func:`winograd_input`, over rows 0 and 5 of ``B^T d``."""
     nb, ch, frames, width = d.shape[0], d.shape[1], d.shape[2], d.shape[4]
     two, four, five = k[0], k[1], k[2]
     for job in prange(frames * nb * ch):
         f, n, c = job // (nb * ch), (job // ch) % nb, job % ch
         rows = np.empty((6, width), d.dtype)
+        seen = np.zeros(width, d.dtype)
         for i in range(th):
             d0, d1, d2 = d[n, c, f, 4 * i], d[n, c, f, 4 * i + 1], d[n, c, f, 4 * i + 2]
             d3, d4, d5 = d[n, c, f, 4 * i + 3], d[n, c, f, 4 * i + 4], d[n, c, f, 4 * i + 5]
@@ -577,6 +584,7 @@ def winograd4_input(
                 rows[3, x] = (d4[x] - d2[x]) + two * (d3[x] - d1[x])
                 rows[4, x] = (d4[x] - d2[x]) - two * (d3[x] - d1[x])
                 rows[5, x] = (four * d1[x] - five * d3[x]) + d5[x]
+                seen[x] += rows[0, x] + rows[5, x]
             for a in range(6):
                 r = rows[a]
                 lo, hi = i * tw, (i + 1) * tw
@@ -599,6 +607,7 @@ def winograd4_input(
                     t3[j] = (e4 - e2) + two * (e3 - e1)
                     t4[j] = (e4 - e2) - two * (e3 - e1)
                     t5[j] = (four * e1 - five * e3) + e5
+        check[job] = seen.sum()
 
 
 @njit(parallel=True, cache=True, nogil=True)

@@ -18,6 +18,7 @@ array([[[1., 3., 6., 9., 7.]]])
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import math
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..geometry import conv_output_size
-from . import algorithms, allocator, jit, threads
+from . import algorithms, allocator, jit, threads, tiling, winograd
 from .tiling import ConvGeometry
 from .workspace import get_workspace_budget
 
@@ -194,12 +195,20 @@ def conv_general(
         with algorithms.precisely(precise):
             _by_phases(x, w, geom, groups, out, algorithm, budget)
         return out
-    if algorithms.spreads_non_finite(name) and not (_all_finite(x) and _all_finite(w)):
-        # a transform spreads one Inf/NaN over whole tiles or channels: the definition's
-        # non-finite pattern needs an algorithm that sums products tap by tap
-        name = "depthwise" if groups == x.shape[1] else "unfold"
+    # a transform spreads one Inf/NaN over whole tiles or channels: the definition's
+    # non-finite pattern needs an algorithm that sums products tap by tap (Winograd checks
+    # its input itself, on the way through its transform)
+    tap_by_tap = "depthwise" if groups == x.shape[1] else "unfold"
+    if algorithms.spreads_non_finite(name) and not (
+        (name == "winograd" or tiling.all_finite(x)) and tiling.all_finite(w)
+    ):
+        name = tap_by_tap
     with algorithms.precisely(precise):
-        algorithms.implementation(name)(x, w, geom, groups, out, budget)
+        try:
+            algorithms.implementation(name)(x, w, geom, groups, out, budget)
+        except winograd.NonFinite:
+            name = tap_by_tap
+            algorithms.implementation(name)(x, w, geom, groups, out, budget)
     algorithms.record(name, geom)
     return out
 
@@ -261,13 +270,6 @@ def _plan(
     return Plan(geom, (x_shape[0], w_shape[0], *geom.output_size), phased, heuristic)
 
 
-def _all_finite(a: np.ndarray) -> bool:
-    """True when ``a`` holds no Inf or NaN: one summing pass and no full-size mask (a sum
-    that overflows only sends the call to a slower, equally exact algorithm)."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        return bool(np.isfinite(np.add.reduce(a, axis=None)))
-
-
 def _automatic(
     x: np.ndarray, w: np.ndarray, geom: ConvGeometry, groups: int, out: np.ndarray, budget: int
 ) -> str:
@@ -279,9 +281,13 @@ def _automatic(
     if len(names) <= 1:
         return names[0] if names else select_algorithm(geom, groups, x.dtype, w.shape[0])
     key = algorithms.cache_key(geom, w.shape, groups, x.dtype, budget)
-    return algorithms.tuned(
-        key, names, lambda name: algorithms.implementation(name)(x, w, geom, groups, out, budget)
-    )
+
+    def trial(name: str) -> None:
+        # on NonFinite the caller computes this input with a tap-by-tap algorithm
+        with contextlib.suppress(winograd.NonFinite):
+            algorithms.implementation(name)(x, w, geom, groups, out, budget)
+
+    return algorithms.tuned(key, names, trial)
 
 
 def _phases_of_dim(

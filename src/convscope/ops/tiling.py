@@ -280,3 +280,10 @@ def itemsize(dtype: np.dtype) -> int:
 
 def prod(values: Sequence[int]) -> int:
     return math.prod(values)
+
+
+def all_finite(a: np.ndarray) -> bool:
+    """True when ``a`` holds no Inf or NaN: one summing pass and no full-size mask (a sum
+    that overflows only sends the call to a slower, equally exact algorithm)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.add.reduce(a, axis=None)))

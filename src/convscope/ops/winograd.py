@@ -137,6 +137,11 @@ F2 = Variant(2, G, ("winograd_input", "winograd_output"), ((), ()))
 F4 = Variant(4, G4, ("winograd4_input", "winograd4_output"), ((2.0, 4.0, 5.0), (2.0, 4.0, 8.0)))
 
 
+class NonFinite(ArithmeticError):
+    """The input holds an Inf or NaN (or sums past the dtype's range): the transforms would
+    spread it over whole tiles, so the caller computes the call with another algorithm."""
+
+
 def run(
     x: np.ndarray,
     w: np.ndarray,
@@ -146,7 +151,10 @@ def run(
     budget: int,
 ) -> None:
     """Winograd ``conv_general`` into ``out``, tile by tile: F(4x4, 3x3) or F(2x2, 3x3)
-    with the compiled transforms, F(2x2, 3x3) with NumPy's passes."""
+    with the compiled transforms, F(2x2, 3x3) with NumPy's passes.  Raises
+    :class:`NonFinite` (``out`` partly written) for an input holding an Inf or NaN: the
+    compiled input transforms sum what they read on the way (no pass of its own), the NumPy
+    path checks first."""
     if (
         len(geom.kernel_size) < 2
         or geom.kernel_size[-2:] != (3, 3)
@@ -166,6 +174,8 @@ def run(
     stacked = _frames_stack(geom, groups)
 
     compiled = jit.kernels() if out.dtype == dtype and out.flags.c_contiguous else None
+    if compiled is None and not tiling.all_finite(x):  # the compiled transforms check it
+        raise NonFinite("an Inf or NaN in the input")
     variant = F2
     if compiled is not None and not algorithms.precise():  # see algorithms.precise
         variant = _compiled_variant(n, geom.output_size)
@@ -286,7 +296,11 @@ def _tile(
     if compiled is not None:
         transform = getattr(compiled, variant.kernels[0])
         v5 = v.reshape(positions, -1, c, nb, width)
-        jit.run(transform, d, v5, th, tw, forward, parallel_from=SERIAL_TRANSFORMS)
+        check = np.empty(d.shape[2] * nb * c, dtype)
+        jit.run(transform, d, v5, th, tw, forward, check, parallel_from=SERIAL_TRANSFORMS)
+        with np.errstate(over="ignore", invalid="ignore"):
+            if not np.isfinite(np.add.reduce(check)):
+                raise NonFinite("an Inf or NaN in the input")
     else:
         by_frame = v.reshape(4, 4, d.shape[2], -1)  # a view: v is a contiguous buffer
         for f in range(d.shape[2]):
