@@ -108,3 +108,20 @@ def test_transposed_conv_with_as_many_output_channels_runs_by_phases():
     with cs.record_conv_algorithms() as used:
         F.conv_transpose2d(x, w, stride=2, padding=1)
     assert used and all(name != "fold" for name, _ in used)
+
+
+@pytest.mark.parametrize(("padding", "output_padding"), [(0, 0), (1, 0), (0, 1), (1, 1)])
+def test_non_overlapping_transposed_convolution_copies_into_every_cell(padding, output_padding):
+    """A 2x2 stride-2 transposed convolution (a U-Net's up-sampling): each output cell takes
+    one contribution, copied; cells no input reaches (``output_padding``) stay zero, as in
+    torch (the fresh output is not zeroed when every cell is reached)."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 6, 5, 7)).astype(np.float32)
+    w = rng.standard_normal((6, 3, 2, 2)).astype(np.float32)
+    kwargs = {"stride": 2, "padding": padding, "output_padding": output_padding}
+    want = torch.nn.functional.conv_transpose2d(torch.from_numpy(x), torch.from_numpy(w), **kwargs)
+    with cs.record_conv_algorithms() as used:
+        for _ in range(2):  # a recycled output buffer must not leak into uncovered cells
+            got = F.conv_transpose2d(cs.tensor(x), cs.tensor(w), **kwargs)
+    assert {name for name, _ in used} == {"fold"}
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-6)

@@ -58,8 +58,15 @@ def run(
     spatial = x.shape[2:]
     nb, box = tiling.plan_tiles(n, spatial, cost, budget)
     direct = out.dtype == dtype and out.flags.c_contiguous
-    acc = out if direct else np.zeros(out.shape, dtype)
-    acc[...] = 0
+    acc = out if direct else np.empty(out.shape, dtype)
+    # taps as long as the zero insertion (a 2x2 stride-2 transposed convolution): every
+    # output cell takes at most one contribution, copied instead of added
+    single = ASSIGN_SINGLE and all(
+        k == step and d == 1
+        for k, step, d in zip(kernel, geom.input_dilation, geom.dilation, strict=True)
+    )
+    if not (single and _covered(geom, spatial, out.shape[2:])):
+        acc[...] = 0
     acc_groups = acc.reshape(n, groups, og, *out.shape[2:])
     inputs, columns = tiling.Scratch(dtype), tiling.Scratch(dtype)
     for tile in tiling.iter_tiles(n, spatial, nb, box):
@@ -75,9 +82,27 @@ def run(
         cols = columns.take((groups, og * taps, count * positions))
         matmul(matrix, cells.reshape(groups, cg, count * positions), out=cols)
         cols = cols.reshape(groups, og, *kernel, count, *tile.size)
-        _scatter(cols, acc_groups[tile.batch], geom, tile.start, tile.size, out.shape[2:])
+        _scatter(cols, acc_groups[tile.batch], geom, tile.start, tile.size, out.shape[2:], single)
     if not direct:
         out[...] = acc
+
+
+ASSIGN_SINGLE = True
+"""Copy (not add) the contributions when each output cell takes at most one, and skip
+zeroing the output when every cell takes one: the benchmark U-Net (two ConvTranspose2d
+2x2/2) 110.5 -> 108.4 ms at batch 1, 453 -> 436 ms at batch 8 (in-process A/B, 2 threads)."""
+
+
+def _covered(geom: tiling.ConvGeometry, size: Sequence[int], out_size: Sequence[int]) -> bool:
+    """Whether, with taps as long as the zero insertion, every output cell is reached: per
+    dimension the cells ``before + i * step - t`` (``t < step``) span ``[before - step + 1,
+    before + (size - 1) * step]``, which must hold ``[0, length)``."""
+    return all(
+        before - step + 1 <= 0 and before + (n - 1) * step >= length - 1
+        for (before, _), step, n, length in zip(
+            geom.pads, geom.input_dilation, size, out_size, strict=True
+        )
+    )
 
 
 def _scatter(
@@ -87,8 +112,10 @@ def _scatter(
     start: Sequence[int],
     box: Sequence[int],
     out_size: Sequence[int],
+    single: bool = False,
 ) -> None:
-    """Add each tap's contributions ``cols[g, o, tap, n, cells]`` into ``acc[n, g, o, ...]``."""
+    """Add each tap's contributions ``cols[g, o, tap, n, cells]`` into ``acc[n, g, o, ...]``
+    (copy them, when ``single``: no cell takes two)."""
     for tap in itertools.product(*(range(k) for k in geom.kernel_size)):
         src, dst = [], []
         for t, a, b, step, d, (before, _), length in zip(
@@ -103,4 +130,7 @@ def _scatter(
             continue  # this tap takes no cell of the tile into the output
         view = acc[(slice(None), slice(None), slice(None), *dst)]
         part = cols[(slice(None), slice(None), *tap, slice(None), *src)]  # (g, og, n, ...)
-        np.add(view, np.moveaxis(part, 2, 0), out=view)
+        if single:
+            np.copyto(view, np.moveaxis(part, 2, 0))
+        else:
+            np.add(view, np.moveaxis(part, 2, 0), out=view)
