@@ -215,3 +215,22 @@ def test_linear_bias_and_gelu_in_one_pass_give_the_layers_bits():
         fused = model(x).numpy()
         separate = act(first(x)).numpy()
     np.testing.assert_array_equal(fused, separate)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("parts", [(True, True, True), (False, False, False), (True, False, True)])
+def test_batch_norm_affine_compiled_and_numpy_round_alike(monkeypatch, dtype, parts):
+    """The fused layers' per-channel scale and shift: one compiled call, or NumPy's steps;
+    the same float64 arithmetic, the same bits after rounding to the output dtype (weight,
+    bias and the convolution's bias each present or not)."""
+    rng = np.random.default_rng(7)
+    c = 37
+    var, mean = (rng.random(c) + 0.1).astype(np.float32), rng.standard_normal(c).astype(np.float32)
+    optional = [rng.standard_normal(c).astype(np.float32) if p else None for p in parts]
+    results = []
+    for backend in ("auto", "numpy"):
+        monkeypatch.setattr(jit, "BACKEND", backend)
+        results.append(epilogue.batch_norm_affine(var, mean, 1e-3, *optional, np.dtype(dtype)))
+    for got, want in zip(*results, strict=True):
+        assert got.dtype == want.dtype == dtype
+        np.testing.assert_array_equal(got, want)

@@ -104,11 +104,24 @@ class Node:
         return f"<{self.name}>" if "Backward" in self.name else f"<{self.name}Backward0>"
 
 
+_tensor_class: Any = None
+
+
+def _tensor() -> type:
+    """``convscope.tensor.Tensor``, imported once (the module imports this one): every op
+    records through :func:`attach`, where an import statement per call cost about 1 us."""
+    global _tensor_class
+    if _tensor_class is None:
+        from ..tensor import Tensor
+
+        _tensor_class = Tensor
+    return _tensor_class
+
+
 def attach(result: Tensor, parents: Sequence[Any], rule: Rule, name: str) -> Tensor:
     """Record ``result = op(*parents)`` in the graph when any parent requires a gradient."""
-    from ..tensor import Tensor
-
-    tensors = tuple(p if isinstance(p, Tensor) else None for p in parents)
+    tensor = _tensor_class or _tensor()
+    tensors = tuple(p if isinstance(p, tensor) else None for p in parents)
     if _state.enabled and any(t is not None and t.requires_grad for t in tensors):
         result.requires_grad = True
         result.grad_fn = Node(name, tensors, rule)

@@ -57,6 +57,7 @@ from ..autograd.engine import is_grad_enabled, no_grad
 from ..ops import allocator
 from ..ops import threads as _threads
 from ..tensor import Tensor
+from .conv import _ConvNd
 from .module import Module
 
 #: "auto" (time both ways, keep the faster), "on" (split whenever :func:`splittable`) or
@@ -93,8 +94,6 @@ def _declares(cls: type) -> bool:
 
 
 def _conv_rank(module: Module) -> int | None:
-    from .conv import _ConvNd
-
     return len(module.kernel_size) if isinstance(module, _ConvNd) else None
 
 

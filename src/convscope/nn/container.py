@@ -107,12 +107,11 @@ class Sequential(_Indexed):
     independent_samples = True
 
     def forward(self, input: Any) -> Any:
-        from .fusion import run_recorded, run_sequence
-
+        fusion = _fusion()
         modules = list(self._modules.values())
         if not is_grad_enabled():  # inference: fuse Conv-BatchNorm-activation runs
-            return run_sequence(modules, input)
-        return run_recorded(modules, input)  # training: BatchNorm-ReLU pairs fused
+            return fusion.run_sequence(modules, input)
+        return fusion.run_recorded(modules, input)  # training: BatchNorm-ReLU pairs fused
 
 
 class ModuleList(_Indexed):
@@ -158,3 +157,16 @@ class ModuleList(_Indexed):
             for a, b, text in runs
         ]
         return "ModuleList(\n  " + "\n  ".join(lines) + "\n)"
+
+
+_fusion_module: Any = None
+
+
+def _fusion() -> Any:
+    """:mod:`convscope.nn.fusion`, imported once (it imports this module)."""
+    global _fusion_module
+    if _fusion_module is None:
+        from . import fusion
+
+        _fusion_module = fusion
+    return _fusion_module

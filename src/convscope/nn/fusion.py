@@ -43,6 +43,7 @@ from ..ops import algorithms, elementwise, epilogue
 from ..ops.matmul import FEW_ROWS, matmul
 from ..ops.threads import get_num_threads
 from ..tensor import Tensor
+from .container import Sequential
 from .conv import (
     Conv1d,
     Conv2d,
@@ -54,7 +55,7 @@ from .conv import (
 )
 from .linear import Linear
 from .module import Module
-from .normalization import _BatchNorm
+from .normalization import LayerNorm, _BatchNorm
 
 # activation class name -> epilogue name; matched on the exact convscope class
 _ACTIVATIONS = {
@@ -145,18 +146,19 @@ def _needs_graph(tensors: Sequence[Any]) -> bool:
 def _affine(conv: _ConvNd, bn: _BatchNorm | None, dtype: np.dtype) -> tuple[Any, Any]:
     """Per-channel ``(scale, shift)`` of BatchNorm after the convolution's bias, computed in
     float64 (``None`` where the identity)."""
-    bias = None if conv.bias is None else conv.bias.data.astype(np.float64)
+    bias = conv.bias
     if bn is None:
-        return None, bias
-    scale = 1.0 / np.sqrt(bn.running_var.data.astype(np.float64) + bn.eps)
-    if bn.weight is not None:
-        scale = scale * bn.weight.data
-    shift = -bn.running_mean.data.astype(np.float64) * scale
-    if bias is not None:
-        shift += bias * scale
-    if bn.bias is not None:
-        shift += bn.bias.data
-    return scale.astype(dtype), shift.astype(dtype)
+        return None, None if bias is None else bias.data.astype(np.float64)
+    weight, shift = bn.weight, bn.bias
+    return epilogue.batch_norm_affine(
+        bn.running_var.data,
+        bn.running_mean.data,
+        bn.eps,
+        None if weight is None else weight.data,
+        None if shift is None else shift.data,
+        None if bias is None else bias.data,
+        dtype,
+    )
 
 
 def _fusable(x: Any, conv: Any, bn: Any, act: Any, residual: Any) -> tuple[bool, str | None]:
@@ -372,8 +374,6 @@ def run_handed_over(modules: Sequence[Module], held: list[Any]) -> Any:
 def _inline(modules: Sequence[Module]) -> list[Any]:
     """``modules`` with each plain nested ``Sequential`` replaced by its layers (inlined the
     same way), between two ``None`` boundaries."""
-    from .container import Sequential
-
     flat: list[Any] = []
     for module in modules:
         if type(module) is Sequential and _plain(module):
@@ -386,8 +386,6 @@ def _inline(modules: Sequence[Module]) -> list[Any]:
 def _copies_input(module: Module, input: Any) -> bool:
     """``module`` is a plain LayerNorm, which makes a non-contiguous ``input`` contiguous
     before normalising it, and ``input`` is such a tensor with no graph to keep."""
-    from .normalization import LayerNorm
-
     data = getattr(input, "data", None)
     return (
         type(module) is LayerNorm

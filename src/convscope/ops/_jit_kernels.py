@@ -134,6 +134,35 @@ def sgd_momentum(
             p[i] = p[i] + step * (g + m * v if nesterov else v)
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def batch_norm_fold(
+    var: np.ndarray,
+    mean: np.ndarray,
+    eps: float,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    conv_bias: np.ndarray,
+    scale: np.ndarray,
+    shift: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """An eval-mode BatchNorm's per-channel ``scale = weight / sqrt(var + eps)`` and ``shift =
+    -mean * scale + conv_bias * scale + bias`` in float64, stored in ``scale``'s and
+    ``shift``'s dtype; an empty ``weight``, ``bias`` or ``conv_bias`` is absent.  The steps of
+    :func:`convscope.ops.epilogue.batch_norm_affine`'s NumPy path, rounded alike."""
+    weighted, biased, shifted = weight.shape[0] > 0, bias.shape[0] > 0, conv_bias.shape[0] > 0
+    for c in range(var.shape[0]):
+        s = 1.0 / np.sqrt(np.float64(var[c]) + eps)
+        if weighted:
+            s = s * np.float64(weight[c])
+        t = -np.float64(mean[c]) * s
+        if shifted:
+            t += np.float64(conv_bias[c]) * s
+        if biased:
+            t += np.float64(bias[c])
+        scale[c] = s
+        shift[c] = t
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def gather_planes(slab: np.ndarray, index: np.ndarray, planes: np.ndarray) -> None:
     """``planes[ph, n, c, q] = slab[n, c, index[ph, q]]``: the stride phases of every

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from .threads import get_num_threads
 from .tiling import ConvGeometry
 
 Algorithm = Callable[[np.ndarray, np.ndarray, ConvGeometry, int, np.ndarray, int], None]
@@ -245,8 +246,6 @@ def clear_autotune_cache() -> None:
 
 
 def cache_key(geom: ConvGeometry, weight_shape: tuple, groups: int, dtype: Any, budget: int) -> str:
-    from .threads import get_num_threads
-
     return (
         f"x{tuple(geom.input_shape)} w{tuple(weight_shape)} s{geom.stride} p{geom.pads} "
         f"d{geom.dilation} i{geom.input_dilation} g{groups} {np.dtype(dtype).name} "

@@ -18,6 +18,10 @@ import types
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
+from .threads import get_num_threads
+
 BACKEND = "numpy" if os.environ.get("CONVSCOPE_JIT", "").strip() == "0" else "auto"
 
 #: Kernels whose largest array has fewer elements than this run on one thread: waking a
@@ -43,7 +47,6 @@ PARALLEL_FROM = 1 << 20
 _kernels: ModuleType | None = None
 _failed = False
 _compile_seconds: dict[str, float] = {}
-_compiled: set[tuple] = set()
 _twins: dict[Any, Any] = {}
 # numba's default thread pool ("workqueue") must not be entered by two threads at once
 _launch = threading.Lock()
@@ -123,37 +126,30 @@ def run(function: Any, *args: Any, parallel_from: int | None = None) -> None:
     :data:`SERIAL_UP_TO_THREADS` threads kernels run serially in the calling thread unless
     they have :data:`PARALLEL_FROM` elements (or ``parallel_from``, for kernels that run
     between GEMMs and measured slower in parallel there)."""
-    from .threads import get_num_threads
-
-    largest = max((getattr(a, "size", 0) for a in args), default=0)
+    largest = 0
+    for a in args:
+        if type(a) is np.ndarray and a.size > largest:
+            largest = a.size
     workers = get_num_threads()  # 1 inside a share of a parallel step (batch-parallel)
     threshold = PARALLEL_FROM if parallel_from is None else parallel_from
     few_threads = workers <= SERIAL_UP_TO_THREADS and largest < threshold
     serial = largest < SERIAL_BELOW or workers == 1 or few_threads
-    name = function.py_func.__name__
     if serial:
         function = _serial_twin(function)
-    key = (function, tuple(getattr(a, "dtype", type(a)) for a in args))
-    if key in _compiled:
-        if serial:
-            function(*args)
-            return
-        _launch_parallel(function, args)
-        return
+    known = len(function.overloads)  # a new entry after the call: it compiled (or loaded)
     start = time.perf_counter()
     if serial:
         function(*args)
     else:
         _launch_parallel(function, args)
-    kinds = ", ".join(str(a.dtype) if hasattr(a, "dtype") else type(a).__name__ for a in args)
-    _compile_seconds[f"{name}({kinds})"] = time.perf_counter() - start
-    _compiled.add(key)
+    if len(function.overloads) != known:
+        kinds = ", ".join(str(a.dtype) if hasattr(a, "dtype") else type(a).__name__ for a in args)
+        name = function.py_func.__name__.removesuffix("_serial")
+        _compile_seconds[f"{name}({kinds})"] = time.perf_counter() - start
 
 
 def _launch_parallel(function: Any, args: tuple[Any, ...]) -> None:
     import numba
-
-    from .threads import get_num_threads
 
     with _launch:
         numba.set_num_threads(min(get_num_threads(), numba.config.NUMBA_NUM_THREADS))

@@ -38,6 +38,7 @@ import numpy as np
 
 from ..geometry import receptive_extent
 from . import jit, tiling
+from .threads import get_num_threads
 from .workspace import get_workspace_budget
 
 Segments = Sequence[tuple[np.ndarray, np.ndarray]]
@@ -124,8 +125,6 @@ def launch(name: str, *args: object) -> None:
 
 def chunks() -> int:
     """Parts the jobs of a compiled kernel are split into: a few per thread."""
-    from .threads import get_num_threads
-
     return 4 * get_num_threads()
 
 
@@ -167,8 +166,6 @@ class Windows:
         >>> w.phases.tolist(), w.tap_q.tolist()[:3], w.reach.tolist()
         ([[0, 0, 0], [0, 0, 1], [0, 1, 0], [0, 1, 1]], [[0, 0, 0], [0, 0, 0], [0, 0, 1]], [0, 1, 1])
         """
-        from .threads import get_num_threads
-
         limit = min(CACHE_BYTES, get_workspace_budget() // get_num_threads())
         return cls._cached(geom, itemsize, accumulators, limit)
 

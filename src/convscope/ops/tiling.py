@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .threads import parallel_copy
+
 
 @dataclass(frozen=True)
 class ConvGeometry:
@@ -187,8 +189,6 @@ class SlabRecipe:
                 return slab
         for index in self.zero:
             slab[index] = 0
-        from .threads import parallel_copy
-
         parallel_copy(
             slab[self.dst],
             source[self.src],
