@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..autograd.engine import is_grad_enabled
-from .module import Module, _add_indent
+from .module import Module, _add_indent, _lazy_import
 
 
 def _checked(module: Any) -> Module:
@@ -107,7 +107,7 @@ class Sequential(_Indexed):
     independent_samples = True
 
     def forward(self, input: Any) -> Any:
-        fusion = _fusion()
+        fusion = _lazy_import("fusion")  # it imports this module
         modules = list(self._modules.values())
         if not is_grad_enabled():  # inference: fuse Conv-BatchNorm-activation runs
             return fusion.run_sequence(modules, input)
@@ -157,16 +157,3 @@ class ModuleList(_Indexed):
             for a, b, text in runs
         ]
         return "ModuleList(\n  " + "\n  ".join(lines) + "\n)"
-
-
-_fusion_module: Any = None
-
-
-def _fusion() -> Any:
-    """:mod:`convscope.nn.fusion`, imported once (it imports this module)."""
-    global _fusion_module
-    if _fusion_module is None:
-        from . import fusion
-
-        _fusion_module = fusion
-    return _fusion_module
