@@ -234,3 +234,80 @@ def test_batch_norm_affine_compiled_and_numpy_round_alike(monkeypatch, dtype, pa
     for got, want in zip(*results, strict=True):
         assert got.dtype == want.dtype == dtype
         np.testing.assert_array_equal(got, want)
+
+
+def _torch_cn_block(block, x):
+    """torchvision's CNBlock arithmetic with ``block``'s weights, in torch (float64)."""
+    f = torch.nn.functional
+    conv, norm = block.block[0], block.block[2]
+    t = {k: torch.from_numpy(np.asarray(v.data, np.float64)) for k, v in block.state_dict().items()}
+    channels = conv.in_channels
+    y = f.conv2d(
+        torch.from_numpy(x.astype(np.float64)),
+        t["block.0.weight"],
+        t["block.0.bias"],
+        padding=3,
+        groups=channels,
+    )
+    y = f.layer_norm(
+        y.permute(0, 2, 3, 1), (channels,), t["block.2.weight"], t["block.2.bias"], norm.eps
+    )
+    y = f.linear(
+        f.gelu(f.linear(y, t["block.3.weight"], t["block.3.bias"])),
+        t["block.5.weight"],
+        t["block.5.bias"],
+    )
+    return (
+        torch.from_numpy(x.astype(np.float64)) + t["layer_scale"] * y.permute(0, 3, 1, 2)
+    ).numpy()
+
+
+@pytest.mark.parametrize(("dtype", "tolerance"), [(np.float32, 2e-5), (np.float64, 1e-12)])
+@pytest.mark.parametrize("size", [9, 17])
+def test_convnext_block_channels_first_matches_the_layers_and_torch(
+    monkeypatch, dtype, tolerance, size
+):
+    """ConvNeXt's block for one sample at inference runs channels-first (LayerNorm over the
+    channels in place, both Linear layers as W @ X, no permutes): the layers' values to
+    rounding, and torch's; the LayerNorm2d of the downsampling layers likewise."""
+    from convscope.models.convnext import CNBlock, LayerNorm2d
+
+    rng = np.random.default_rng(11)
+    block = CNBlock(16, 0.5, 0.0).eval()
+    if dtype == np.float64:
+        block = block.double()
+    state = {k: rng.standard_normal(v.shape).astype(dtype) for k, v in block.state_dict().items()}
+    block.load_state_dict(state)
+    x = rng.standard_normal((1, 16, size, size)).astype(dtype)
+    results = []
+    real = fusion.channels_first_block
+    monkeypatch.setattr(
+        fusion, "channels_first_block", lambda *a: results.append(real(*a)) or results[-1]
+    )
+    with cs.no_grad():
+        fast = block(cs.tensor(x)).numpy()
+        assert results and results[0] is not None  # the channels-first path ran
+        monkeypatch.setattr(fusion, "channels_first_block", lambda *a: None)
+        layers = block(cs.tensor(x)).numpy()
+    scale = np.abs(layers).max()
+    assert np.abs(fast - layers).max() <= tolerance * scale
+    assert np.abs(fast - _torch_cn_block(block, x)).max() <= tolerance * scale
+    norm = LayerNorm2d(16, eps=1e-6)
+    norm.load_state_dict(
+        {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in norm.state_dict().items()}
+    )
+    y = rng.standard_normal((2, 16, 5, 7)).astype(np.float32)
+    with cs.no_grad():
+        fast = norm(cs.tensor(y)).numpy()
+    want = (
+        torch.nn.functional.layer_norm(
+            torch.from_numpy(y).permute(0, 2, 3, 1),
+            (16,),
+            torch.from_numpy(norm.weight.numpy()),
+            torch.from_numpy(norm.bias.numpy()),
+            1e-6,
+        )
+        .permute(0, 3, 1, 2)
+        .numpy()
+    )
+    np.testing.assert_allclose(fast, want, rtol=1e-5, atol=1e-5)

@@ -22,6 +22,7 @@ import numpy as np
 from .. import nn
 from ..autograd.engine import is_grad_enabled
 from ..nn import functional as F
+from ..nn import fusion
 from ..ops.elementwise import scale_add_from_channels_last
 from ..tensor import Tensor
 from ._blocks import Conv2dNormActivation, Permute, StochasticDepth, check_no_weights
@@ -50,6 +51,9 @@ class LayerNorm2d(nn.LayerNorm):
     independent_samples = True
 
     def forward(self, x: Tensor) -> Tensor:
+        fast = fusion.layer_norm_channels(self, x)  # inference: no permutes, no copies
+        if fast is not None:
+            return fast
         x = x.permute(0, 2, 3, 1)
         x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
         return x.permute(0, 3, 1, 2)
@@ -85,6 +89,13 @@ class CNBlock(nn.Module):
     independent_samples = True
 
     def forward(self, input: Tensor) -> Tensor:
+        if len(self.block) == 7 and self._in_place(input, input) and fusion._plain(self.block):
+            conv, _, norm, first, act, second, _ = self.block
+            fast = fusion.channels_first_block(
+                input, conv, norm, first, act, second, self.layer_scale
+            )
+            if fast is not None:
+                return fast
         branch = self.block(input)
         if self._in_place(input, branch):
             # inference: the scaled branch and the sum in one new array, C-contiguous as

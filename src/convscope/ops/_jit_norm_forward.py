@@ -153,3 +153,56 @@ def channel_normalize(
         a_, b_ = t(scale), t(shift)
         for a in range(rows):
             _affine_of(x[a, c], rounded, a_, b_, clamp, out[a, c])
+
+
+@njit(parallel=True, cache=True, nogil=True, error_model="numpy")
+def channels_layer_norm(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float, out: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """LayerNorm over the channels of ``x`` ``(N, C, P)`` at every position, written in the
+    same layout (a channels-last LayerNorm without the two transposes): per position the
+    mean and biased variance in float64 (two passes over the channels, vectorised across 64
+    positions), then, as the row path rounds it, ``((x - centre) * rstd + shift) * weight +
+    bias`` in ``x``'s dtype with ``centre`` the mean rounded to it and ``shift = -(mean -
+    centre) * rstd``.  ``weight``/``bias`` ``(C,)`` in ``x``'s dtype, empty when absent."""
+    count, channels, positions = x.shape
+    block = 64
+    blocks = (positions + block - 1) // block
+    scaled, shifted = weight.shape[0] > 0, bias.shape[0] > 0
+    t = x.dtype.type
+    for job in prange(count * blocks):
+        n, p0 = job // blocks, (job % blocks) * block
+        width = min(block, positions - p0)
+        total = np.zeros(width)
+        for c in range(channels):
+            row = x[n, c, p0 : p0 + width]
+            for j in range(width):
+                total[j] += np.float64(row[j])
+        mean = total / channels
+        m2 = np.zeros(width)
+        for c in range(channels):
+            row = x[n, c, p0 : p0 + width]
+            for j in range(width):
+                d = np.float64(row[j]) - mean[j]
+                m2[j] += d * d
+        centre = np.empty(width, x.dtype)
+        scale = np.empty(width, x.dtype)
+        offset = np.empty(width, x.dtype)
+        for j in range(width):
+            rstd = 1.0 / np.sqrt(m2[j] / channels + eps)
+            rounded = t(mean[j])
+            centre[j] = rounded
+            scale[j] = t(rstd)
+            offset[j] = t(-(mean[j] - np.float64(rounded)) * rstd)
+        for c in range(channels):
+            row = x[n, c, p0 : p0 + width]
+            target = out[n, c, p0 : p0 + width]
+            for j in range(width):
+                v = (row[j] - centre[j]) * scale[j] + offset[j]
+                if scaled and shifted:
+                    v = v * weight[c] + bias[c]
+                elif scaled:
+                    v = v * weight[c]
+                elif shifted:
+                    v = v + bias[c]
+                target[j] = v

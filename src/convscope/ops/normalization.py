@@ -444,6 +444,37 @@ def channel_backward(
     return sums, (gx if need_x else None)
 
 
+def layer_norm_channels(
+    x: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None, eps: float
+) -> np.ndarray | None:
+    """LayerNorm over axis 1 of an ``(N, C, P)`` array at every position, in that layout: what
+    a channels-last LayerNorm between two permutes computes (ConvNeXt), without the copies.
+    The row path's steps and roundings (statistics summed in float64, per position).
+    ``None`` without numba or for an empty or non-contiguous array (then permute and use
+    the row path).
+
+    >>> x = np.array([[[1.0, 2.0], [3.0, 6.0]]])
+    >>> y = layer_norm_channels(x, None, None, 0.0)
+    >>> y is None or y.tolist() == [[[-1.0, -1.0], [1.0, 1.0]]]
+    True
+    """
+    compiled = _forward_kernels(x)
+    if compiled is None or not x.size:
+        return None
+    dtype = x.dtype
+    out = np.empty(x.shape, dtype)
+    nothing = np.empty(0, dtype)
+    jit.run(
+        compiled.channels_layer_norm,
+        x,
+        nothing if weight is None else np.ascontiguousarray(weight, dtype),
+        nothing if bias is None else np.ascontiguousarray(bias, dtype),
+        float(eps),
+        out,
+    )
+    return out
+
+
 # ---------------------------------------------------------------- local response norm
 def window_sums(squares: np.ndarray, before: int, after: int) -> np.ndarray:
     """``out[:, c] = squares[:, c - before : c + after + 1].sum(1)`` on an ``(N, C, S)`` array,
