@@ -311,3 +311,40 @@ def test_convnext_block_channels_first_matches_the_layers_and_torch(
         .numpy()
     )
     np.testing.assert_allclose(fast, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("act", "gate"), [("SiLU", "Sigmoid"), ("ReLU", "Hardsigmoid")])
+def test_squeeze_excitation_at_inference_matches_the_layers(monkeypatch, dtype, act, gate):
+    """The channel attention of EfficientNet (SiLU, sigmoid) and MobileNetV3 (ReLU,
+    hard sigmoid) at inference as a few array operations: the layers' values to rounding,
+    and torch's."""
+    from convscope.models._blocks import SqueezeExcitation
+
+    rng = np.random.default_rng(12)
+    block = SqueezeExcitation(24, 6, getattr(nn, act), getattr(nn, gate)).eval()
+    if dtype == np.float64:
+        block = block.double()
+    state = {k: rng.standard_normal(v.shape).astype(dtype) for k, v in block.state_dict().items()}
+    block.load_state_dict(state)
+    x = rng.standard_normal((3, 24, 5, 7)).astype(dtype)
+    results = []
+    real = fusion.squeeze_excitation
+    monkeypatch.setattr(
+        "convscope.models._blocks.squeeze_excitation",
+        lambda *a: results.append(real(*a)) or results[-1],
+    )
+    with cs.no_grad():
+        fast = block(cs.tensor(x)).numpy()
+        assert results and results[0] is not None
+        monkeypatch.setattr("convscope.models._blocks.squeeze_excitation", lambda *a: None)
+        layers = block(cs.tensor(x)).numpy()
+    tolerance = 1e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(fast, layers, rtol=tolerance, atol=tolerance)
+    f = torch.nn.functional
+    t = {k: torch.from_numpy(v.astype(np.float64)) for k, v in state.items()}
+    s = f.adaptive_avg_pool2d(torch.from_numpy(x.astype(np.float64)), 1)
+    s = getattr(f, act.lower())(f.conv2d(s, t["fc1.weight"], t["fc1.bias"]))
+    s = getattr(f, gate.lower())(f.conv2d(s, t["fc2.weight"], t["fc2.bias"]))
+    want = (s * torch.from_numpy(x.astype(np.float64))).numpy()
+    np.testing.assert_allclose(fast, want, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)

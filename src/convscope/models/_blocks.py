@@ -35,7 +35,14 @@ from ..nn import (
     Sequential,
     Sigmoid,
 )
-from ..nn.fusion import _is_conv, _is_eval_batch_norm, _plain, conv_bn_act, run_sequence
+from ..nn.fusion import (
+    _is_conv,
+    _is_eval_batch_norm,
+    _plain,
+    conv_bn_act,
+    run_sequence,
+    squeeze_excitation,
+)
 from ..random import default_generator
 from ..tensor import Tensor
 
@@ -261,7 +268,10 @@ class SqueezeExcitation(Module):
     independent_samples = True
 
     def forward(self, input: Tensor) -> Tensor:
-        return self._scale(input) * input
+        fast = squeeze_excitation(
+            input, self.avgpool, self.fc1, self.activation, self.fc2, self.scale_activation
+        )
+        return self._scale(input) * input if fast is None else fast
 
 
 def stochastic_depth(input: Tensor, p: float, mode: str, training: bool = True) -> Tensor:
