@@ -162,3 +162,25 @@ def test_float32_weight_gradient_is_as_accurate_as_torch(monkeypatch):
     for got in (ours, banded):
         error = np.abs(got.numpy() - exact).max() / scale
         assert error <= max(2 * torch_error, 3e-7), (error, torch_error)
+
+
+@pytest.mark.skipif(jit.kernels() is None, reason="numba is not installed")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_depthwise_kernel_writes_a_strided_output_in_place(dtype):
+    """A stride-2 depthwise layer's input gradient is computed phase by phase, each into a
+    strided view of the gradient: the kernel writes there directly (no copy), and only
+    there."""
+    from convscope.ops.conv import conv_general
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 6, 9, 11)).astype(dtype)
+    w = rng.standard_normal((12, 1, 3, 3)).astype(dtype)  # channel multiplier 2
+    kwargs = {"stride": (1, 1), "padding": ((1, 1), (1, 1)), "dilation": (1, 1), "groups": 6}
+    want = conv_general(x, w, algorithm="depthwise", **kwargs)
+    canvas = np.full((2, 12, 18, 22), 7.0, dtype)
+    phase = canvas[:, :, 1::2, ::2]
+    conv_general(x, w, algorithm="depthwise", out=phase, **kwargs)
+    np.testing.assert_array_equal(phase, want)
+    untouched = np.ones(canvas.shape, bool)
+    untouched[:, :, 1::2, ::2] = False
+    assert (canvas[untouched] == 7.0).all()

@@ -134,6 +134,18 @@ def _store(acc, of, obase, geom, plane, h0, rows):  # pragma: no cover - compile
                 of[_u(line + q)] = acc[_u(begin + q)]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _store_view(acc, target, geom, plane, h0, rows):  # pragma: no cover - compiled
+    """:func:`_store` into ``target``, one ``(OD, OH, OW)`` output plane of any strides (a
+    stride phase of a larger output)."""
+    for a in range(geom[3]):
+        for b in range(rows):
+            begin = (a * plane[1] + b) * plane[2]
+            line = target[a, h0 + b]
+            for q in range(geom[5]):
+                line[q] = acc[_u(begin + q)]
+
+
 @njit(cache=True, nogil=True, fastmath={"contract"})
 def _multiply_add(buf, starts, wf, first, wide, acc):  # pragma: no cover - compiled
     """``acc[p] = sum_t weights[t] * buf[starts[t] + p]`` for ``p < wide``, the weights
@@ -206,13 +218,13 @@ def depthwise(x, w, geom, phases, tap_phase, tap_q, reach, band, chunks, out):  
     """``out[n, c*M + m] = sum_t w[c, m, t] * window_t(x[n, c])`` with zero padding, the taps
     added one after another in row-major order (four per pass over the accumulator).
 
-    ``x`` (N, C, D, H, W), ``w`` (C, M, T), ``out`` (N, C*M, OD, OH, OW), all contiguous.
+    ``x`` (N, C, D, H, W) and ``w`` (C, M, T) contiguous, ``out`` (N, C*M, OD, OH, OW) of any
+    strides (an input gradient's stride phase is written in place).
     """
     nb, ch = x.shape[0], x.shape[1]
     mult, taps = w.shape[1], w.shape[2]
-    xf, of, wf = x.reshape(x.size), out.reshape(out.size), w.reshape(w.size)
+    xf, wf = x.reshape(x.size), w.reshape(w.size)
     in_plane = x.shape[2] * x.shape[3] * x.shape[4]
-    out_plane = geom[3] * geom[4] * geom[5]
     bands = _ceil_div(geom[4], band)
     jobs = nb * ch * bands
     per, count = _chunks(jobs, chunks)
@@ -230,8 +242,7 @@ def depthwise(x, w, geom, phases, tap_phase, tap_q, reach, band, chunks, out):  
             last = h0
             for m in range(mult):
                 _multiply_add(buf, starts, wf, (c * mult + m) * taps, wide, acc)
-                obase = (n * ch * mult + c * mult + m) * out_plane
-                _store(acc, of, obase, geom, plane, h0, rows)
+                _store_view(acc, out[n, c * mult + m], geom, plane, h0, rows)
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc"})
