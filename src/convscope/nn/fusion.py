@@ -58,6 +58,7 @@ from .conv import (
 from .linear import Linear
 from .module import Module
 from .normalization import LayerNorm, _BatchNorm
+from .pooling import AdaptiveAvgPool2d, MaxPool1d, MaxPool2d, MaxPool3d
 
 # activation class name -> epilogue name; matched on the exact convscope class
 _ACTIVATIONS = {
@@ -255,8 +256,6 @@ def conv_bn_act_pool(x: Any, conv: Module, bn: Any, act: Any, pool: Module) -> A
     >>> bool((grouped == whole).numpy().all()), grouped.shape
     (True, (4, 8, 8, 8))
     """
-    from .pooling import MaxPool1d, MaxPool2d, MaxPool3d
-
     data = getattr(x, "data", None)
     if (
         not isinstance(x, Tensor)
@@ -673,7 +672,7 @@ def squeeze_excitation(
         or data.ndim != 4
         or data.dtype not in (np.float32, np.float64)
         or not data.size
-        or type(pool).__name__ != "AdaptiveAvgPool2d"
+        or type(pool) is not AdaptiveAvgPool2d
         or not _plain(pool)
         or tuple(np.broadcast_to(pool.output_size, (2,))) != (1, 1)
         or not all(type(c) is Conv2d and _plain(c) for c in convs)
