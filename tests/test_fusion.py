@@ -348,3 +348,31 @@ def test_squeeze_excitation_at_inference_matches_the_layers(monkeypatch, dtype, 
     s = getattr(f, gate.lower())(f.conv2d(s, t["fc2.weight"], t["fc2.bias"]))
     want = (s * torch.from_numpy(x.astype(np.float64))).numpy()
     np.testing.assert_allclose(fast, want, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+
+
+class _OwnConstructor(nn.Conv3d):
+    """torchvision's Conv3DSimple pattern: a constructor of its own, the layer's forward."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(cin, cout, kernel_size=3, padding=1, bias=False)
+
+
+class _OwnForward(nn.Conv3d):
+    def forward(self, input):
+        return super().forward(input) * 2
+
+
+@pytest.mark.parametrize(("kind", "fused"), [(_OwnConstructor, True), (_OwnForward, False)])
+def test_convolution_subclasses_fuse_only_when_they_compute_as_the_layer(spy, kind, fused):
+    """A Conv3d subclass that only sets its arguments (r3d_18's convolutions) takes the fused
+    BatchNorm/ReLU epilogue; one with its own forward runs as written."""
+    rng = np.random.default_rng(13)
+    conv = kind(3, 4) if kind is _OwnConstructor else kind(3, 4, 3, padding=1, bias=False)
+    bn = nn.BatchNorm3d(4).eval()
+    bn.running_var.data[:] = rng.random(4) + 0.5
+    x = cs.tensor(rng.standard_normal((1, 3, 4, 5, 6)).astype(np.float32))
+    with cs.no_grad():
+        got = nn.Sequential(conv, bn, nn.ReLU())(x).numpy()
+        want = nn.ReLU()(bn(conv(x))).numpy()
+    assert spy == (["relu"] if fused else [])
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)

@@ -86,8 +86,18 @@ def _plain(module: Module) -> bool:
 
 
 def _is_conv(module: Any) -> bool:
-    """A convscope convolution layer as shipped (no subclass with its own forward)."""
-    return type(module) in _CONV_TYPES and _plain(module)
+    """A convscope convolution layer as shipped, or a subclass computing as it does (its own
+    constructor only: torchvision's ``Conv3DSimple`` in r3d_18)."""
+    kind = type(module)
+    for base in _CONV_TYPES:
+        if issubclass(kind, base):
+            return (
+                kind.forward is base.forward
+                and kind._convolve is base._convolve
+                and kind._conv is base._conv
+                and _plain(module)
+            )
+    return False
 
 
 def _is_eval_batch_norm(module: Any) -> bool:
