@@ -29,9 +29,10 @@ def gelu(
 ) -> np.ndarray:
     """Exact (erf) GELU of a float array.  With numba: float32 in cache-sized blocks spread
     over the threads, each one vectorised compiled pass in float32 (a rational ``erf``, no
-    ``exp``: within 2.5e-7 ``|x|`` of the exact value, 4e-7 relative from -1 up; below, where
-    ``1 + erf`` cancels, about 1e-7 ``|x|`` absolute, as torch's float32 GELU); float64 in one
-    compiled pass through libm's ``erfc``, relatively exact everywhere.
+    ``exp``: within 2.5e-7 ``|x|`` of the exact value everywhere and 4e-7 relative from -1
+    up; further down ``1 + erf`` cancels, as in torch's float32 GELU, so the error there is
+    absolute, not relative); float64 in one compiled pass through libm's ``erfc``, relatively
+    exact everywhere.
     Without numba, ``x * normal_cdf(x)``.  ``out`` (C-contiguous, ``x``'s shape and dtype;
     ``x`` itself is fine) receives the result.  ``bias`` (``x``'s dtype, the length of its
     last dimension) is added first, rounded as ``x + bias`` would be: a Linear layer's bias
