@@ -71,6 +71,8 @@ def _row_grad_sums(
     Float32 partial sums of 256 values made a float32 BatchNorm's weight gradient 2-3.5x as
     far from the float64 one as PyTorch's (ResNet-18 layer1, 16x16 planes); float64 all the
     way is as fast or faster (one thread, (8, 64, 56, 56): 0.9 -> 0.4 ms)."""
+    # _sums_of's loops written out: calling it per row, even inlined, cost 40% on 7x7 planes
+    # (batch 8, 960 channels: 0.47 -> 0.66 ms)
     rows, count = g.shape
     gated = gate.shape[0] > 0
     for r in prange(rows):  # range when compiled serially
