@@ -651,7 +651,8 @@ def channels_first_block(
     y = conv(x)
     normed = layer_norm_channels(norm, y)
     channels = data.shape[1]
-    if normed is None or y.shape != data.shape:  # not expected after the checks above
+    if normed is None or y.shape != data.shape:  # a LayerNorm of another dtype, or a
+        # convolution that changes the map's shape: the rest of the layers as they are
         branch = second(act(first(norm(y.permute(0, 2, 3, 1))))).permute(0, 3, 1, 2)
         return x + scale * branch
     columns = normed.data.reshape(channels, -1)
@@ -706,7 +707,7 @@ def squeeze_excitation(
     n, c = data.shape[:2]
     # the adaptive pool's global mean: summed in the compute dtype, divided, rounded back
     pooled = pool_ops.segment_means(
-        data, [(np.zeros(1, np.intp), np.array([s])) for s in data.shape[2:]]
+        data, [pool_ops.adaptive_segments(s, 1) for s in data.shape[2:]]
     )
     vector = pooled.reshape(n, c)
     for conv, layer in ((squeeze, act), (expand, gate)):
