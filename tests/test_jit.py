@@ -202,3 +202,32 @@ def test_default_policy_runs_small_or_two_thread_calls_serially(monkeypatch):
     for share in shares:
         np.testing.assert_array_equal(share, want)
     np.testing.assert_array_equal(small, small_want)
+
+
+def test_depthwise_with_many_taps_runs_in_parallel_below_the_element_threshold(monkeypatch):
+    """A large-kernel depthwise call goes parallel on two threads once its multiply-adds
+    (elements times taps) reach depthwise.PARALLEL_WORK, although its arrays are below
+    jit.PARALLEL_FROM; a 3x3 call of the same size stays serial; values as torch's."""
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(jit, "BACKEND", "auto")
+    if jit.kernels() is None:
+        pytest.skip("numba is not installed")
+    from convscope.ops import depthwise
+
+    monkeypatch.setattr(jit, "SERIAL_BELOW", 1 << 10)
+    monkeypatch.setattr(jit, "SERIAL_UP_TO_THREADS", 2)
+    monkeypatch.setattr(jit, "PARALLEL_FROM", 1 << 20)
+    monkeypatch.setattr(depthwise, "PARALLEL_WORK", 1 << 20)
+    launched = []
+    monkeypatch.setattr(jit, "_launch_parallel", lambda f, a: launched.append(f) or f(*a))
+    x = np.random.default_rng(0).standard_normal((1, 8, 40, 40)).astype(np.float32)
+    for k, parallel in ((13, True), (3, False)):  # 12800 outputs: x169 > 2^20, x9 below
+        w = np.random.default_rng(k).standard_normal((8, 1, k, k)).astype(np.float32)
+        launched.clear()
+        with cs.num_threads(2):
+            y = F.conv2d(cs.tensor(x), cs.tensor(w), padding=k // 2, groups=8).numpy()
+        assert [f.py_func.__name__ for f in launched] == (["depthwise"] if parallel else [])
+        want = torch.nn.functional.conv2d(
+            torch.from_numpy(x), torch.from_numpy(w), padding=k // 2, groups=8
+        ).numpy()
+        np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())

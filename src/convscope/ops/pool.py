@@ -117,10 +117,11 @@ def compiled_kernels() -> ModuleType | None:
     return _module if jit.kernels() is not None else None
 
 
-def launch(name: str, *args: object) -> None:
+def launch(name: str, *args: object, parallel_from: int | None = None) -> None:
     """Run compiled kernel ``name`` through :func:`convscope.ops.jit.run` (convscope's thread
-    count; small calls serially in this thread; first-call compile times recorded)."""
-    jit.run(getattr(compiled_kernels(), name), *args)
+    count; small calls serially in this thread, ``parallel_from`` as there; first-call
+    compile times recorded)."""
+    jit.run(getattr(compiled_kernels(), name), *args, parallel_from=parallel_from)
 
 
 def chunks() -> int:
