@@ -157,18 +157,26 @@ def test_missing_numba_falls_back_to_numpy(monkeypatch):
         jit.kernels()
 
 
+def _record_parallel_launches(monkeypatch, serial_below: int) -> list:
+    """The default thread policy (serial up to two threads below 2^20 elements, and below
+    ``serial_below``) with numba's kernels; returns the list the parallel launches go to
+    (they still run)."""
+    monkeypatch.setattr(jit, "BACKEND", "auto")
+    if jit.kernels() is None:
+        pytest.skip("numba is not installed")
+    monkeypatch.setattr(jit, "SERIAL_BELOW", serial_below)
+    monkeypatch.setattr(jit, "SERIAL_UP_TO_THREADS", 2)
+    monkeypatch.setattr(jit, "PARALLEL_FROM", 1 << 20)
+    launched: list = []
+    monkeypatch.setattr(jit, "_launch_parallel", lambda f, a: launched.append(f) or f(*a))
+    return launched
+
+
 def test_default_policy_runs_small_or_two_thread_calls_serially(monkeypatch):
     """By default a kernel runs serially (its twin, in this thread) for small arrays or with at
     most two threads (unless its arrays are very large), in parallel otherwise; both give the
     same values."""
-    monkeypatch.setattr(jit, "BACKEND", "auto")
-    if jit.kernels() is None:
-        pytest.skip("numba is not installed")
-    monkeypatch.setattr(jit, "SERIAL_BELOW", 1 << 16)
-    monkeypatch.setattr(jit, "SERIAL_UP_TO_THREADS", 2)
-    monkeypatch.setattr(jit, "PARALLEL_FROM", 1 << 20)
-    launched = []
-    monkeypatch.setattr(jit, "_launch_parallel", lambda f, a: launched.append(f) or f(*a))
+    launched = _record_parallel_launches(monkeypatch, serial_below=1 << 16)
     rng = np.random.default_rng(0)
     out = rng.standard_normal((2, 4, 200, 200)).astype(np.float32)
     want = np.maximum(out, 0)
@@ -209,17 +217,10 @@ def test_depthwise_with_many_taps_runs_in_parallel_below_the_element_threshold(m
     (elements times taps) reach depthwise.PARALLEL_WORK, although its arrays are below
     jit.PARALLEL_FROM; a 3x3 call of the same size stays serial; values as torch's."""
     torch = pytest.importorskip("torch")
-    monkeypatch.setattr(jit, "BACKEND", "auto")
-    if jit.kernels() is None:
-        pytest.skip("numba is not installed")
     from convscope.ops import depthwise
 
-    monkeypatch.setattr(jit, "SERIAL_BELOW", 1 << 10)
-    monkeypatch.setattr(jit, "SERIAL_UP_TO_THREADS", 2)
-    monkeypatch.setattr(jit, "PARALLEL_FROM", 1 << 20)
+    launched = _record_parallel_launches(monkeypatch, serial_below=1 << 10)
     monkeypatch.setattr(depthwise, "PARALLEL_WORK", 1 << 20)
-    launched = []
-    monkeypatch.setattr(jit, "_launch_parallel", lambda f, a: launched.append(f) or f(*a))
     x = np.random.default_rng(0).standard_normal((1, 8, 40, 40)).astype(np.float32)
     for k, parallel in ((13, True), (3, False)):  # 12800 outputs: x169 > 2^20, x9 below
         w = np.random.default_rng(k).standard_normal((8, 1, k, k)).astype(np.float32)
