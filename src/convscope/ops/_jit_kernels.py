@@ -557,10 +557,12 @@ def winograd_output(
     """Winograd F(2x2, 3x3) output transform ``Y = A^T M A`` of every tile, written into
     ``out[n0 + n, o, frames[q], y0 + 2i + a, x0 + 2j + b]`` inside the ``bh x bw`` box: ``m``
     ``(16, Q, O, nb, th * tw)``, ``out`` ``(N, O, frames, H, W)``.  Rows first, then
-    columns, as the NumPy path does.  One job per (output frame, sample, output channel).
+    columns (the tiles whole inside the box in one pass, both columns of each stored
+    together), as the NumPy path does.  One job per (output frame, sample, output channel).
     ``box`` holds ``(th, tw, n0, y0, x0, bh, bw)``; ``k`` (constants) is not used."""
     th, tw, n0, y0, x0, bh, bw = box[0], box[1], box[2], box[3], box[4], box[5], box[6]
     nq, channels, nb = m.shape[1], m.shape[2], m.shape[3]
+    whole = min(tw, bw // 2)  # tiles with both columns inside the box
     for job in prange(nq * nb * channels):
         q, n, o = job // (nb * channels), (job // channels) % nb, job % channels
         s = np.empty((2, 4, tw), m.dtype)
@@ -576,13 +578,15 @@ def winograd_output(
                 y = 2 * i + a
                 if y >= bh:
                     break
-                line = out[n0 + n, o, frames[q], y0 + y]
-                sa = s[a]
-                for j in range(tw):
-                    line[x0 + 2 * j] = (sa[0, j] + sa[1, j]) + sa[2, j]
-                for j in range(tw):
+                line = out[n0 + n, o, frames[q], y0 + y, x0 : x0 + bw]
+                s0, s1, s2, s3 = s[a, 0], s[a, 1], s[a, 2], s[a, 3]
+                for j in range(whole):
+                    line[2 * j] = (s0[j] + s1[j]) + s2[j]
+                    line[2 * j + 1] = (s1[j] - s2[j]) - s3[j]
+                for j in range(whole, tw):
+                    line[2 * j] = (s0[j] + s1[j]) + s2[j]
                     if 2 * j + 1 < bw:
-                        line[x0 + 2 * j + 1] = (sa[1, j] - sa[2, j]) - sa[3, j]
+                        line[2 * j + 1] = (s1[j] - s2[j]) - s3[j]
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -647,11 +651,13 @@ def winograd4_output(
     [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]``, of every tile, written
     into ``out[n0 + n, o, frames[q], y0 + 4i + a, x0 + 4j + b]`` inside the ``bh x bw`` box:
     ``m`` ``(36, Q, O, nb, th * tw)``, ``out`` ``(N, O, frames, H, W)``.  Rows first, then
-    columns.  One job per (output frame, sample, output channel).  ``box`` holds ``(th, tw,
-    n0, y0, x0, bh, bw)``, ``k`` the constants ``(2, 4, 8)`` in ``m``'s dtype."""
+    columns (the tiles whole inside the box in one pass, their four columns stored
+    together).  One job per (output frame, sample, output channel).  ``box`` holds ``(th,
+    tw, n0, y0, x0, bh, bw)``, ``k`` the constants ``(2, 4, 8)`` in ``m``'s dtype."""
     th, tw, n0, y0, x0, bh, bw = box[0], box[1], box[2], box[3], box[4], box[5], box[6]
     nq, channels, nb = m.shape[1], m.shape[2], m.shape[3]
     two, four, eight = k[0], k[1], k[2]
+    whole = min(tw, bw // 4)  # tiles with all four columns inside the box
     for job in prange(nq * nb * channels):
         q, n, o = job // (nb * channels), (job // channels) % nb, job % channels
         s = np.empty((4, 6, tw), m.dtype)
@@ -679,17 +685,23 @@ def winograd4_output(
                 y = 4 * i + a
                 if y >= bh:
                     break
-                line = out[n0 + n, o, frames[q], y0 + y]
-                sa = s[a]
-                for j in range(tw):
-                    p, r = sa[1, j] + sa[2, j], sa[1, j] - sa[2, j]
-                    u, w = sa[3, j] + sa[4, j], sa[3, j] - sa[4, j]
-                    x = x0 + 4 * j
+                line = out[n0 + n, o, frames[q], y0 + y, x0 : x0 + bw]
+                s0, s1, s2, s3, s4, s5 = s[a, 0], s[a, 1], s[a, 2], s[a, 3], s[a, 4], s[a, 5]
+                for j in range(whole):
+                    p, r = s1[j] + s2[j], s1[j] - s2[j]
+                    u, w = s3[j] + s4[j], s3[j] - s4[j]
+                    line[4 * j] = (s0[j] + p) + u
+                    line[4 * j + 1] = r + two * w
+                    line[4 * j + 2] = p + four * u
+                    line[4 * j + 3] = (r + eight * w) + s5[j]
+                for j in range(whole, tw):
+                    p, r = s1[j] + s2[j], s1[j] - s2[j]
+                    u, w = s3[j] + s4[j], s3[j] - s4[j]
                     left = bw - 4 * j  # columns of this tile inside the box
-                    line[x] = (sa[0, j] + p) + u
+                    line[4 * j] = (s0[j] + p) + u
                     if left > 1:
-                        line[x + 1] = r + two * w
+                        line[4 * j + 1] = r + two * w
                     if left > 2:
-                        line[x + 2] = p + four * u
+                        line[4 * j + 2] = p + four * u
                     if left > 3:
-                        line[x + 3] = (r + eight * w) + sa[5, j]
+                        line[4 * j + 3] = (r + eight * w) + s5[j]
