@@ -332,17 +332,6 @@ ResNet-18 at batch 8: the stem's weight gradient 49 -> 32 ms, layer1's 3x3 34 ->
 layer2's 22 -> 19 ms against whole-batch tiles)."""
 
 
-TRANSPOSED_PRODUCT = True
-"""The weight gradient's GEMM as ``unfold(x) (C/g * K, P) @ grad^T (P, O/g)``, its small
-result transposed afterwards, when the weight has more columns (``C/g * K``) than rows:
-OpenBLAS runs the product faster with the longer side as the left operand's rows (2 threads,
-single GEMMs of ResNet-18's batch-8 tiles: (128 x 2352) @ (2352 x 1152) 2.65 -> 2.33 ms,
-(512 x 392) @ (392 x 2304) 3.69 -> 2.89 ms; the plain order won where the weight has fewer
-columns, (256 x 1568) @ (1568 x 128) 0.46 against 0.54 ms).  Whole weight gradients, medians
-of 9 interleaved calls: the stem 31.7 -> 29.1 ms, 3x3 128ch 28x28 12.8 -> 12.2 ms, others
-within 0-5%; the values are the same dot products either way."""
-
-
 def weight_gradient(
     x: np.ndarray, grad: np.ndarray, geom: tiling.ConvGeometry, groups: int, budget: int
 ) -> np.ndarray:
@@ -373,11 +362,8 @@ def weight_gradient(
     except MemoryError:
         nb, box = tiling.plan_tiles(n, geom.output_size, cost, budget)
     no_tiles = n * tiling.prod(geom.output_size) == 0
-    # the product's longer side as the rows of its left operand (see TRANSPOSED_PRODUCT)
-    transposed = TRANSPOSED_PRODUCT and og < cg * kprod
-    shape = (cg * kprod, og) if transposed else (og, cg * kprod)
     # the first tile's product initialises it
-    total = (np.zeros if no_tiles else np.empty)((groups, *shape), dtype)
+    total = (np.zeros if no_tiles else np.empty)((groups, og, cg * kprod), dtype)
     slabs, columns, grads, products = (tiling.Scratch(dtype) for _ in range(4))
     for number, tile in enumerate(tiling.iter_tiles(n, geom.output_size, nb, box)):
         slab = tiling.extract_slab(x, geom, tile, dtype, slabs)
@@ -387,13 +373,10 @@ def weight_gradient(
         np.copyto(g, np.moveaxis(grad[tile.out_index].reshape(count, groups, og, *tile.size), 0, 2))
         g = g.reshape(groups, og, -1)
         for group in range(groups):
-            left, right = (cols[group], g[group].T) if transposed else (g[group], cols[group].T)
             if number == 0:  # the first tile's product is the total so far
-                matmul(left, right, out=total[group])
+                matmul(g[group], cols[group].T, out=total[group])
                 continue
-            product = products.take(shape)
-            matmul(left, right, out=product)
+            product = products.take((og, cg * kprod))
+            matmul(g[group], cols[group].T, out=product)
             total[group] += product
-    if transposed:
-        total = total.transpose(0, 2, 1)
     return total.reshape(o, cg, *k).astype(x.dtype, copy=False)
