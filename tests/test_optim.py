@@ -277,6 +277,33 @@ def test_sgd_one_pass_step_has_numpys_bits(monkeypatch, dtype, options):
     np.testing.assert_array_equal(results[0][1], results[1][1])
 
 
+def test_sgd_takes_the_one_pass_step_for_a_strided_gradient(monkeypatch):
+    """A gradient that is a transposed view (not C-contiguous) is copied once and then takes
+    the compiled step, with the bits of a contiguous gradient."""
+    from convscope.ops import jit
+
+    monkeypatch.setattr(jit, "BACKEND", "auto")
+    if jit.kernels() is None:
+        pytest.skip("numba is not installed")
+    calls = []
+    original = jit.call
+    monkeypatch.setattr(jit, "call", lambda name, *a: calls.append(name) or original(name, *a))
+    rng = np.random.default_rng(4)
+    start = rng.standard_normal((64, 70)).astype(np.float32)
+    grads = [rng.standard_normal(start.shape).astype(np.float32) for _ in range(3)]
+    results = []
+    for strided in (False, True):
+        w = cs.nn.Parameter(cs.tensor(start.copy()))
+        opt = optim.SGD([w], lr=0.05, momentum=0.9, weight_decay=1e-3)
+        for g in grads:
+            w.grad = cs.tensor(np.asfortranarray(g) if strided else g)
+            assert w.grad.numpy().flags.c_contiguous is not strided
+            opt.step()
+        results.append(w.data.copy())
+    assert calls.count("sgd_momentum") == 4  # steps 2 and 3 of each run (1 makes the buffer)
+    np.testing.assert_array_equal(results[0], results[1])
+
+
 # ------------------------------------------------------------------------- step / zero_grad
 def test_step_runs_the_closure_with_grad_enabled_and_returns_its_loss():
     x = np.arange(6.0).reshape(3, 2)

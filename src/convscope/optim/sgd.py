@@ -74,6 +74,10 @@ class SGD(Optimizer):
     def _update(self, param: Tensor, grad: np.ndarray, group: dict[str, Any]) -> None:
         momentum, weight_decay = group["momentum"], group["weight_decay"]
         buf = self.state[param].get("momentum_buffer") if momentum != 0 else None
+        if buf is not None and not grad.flags.c_contiguous and grad.size >= ONE_PASS_FROM:
+            # one copy in memory order, then the compiled pass: a strided gradient read by
+            # NumPy's several passes cost 10x (a transposed view of ResNet-18's weights)
+            grad = np.ascontiguousarray(grad)
         if buf is not None and _one_pass(param.data, grad, buf.data):
             jit.call(
                 "sgd_momentum",
