@@ -85,7 +85,10 @@ def test_bad_command_line_exits_2_with_one_line(argv):
 def test_version_and_python_dash_m():
     import convscope
 
-    for command in (["convscope"], [sys.executable, "-m", "convscope"]):
+    # the installed script beside this interpreter (found without an activated venv too)
+    beside = Path(sys.executable).with_name("convscope")
+    script = str(beside) if beside.exists() else "convscope"
+    for command in ([script], [sys.executable, "-m", "convscope"]):
         done = subprocess.run([*command, "--version"], capture_output=True, text=True, check=True)
         assert done.stdout.strip() == f"convscope {convscope.__version__}"
 
