@@ -238,3 +238,47 @@ def test_transpose_kernel_swaps_roles_and_flips_every_axis(shape, groups):
                 want = w[g * (cin // groups) + c, o][(slice(None, None, -1),) * len(k)]
                 np.testing.assert_array_equal(got[g * og + o, c], want)
     np.testing.assert_array_equal(transpose_kernel(got, groups), w)
+
+
+@pytest.mark.parametrize(
+    ("nd", "cin", "cout", "groups", "kernel", "stride", "padding", "dilation", "out_pad"),
+    [
+        (2, 6, 4, 1, 4, 2, 1, 1, 0),  # DCGAN's 4x4/2
+        (2, 6, 4, 1, 2, 2, 0, 1, 0),  # U-Net's 2x2/2: no overlap
+        (2, 6, 4, 2, 3, (2, 3), (1, 0), (1, 2), (1, 2)),
+        (1, 4, 6, 2, 5, 3, 2, 2, 1),
+        (3, 4, 2, 1, (2, 3, 3), (2, 1, 2), 1, 1, (1, 0, 0)),
+    ],
+)
+@pytest.mark.parametrize("budget", [None, 16 << 10])
+def test_transposed_weight_gradient_unfolds_the_output_gradient_once(
+    nd, cin, cout, groups, kernel, stride, padding, dilation, out_pad, budget
+):
+    """A transposed convolution's weight gradient is one unfolding of the output gradient,
+    strided by the layer's stride (no zeros inserted, no split into stride phases), and
+    matches torch in float64, also tile by tile in a small workspace."""
+    rng = np.random.default_rng(nd + cin)
+    x = rng.standard_normal((3, cin) + (5,) * nd)
+    kernel = (kernel,) * nd if isinstance(kernel, int) else kernel
+    w = rng.standard_normal((cin, cout // groups, *kernel))
+    names = ("stride", "padding", "dilation", "groups", "output_padding")
+    kwargs = dict(zip(names, (stride, padding, dilation, groups, out_pad), strict=True))
+    name = f"conv_transpose{nd}d"
+    tx, tw = (torch.from_numpy(a.copy()).requires_grad_() for a in (x, w))
+    reference = getattr(TF, name)(tx, tw, **kwargs)
+    upstream = np.random.default_rng(1).standard_normal(tuple(reference.shape))
+    reference.backward(torch.from_numpy(upstream))
+    cx, cw = cs.tensor(x, requires_grad=True), cs.tensor(w, requires_grad=True)
+    with cs.workspace_budget(budget or cs.get_workspace_budget()):
+        y = getattr(F, name)(cx, cw, **kwargs)
+        with cs.record_conv_algorithms() as used:
+            y.backward(upstream)
+    strides = (stride,) * nd if isinstance(stride, int) else tuple(stride)
+    # backward: the input gradient and the weight gradient, both reading the output gradient
+    # with the layer's stride (no stride phases, no zeros inserted)
+    assert len(used) == 2
+    assert used[-1][0] == "unfold"
+    assert all(g.stride == strides and max(g.input_dilation) == 1 for _, g in used)
+    ours, theirs = (cx.grad.numpy(), cw.grad.numpy()), (tx.grad.numpy(), tw.grad.numpy())
+    for got, want in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9 * np.abs(want).max())

@@ -470,12 +470,17 @@ def conv_general_backward(
             dense = groups < channels or channels == 1
             gemm = (chosen in (None, "unfold") and dense) or chosen == "shifted"
             if gemm and max(input_dilation) == 1:
-                # dense layers: GEMMs on the forward pass's own unfolding, tile by tile (with
-                # zero insertion the swapped correlation below runs by phases and skips the zeros);
+                # dense layers: GEMMs on the forward pass's own unfolding, tile by tile;
                 # 'shifted' has no weight gradient of its own (its taps would be the output's cells)
                 gemm_weight_gradient = algorithms.weight_gradient("unfold")
                 grad_w = gemm_weight_gradient(x, grad, geom, groups, get_workspace_budget())
                 algorithms.record("unfold", geom)
+                return grad_x, grad_w
+            if chosen in (None, "unfold") and dense and all(s == 1 for s in stride):
+                # zero insertion without a stride (a transposed convolution's forward): the
+                # gradient unfolded with the insertion as its stride; otherwise the swapped
+                # correlation below, by phases
+                grad_w = _zero_inserted_weight_gradient(x, grad, geom, groups)
                 return grad_x, grad_w
             # The swapped copies of input and gradient are made a batch chunk at a time, so they
             # stay within a quarter of the workspace budget; the chunks' gradients add up.
@@ -523,6 +528,49 @@ def _input_gradient_algorithm(
     if w.dtype.kind != "f" or not dense or few or not strided:
         return None
     return "fold"
+
+
+def _zero_inserted_weight_gradient(
+    x: np.ndarray, grad: np.ndarray, geom: ConvGeometry, groups: int
+) -> np.ndarray:
+    """Weight gradient of a stride-1 convolution over the zero-inserted input (``geom``'s
+    ``input_dilation`` s > 1, as a transposed convolution's forward runs), with no zeros
+    inserted: the output gradient is read as the input of a convolution of stride s, whose
+    output gradient is ``x``; that weight gradient, channels swapped and taps flipped, is this
+    one's.  Output position ``y`` reads input cell ``i`` through tap ``t`` where ``y = i*s +
+    lo - t*d``; with ``t = K-1-t'`` that is ``i*s - lo' + t'*d``, ``lo' = d*(K-1) - lo``.
+    One unfold of the gradient, tile by tile, and GEMMs (``unfold_gemm.weight_gradient``),
+    instead of a swapped correlation per stride phase."""
+    n = x.ndim - 2
+    pads = []
+    for size, k, lo_hi, d, s, out in zip(
+        grad.shape[2:],
+        geom.kernel_size,
+        geom.pads,
+        geom.dilation,
+        geom.input_dilation,
+        x.shape[2:],
+        strict=True,
+    ):
+        lo = d * (k - 1) - lo_hi[0]
+        pads.append((lo, (out - 1) * s + d * (k - 1) + 1 - size - lo))
+    swapped = ConvGeometry(
+        input_shape=grad.shape,
+        kernel_size=geom.kernel_size,
+        stride=geom.input_dilation,
+        pads=tuple(pads),
+        dilation=geom.dilation,
+        input_dilation=(1,) * n,
+        output_size=tuple(x.shape[2:]),
+    )
+    channels, outs = x.shape[1], grad.shape[1]
+    # (C, O/groups, *K): x's channels as the output channels of the swapped convolution
+    unfold_weight_gradient = algorithms.weight_gradient("unfold")
+    per_channel = unfold_weight_gradient(grad, x, swapped, groups, get_workspace_budget())
+    algorithms.record("unfold", swapped)
+    per_group = per_channel.reshape(groups, channels // groups, outs // groups, -1)
+    flipped = per_group.swapaxes(1, 2)[..., ::-1]  # taps in row-major order: all flip at once
+    return np.ascontiguousarray(flipped).reshape(outs, channels // groups, *geom.kernel_size)
 
 
 def _weight_gradient(
