@@ -563,14 +563,11 @@ def _zero_inserted_weight_gradient(
         input_dilation=(1,) * n,
         output_size=tuple(x.shape[2:]),
     )
-    channels, outs = x.shape[1], grad.shape[1]
     # (C, O/groups, *K): x's channels as the output channels of the swapped convolution
     unfold_weight_gradient = algorithms.weight_gradient("unfold")
     per_channel = unfold_weight_gradient(grad, x, swapped, groups, get_workspace_budget())
     algorithms.record("unfold", swapped)
-    per_group = per_channel.reshape(groups, channels // groups, outs // groups, -1)
-    flipped = per_group.swapaxes(1, 2)[..., ::-1]  # taps in row-major order: all flip at once
-    return np.ascontiguousarray(flipped).reshape(outs, channels // groups, *geom.kernel_size)
+    return transpose_kernel(per_channel, groups)
 
 
 def _weight_gradient(
