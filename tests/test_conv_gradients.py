@@ -282,3 +282,46 @@ def test_transposed_weight_gradient_unfolds_the_output_gradient_once(
     ours, theirs = (cx.grad.numpy(), cw.grad.numpy()), (tx.grad.numpy(), tw.grad.numpy())
     for got, want in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9 * np.abs(want).max())
+
+
+@pytest.mark.parametrize(
+    "size, groups, direct",
+    [
+        ((200,), 1, True),
+        ((12, 12), 1, True),
+        ((12, 12), 3, True),
+        ((3, 7, 7), 1, True),
+        ((9, 9), 1, False),
+    ],
+)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_pointwise_weight_gradient_reads_the_input_unfolded_as_it_is(
+    monkeypatch, size, groups, direct, dtype
+):
+    """A 1x1 stride-1 layer's weight gradient on planes of at least
+    POINTWISE_GRADIENT_PLANE positions is a sum of per-sample GEMMs on the input as it lies
+    (no unfolding copy); smaller planes keep the unfolding.  Both match torch, also with a
+    non-contiguous output gradient."""
+    from convscope.ops import unfold_gemm
+
+    plane = int(np.prod(size))
+    rng = np.random.default_rng(plane + groups)
+    x = rng.standard_normal((3, 12, *size)).astype(dtype)
+    w = rng.standard_normal((18, 12 // groups, *(1,) * len(size))).astype(dtype)
+    upstream = np.random.default_rng(1).standard_normal((18, 3, *size)).astype(dtype)
+    upstream = upstream.swapaxes(0, 1)  # not C-contiguous
+    name = f"conv{len(size)}d"
+    tx, tw = (torch.from_numpy(a.copy()).requires_grad_() for a in (x, w))
+    getattr(TF, name)(tx, tw, groups=groups).backward(torch.from_numpy(upstream.copy()))
+    unfolded = []
+    original = unfold_gemm.unfold
+    monkeypatch.setattr(
+        unfold_gemm, "unfold", lambda *a, **k: unfolded.append(1) or original(*a, **k)
+    )
+    cx, cw = cs.tensor(x, requires_grad=True), cs.tensor(w, requires_grad=True)
+    getattr(F, name)(cx, cw, groups=groups).backward(upstream)
+    assert bool(unfolded) != direct
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    for got, want in ((cx.grad.numpy(), tx.grad.numpy()), (cw.grad.numpy(), tw.grad.numpy())):
+        assert got.dtype == want.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())

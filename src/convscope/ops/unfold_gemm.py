@@ -274,16 +274,23 @@ def _gemm_view(
 def _pointwise(x: np.ndarray, geom: tiling.ConvGeometry, dtype: np.dtype, out: np.ndarray) -> bool:
     """True for a 1x1, stride-1, unpadded convolution whose input and output can be used as
     GEMM operands directly."""
+    return (
+        _pointwise_geometry(geom)
+        and x.dtype == dtype
+        and out.dtype == dtype
+        and x.flags.c_contiguous
+        and out.flags.c_contiguous
+    )
+
+
+def _pointwise_geometry(geom: tiling.ConvGeometry) -> bool:
+    """True for a 1x1 kernel with stride 1, no padding and no zero insertion."""
     ones = (1,) * len(geom.kernel_size)
     return (
         geom.kernel_size == ones
         and geom.stride == ones
         and geom.input_dilation == ones
         and all(p == (0, 0) for p in geom.pads)
-        and x.dtype == dtype
-        and out.dtype == dtype
-        and x.flags.c_contiguous
-        and out.flags.c_contiguous
     )
 
 
@@ -325,6 +332,46 @@ def unfold(
     return cols.reshape(nb, groups, rows, tiling.prod(box))
 
 
+POINTWISE_GRADIENT_PLANE = 128
+"""Output positions per sample from which a 1x1 layer's weight gradient multiplies each
+sample's gradient with its input as they lie, ``grad[n] (O/g, P) @ x[n]^T (P, C/g)``, instead
+of copying the batch side by side first (:func:`_pointwise_weight_gradient`).  Measured at
+batch 8, 2 threads, medians of 7 interleaved calls: (256 -> 64, 56x56) 12.3 -> 7.6 ms,
+(24 -> 144, 56x56) 5.8 -> 2.2 ms, (576 -> 96, 14x14) 2.4 -> 1.4 ms; on 7x7 planes the
+per-sample GEMMs are too short: (512 -> 2048) 4.5 -> 6.9 ms."""
+
+
+def _pointwise_gradient_pays(x: np.ndarray, geom: tiling.ConvGeometry, dtype: np.dtype) -> bool:
+    """True for a 1x1, stride-1, unpadded layer with a C-contiguous input in the compute dtype
+    and output planes of at least :data:`POINTWISE_GRADIENT_PLANE` positions."""
+    return (
+        _pointwise_geometry(geom)
+        and x.dtype == dtype
+        and x.flags.c_contiguous
+        and x.shape[0] > 0
+        and tiling.prod(geom.output_size) >= POINTWISE_GRADIENT_PLANE
+    )
+
+
+def _pointwise_weight_gradient(x: np.ndarray, grad: np.ndarray, groups: int) -> np.ndarray:
+    """Weight gradient of a 1x1 stride-1 unpadded convolution without an unfolding: the sum
+    over samples of ``grad[n] (O/g, P) @ x[n]^T (P, C/g)``, each product read from the arrays
+    as they are (the input's transpose is a view BLAS takes as it is)."""
+    n, c = x.shape[:2]
+    o = grad.shape[1]
+    cg, og = c // groups, o // groups
+    planes = x.reshape(n, groups, cg, -1)
+    grads = grad.astype(x.dtype, copy=False).reshape(n, groups, og, -1)
+    total = np.empty((groups, og, cg), x.dtype)
+    product = np.empty_like(total)
+    for sample in range(n):
+        target = total if sample == 0 else product
+        matmul(grads[sample], planes[sample].transpose(0, 2, 1), out=target)
+        if sample:
+            total += product
+    return total.reshape(o, cg, *(1,) * (x.ndim - 2))
+
+
 GRADIENT_TILE_BYTES = 16 << 20
 """Workspace the weight gradient's tiles aim at (within the budget, and at least 8 times the
 weight's size): the unfolded columns are still cached when the GEMM reads them (one thread,
@@ -344,6 +391,8 @@ def weight_gradient(
     thread hand-offs cost most on a busy machine), and no transposed copy of the result.
     """
     dtype = tiling.compute_dtype(x.dtype)
+    if _pointwise_gradient_pays(x, geom, dtype):
+        return _pointwise_weight_gradient(x, grad, groups)
     size = tiling.itemsize(dtype)
     n, c = x.shape[:2]
     o, k = grad.shape[1], geom.kernel_size
