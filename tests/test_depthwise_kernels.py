@@ -184,3 +184,131 @@ def test_depthwise_kernel_writes_a_strided_output_in_place(dtype):
     untouched = np.ones(canvas.shape, bool)
     untouched[:, :, 1::2, ::2] = False
     assert (canvas[untouched] == 7.0).all()
+
+
+def _launched(monkeypatch) -> list[str]:
+    """Names of the compiled sliding-window kernels launched from now on (the depthwise
+    kernel's register-blocked runs as ``depthwise_blocked``)."""
+    names: list[str] = []
+    original = pool_ops.launch
+
+    def record(name: str, *args, **kwargs) -> None:
+        blocked = name == "depthwise" and args[9] > 0  # rows_per_call: register-blocked
+        names.append("depthwise_blocked" if blocked else name)
+        original(name, *args, **kwargs)
+
+    monkeypatch.setattr(pool_ops, "launch", record)
+    return names
+
+
+BLOCKED_CASES = [
+    # (input shape, kernel, padding, channel multiplier)
+    ((2, 3, 17, 23), (7, 7), (3, 3), 1),
+    ((1, 4, 9, 40), (5, 3), (2, 0), 2),  # width 38: lanes partly past the row
+    ((2, 2, 30, 5), (13, 13), (6, 6), 1),  # output narrower than the kernel
+    ((1, 2, 10, 12), (9, 9), (0, 0), 1),  # 2 output rows: most of a block past the plane
+    ((3, 5, 21, 33), (5, 7), (4, 1), 3),
+    ((1, 3, 40, 70), (31, 31), (15, 15), 1),
+]
+
+
+@pytest.mark.skipif(jit.kernels() is None, reason="numba is not installed")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, kernel, padding, mult", BLOCKED_CASES)
+def test_register_blocked_depthwise_matches_torch(shape, kernel, padding, mult, dtype, monkeypatch):
+    """Stride-1 undilated depthwise layers from 5 kernel rows run the register-blocked kernel,
+    forward and (without a channel multiplier) input gradient, and match torch; bands of one
+    row on two threads give the same bits."""
+    rng = np.random.default_rng(sum(shape) + sum(kernel))
+    x = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal((shape[1] * mult, 1, *kernel)).astype(dtype)
+    config = {"kernel": list(kernel), "stride": [1, 1], "dilation": [1, 1], "padding": padding}
+    want, _, _ = _theirs(x, w, config)
+    upstream = rng.standard_normal(want.shape).astype(dtype)
+    want, want_gx, want_gw = _theirs(x, w, config, upstream)
+    names = _launched(monkeypatch)
+    got, gx, gw, used = _ours(x, w, config, upstream)
+    assert used[0][0] == "depthwise"
+    assert names[0] == "depthwise_blocked"
+    # the input gradient: a depthwise call of its own without a channel multiplier
+    assert (names[1] == "depthwise_blocked") == (mult == 1)
+    with cs.workspace_budget(64), cs.num_threads(2), cs.no_grad():
+        banded, *_ = _ours(x, w, config)
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    scale = float(np.abs(want).max())
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * scale)
+    np.testing.assert_array_equal(banded, got)
+    np.testing.assert_allclose(gx.numpy(), want_gx, rtol=tol, atol=tol * scale)
+    np.testing.assert_allclose(gw.numpy(), want_gw, rtol=tol, atol=tol * scale * 10)
+
+
+@pytest.mark.skipif(jit.kernels() is None, reason="numba is not installed")
+@pytest.mark.parametrize(
+    "shape, kernel, stride, dilation, blocked",
+    [
+        ((1, 2, 20, 20), (5, 5), 1, 1, True),
+        ((1, 2, 1, 20, 20), (1, 7, 7), 1, 1, True),  # 3-D with a single frame
+        ((1, 2, 20, 20), (3, 3), 1, 1, False),
+        ((1, 2, 20, 20), (4, 7), 1, 1, False),
+        ((1, 2, 20, 20), (5, 5), 2, 1, False),
+        ((1, 2, 20, 20), (5, 5), 1, 2, False),
+        ((1, 2, 40), (9,), 1, 1, False),
+        ((1, 2, 3, 20, 20), (3, 5, 5), 1, 1, False),
+    ],
+)
+def test_register_blocked_depthwise_only_where_it_applies(
+    shape, kernel, stride, dilation, blocked, monkeypatch
+):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal((shape[1], 1, *kernel)).astype(np.float32)
+    dims = len(kernel)
+    config = {
+        "kernel": list(kernel),
+        "stride": [stride] * dims,
+        "dilation": [dilation] * dims,
+        "padding": [k // 2 for k in kernel],
+    }
+    names = _launched(monkeypatch)
+    with cs.conv_algorithm("depthwise"), cs.no_grad():
+        got, *_ = _ours(x, w, config)
+    assert names == ["depthwise_blocked" if blocked else "depthwise"]
+    want, _, _ = _theirs(x, w, config)
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5 * np.abs(want).max())
+
+
+@pytest.mark.skipif(jit.kernels() is None, reason="numba is not installed")
+def test_register_blocked_depthwise_non_finite_and_float16(monkeypatch):
+    """Inf and NaN inputs give torch's NaN and Inf pattern; float16 is computed in float32."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 3, 19, 26))
+    x[0, 1, 5, 7], x[1, 2, 0, 25], x[1, 0, 12, 3] = np.inf, -np.inf, np.nan
+    w = rng.standard_normal((3, 1, 7, 5))
+    config = {"kernel": [7, 5], "stride": [1, 1], "dilation": [1, 1], "padding": [3, 2]}
+    names = _launched(monkeypatch)
+    with cs.no_grad():
+        got, *_ = _ours(x, w, config)
+        half, *_ = _ours(x.astype(np.float16), w.astype(np.float16), config)
+    assert names == ["depthwise_blocked"] * 2
+    want, _, _ = _theirs(x, w, config)
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+    assert np.array_equal(np.isinf(got), np.isinf(want)) and np.isnan(got).any()
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-12, atol=1e-12)
+    want16, _, _ = _theirs(x.astype(np.float32), w.astype(np.float32), config)
+    assert half.dtype == np.float16
+    np.testing.assert_allclose(half[finite], want16[finite], rtol=1e-2, atol=2e-2)
+
+
+def test_fft_takes_over_from_the_blocked_kernel_at_45x45():
+    from convscope.ops.conv import select_algorithm
+
+    def geometry(k: int, stride: int = 1):
+        return pool_ops.pool_geometry(
+            (1, 8, 100, 100), (k, k), (stride, stride), (0, 0), (1, 1), False
+        )
+
+    compiled = jit.kernels() is not None
+    assert select_algorithm(geometry(31), 8, np.float32) == ("depthwise" if compiled else "fft")
+    assert select_algorithm(geometry(45), 8, np.float32) == "fft"
+    assert select_algorithm(geometry(31, 2), 8, np.float32) == "depthwise"

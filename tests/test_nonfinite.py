@@ -61,10 +61,10 @@ def test_finite_inputs_still_use_the_transforms():
     w = rng.standard_normal((4, 64, 3, 3)).astype(np.float32)
     used, _ = _check_like_direct(x, w, groups=1, padding=((1, 1), (1, 1)), algorithm="winograd")
     assert used == ["winograd"]
-    x = rng.standard_normal((1, 2, 64, 64)).astype(np.float32)
-    w = rng.standard_normal((2, 1, 31, 31)).astype(np.float32)
+    x = rng.standard_normal((1, 2, 128, 128)).astype(np.float32)
+    w = rng.standard_normal((2, 1, 51, 51)).astype(np.float32)
     used, _ = _check_like_direct(x, w, groups=2, padding=((0, 0), (0, 0)))
-    assert used == ["fft"]  # chosen by the selector for a 31x31 depthwise kernel
+    assert used == ["fft"]  # chosen by the selector for a 51x51 depthwise kernel
 
 
 @pytest.mark.parametrize("variant", [2, 4, "numpy"])

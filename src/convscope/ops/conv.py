@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..geometry import conv_output_size
-from . import algorithms, allocator, jit, threads, tiling, winograd
+from . import algorithms, allocator, depthwise, jit, threads, tiling, winograd
 from .tiling import ConvGeometry
 from .workspace import get_workspace_budget
 
@@ -76,13 +76,13 @@ def select_algorithm(
     """Pick an algorithm from the shapes (thresholds measured with ``benchmarks/``).
 
     Integers always take ``unfold`` (exact).  Depthwise layers take the FFT for large kernels
-    (from 7x7, or 25x25 with the compiled kernel; stride 1) and the direct depthwise kernel
-    otherwise; with numba installed, layers with few channels per group (see
-    :data:`FEW_CHANNELS`) take the compiled tap-by-tap kernel too; everything else is unfold
-    + GEMM (a plain GEMM for 1x1), or Winograd for 3x3 layers with many output tiles (see
-    :data:`WINOGRAD_FROM_TILES`).  ``workers``: the threads the call runs on (default: the
-    current :func:`threads.get_num_threads`, 1 inside a batch-parallel share).  ``shifted``
-    runs when forced or autotuned: on the quiet 2-core machine at 2 threads shifted took
+    (from 7x7, or 25x25 with the compiled kernel, 45x45 with its register-blocked form; stride
+    1) and the direct depthwise kernel otherwise; with numba installed, layers with few channels
+    per group (see :data:`FEW_CHANNELS`) take the compiled tap-by-tap kernel too; everything
+    else is unfold + GEMM (a plain GEMM for 1x1), or Winograd for 3x3 layers with many output
+    tiles (see :data:`WINOGRAD_FROM_TILES`).  ``workers``: the threads the call runs on
+    (default: the current :func:`threads.get_num_threads`, 1 inside a batch-parallel share).
+    ``shifted`` runs when forced or autotuned: on the quiet 2-core machine at 2 threads shifted took
     1.4-2.7x unfold's time on ResNet layers ((8,128,28,28) 3x3 16.5 vs 11.0 ms, (8,64,56,56)
     20.6 vs 14.6) and won only on some 128x128 planes (0.8x); it is the accurate choice
     (about half unfold's float32 error: ``cs.conv_algorithm("shifted")``).
@@ -95,8 +95,12 @@ def select_algorithm(
         small_output = math.prod(geom.output_size) < taps  # e.g. a weight gradient
         # the compiled direct depthwise kernel beats the FFT up to about 21x21 kernels and
         # ties at 25x25 (measured, one thread: (4,64,56,56) 13x13 9.8 vs 30 ms, 21x21 27 vs
-        # 39 ms); NumPy's tap-by-tap passes only below 7x7
-        fft_from = 625 if jit.kernels() is not None else 49
+        # 39 ms), its register-blocked form up to about 45x45 (2 threads: (1,128,64,64) 31x31
+        # 7.3 vs 14.7 ms, (1,32,200,200) 51x51 24.8 vs 22.8 ms); NumPy's tap-by-tap passes
+        # only below 7x7
+        fft_from = 49
+        if jit.kernels() is not None:
+            fft_from = 2025 if depthwise.register_blocked(geom) else 625
         if taps >= fft_from and max(geom.stride) == 1 and not small_output:
             return "fft"
         return "depthwise"
