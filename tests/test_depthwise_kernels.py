@@ -312,3 +312,21 @@ def test_fft_takes_over_from_the_blocked_kernel_at_45x45():
     assert select_algorithm(geometry(31), 8, np.float32) == ("depthwise" if compiled else "fft")
     assert select_algorithm(geometry(45), 8, np.float32) == "fft"
     assert select_algorithm(geometry(31, 2), 8, np.float32) == "depthwise"
+
+
+@pytest.mark.skipif(jit.kernels() is None, reason="numba is not installed")
+def test_no_register_blocking_without_vector_fma(monkeypatch):
+    """Without fused multiply-add instructions the micro-kernel's FMAs would be library calls
+    per element: the plain compiled kernel runs instead."""
+    kernels = pool_ops.compiled_kernels()
+    monkeypatch.setattr(kernels, "fused_multiply_add", lambda: False)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((1, 2, 20, 20)).astype(np.float32)
+    w = rng.standard_normal((2, 1, 7, 7)).astype(np.float32)
+    config = {"kernel": [7, 7], "stride": [1, 1], "dilation": [1, 1], "padding": [3, 3]}
+    names = _launched(monkeypatch)
+    with cs.no_grad():
+        got, *_ = _ours(x, w, config)
+    assert names == ["depthwise"]
+    want, _, _ = _theirs(x, w, config)
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5 * np.abs(want).max())

@@ -225,12 +225,24 @@ def _total(buf, starts, wide, acc):  # pragma: no cover - compiled
 
 
 @functools.cache
-def vector_bytes() -> int:
-    """Bytes in one vector register of this machine (64 with AVX-512F, else 32)."""
+def _host_features() -> dict:
+    """The CPU features LLVM detects on this machine (``{"avx512f": True, ...}``)."""
     from llvmlite import binding
 
-    features = binding.get_host_cpu_features()
-    return 64 if features.get("avx512f", False) else 32
+    return dict(binding.get_host_cpu_features())
+
+
+def vector_bytes() -> int:
+    """Bytes in one vector register of this machine (64 with AVX-512F, else 32)."""
+    return 64 if _host_features().get("avx512f", False) else 32
+
+
+def fused_multiply_add() -> bool:
+    """True when this machine has vector fused multiply-add (x86's FMA3 or AVX-512F): the
+    micro-kernel's ``llvm.fma`` calls then compile to single instructions, not library calls
+    per element."""
+    features = _host_features()
+    return bool(features.get("fma", False) or features.get("avx512f", False))
 
 
 def block_rows() -> int:

@@ -194,16 +194,20 @@ core, float32: 13x13 on (4, 64, 56, 56) 6.1 -> 2.7 ms (torch 3.5), 7x7 on (8, 96
 
 def register_blocked(geom: tiling.ConvGeometry) -> bool:
     """True for a call the register-blocked kernel takes: stride 1 and dilation 1, at least
-    two spatial dimensions, a single output frame and kernel frame before the last two, and
-    at least :data:`BLOCKED_FROM_ROWS` kernel rows."""
+    two spatial dimensions, a single output frame and kernel frame before the last two, at
+    least :data:`BLOCKED_FROM_ROWS` kernel rows, and a machine with vector fused
+    multiply-add."""
     k = geom.kernel_size
-    return (
+    if not (
         len(k) >= 2
         and max(geom.stride) == 1
         and max(geom.dilation) == 1
         and all(size == 1 for size in (*k[:-2], *geom.output_size[:-2]))
         and k[-2] >= BLOCKED_FROM_ROWS
-    )
+    ):
+        return False
+    kernels = pool.compiled_kernels()
+    return kernels is not None and kernels.fused_multiply_add()
 
 
 def _parallel_from(taps: int) -> int:
