@@ -247,9 +247,9 @@ def fused_multiply_add() -> bool:
 
 def block_rows() -> int:
     """Output rows one :func:`depthwise_rows` call computes: each input row it loads serves
-    up to this many accumulators.  8 with AVX-512's 32 vector registers (13x13 taps on one
-    core: 4 rows 78 GFLOP/s, 8 rows 101, 12 rows 108 but 7x7 47 against 59), else 4 (16
-    registers: accumulators and the rows in flight must fit)."""
+    up to this many accumulators.  8 with AVX-512's 32 vector registers (a standalone driver,
+    one core, 13x13 taps: 4 rows 78 GFLOP/s, 8 rows 101, 12 rows 108 but 7x7 47 against 59),
+    else 4 (16 registers: accumulators and the rows in flight must fit)."""
     return 8 if vector_bytes() == 64 else 4
 
 

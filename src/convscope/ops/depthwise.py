@@ -187,9 +187,10 @@ def _direct(
 
 BLOCKED_FROM_ROWS = 5
 """Kernel rows from which a stride-1, undilated 2-D (or 3-D with one frame) depthwise layer
-takes the register-blocked kernel (:func:`convscope.ops._jit_pool.depthwise_rows`).  One
-core, float32: 13x13 on (4, 64, 56, 56) 6.1 -> 2.7 ms (torch 3.5), 7x7 on (8, 96, 56, 56)
-6.9 -> 4.0 ms (torch 4.2), 31x31 on (1, 128, 64, 64) 14.9 -> 6.9 ms; 3x3 gained nothing."""
+takes the register-blocked kernel (:func:`convscope.ops._jit_pool.depthwise_rows`).  2
+threads, float32, medians of 9 interleaved calls: 13x13 on (4, 64, 56, 56) 4.06 -> 2.39 ms
+(torch 2.41), 7x7 on (8, 96, 56, 56) 4.14 -> 3.01 ms (torch 2.73), 5x5 on (1, 672, 14, 14)
+0.76 -> 0.30 ms (torch 0.33); 3x3 on (8, 144, 56, 56) 3.21 against 3.34 ms, no gain."""
 
 
 def register_blocked(geom: tiling.ConvGeometry) -> bool:
