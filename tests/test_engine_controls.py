@@ -350,3 +350,27 @@ def test_one_registry_describes_every_algorithm():
     assert algorithms.unsupported("winograd", geom, 1, np.dtype(np.float32)) is None
     with pytest.raises(ValueError, match="unknown convolution algorithm"):
         algorithms.spreads_non_finite("im2row")
+
+
+def test_num_threads_reaches_a_blas_loaded_after_the_first_lookup():
+    """The BLAS controllers are cached, and looked up again after new imports: SciPy's own
+    OpenBLAS, loaded after convscope first set BLAS's threads, follows cs.num_threads too."""
+    pytest.importorskip("threadpoolctl")
+    pytest.importorskip("scipy")
+    script = """
+import convscope as cs, threadpoolctl
+from convscope.ops import threads
+cs.set_num_threads(2)
+before = len(threads._blas())
+import scipy.linalg  # SciPy's wheels bundle an OpenBLAS of their own
+with cs.num_threads(1):
+    inside = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+after = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+print(before, len(inside), inside, after)
+assert len(inside) > before and set(inside) == {1} and set(after) == {2}, (before, inside, after)
+"""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
