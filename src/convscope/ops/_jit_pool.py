@@ -384,7 +384,7 @@ def depthwise_rows(
 
 @njit(parallel=True, cache=True, nogil=True)
 def depthwise(
-    x, w, geom, phases, tap_phase, tap_q, reach, band, chunks, rows_per_call, lanes, out
+    x, w, geom, phases, tap_phase, tap_q, reach, band, chunks, rows_per_call, lane_count, out
 ):  # pragma: no cover - compiled
     """``out[n, c*M + m] = sum_t w[c, m, t] * window_t(x[n, c])`` with zero padding, the taps
     added one after another in row-major order (four per pass over the accumulator).
@@ -394,7 +394,7 @@ def depthwise(
     (stride 1, dilation 1, one output and kernel frame along D: see
     ``convscope.ops.depthwise.register_blocked``) each band is computed by the
     register-blocked :func:`depthwise_rows`, ``rows_per_call`` rows (``block_rows()``) by
-    ``lanes`` columns (``lanes(itemsize)``) at a time, the taps added column by column.
+    ``lane_count`` columns (``lanes(itemsize)``) at a time, the taps added column by column.
     """
     nb, ch = x.shape[0], x.shape[1]
     mult, taps = w.shape[1], w.shape[2]
@@ -410,9 +410,9 @@ def depthwise(
     ow = geom[5]
     buffered, accumulated, width = phases.shape[0] * cells, cells, 0
     if rows_per_call:
-        width = _ceil_div(ow, lanes) * lanes
+        width = _ceil_div(ow, lane_count) * lane_count
         # a band's last block of rows and each row's last vector read past its cells
-        buffered += rows_per_call * plane[2] + width + lanes
+        buffered += rows_per_call * plane[2] + width + lane_count
         accumulated = _ceil_div(min(band, geom[4]), rows_per_call) * rows_per_call * width
     for chunk in prange(count):
         buf = np.empty(buffered, x.dtype)
@@ -430,7 +430,7 @@ def depthwise(
                     _store_view(acc, target, geom, plane, h0, rows)
                     continue
                 for b0 in range(0, rows, rows_per_call):
-                    for q0 in range(0, ow, lanes):
+                    for q0 in range(0, ow, lane_count):
                         depthwise_rows(
                             buf, b0 * plane[2] + q0, plane[2], wf, first,
                             reach[1] + 1, reach[2] + 1, acc, b0 * width + q0, width,
