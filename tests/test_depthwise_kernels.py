@@ -4,6 +4,9 @@ NaN inputs, bands of one output row."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+
 import numpy as np
 import pytest
 
@@ -193,7 +196,7 @@ def _launched(monkeypatch) -> list[str]:
     original = pool_ops.launch
 
     def record(name: str, *args, **kwargs) -> None:
-        blocked = name == "depthwise" and args[9] > 0  # rows_per_call: register-blocked
+        blocked = name == "depthwise" and args[10] > 0  # rows_per_call: register-blocked
         names.append("depthwise_blocked" if blocked else name)
         original(name, *args, **kwargs)
 
@@ -330,3 +333,68 @@ def test_no_register_blocking_without_vector_fma(monkeypatch):
     assert names == ["depthwise"]
     want, _, _ = _theirs(x, w, config)
     np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5 * np.abs(want).max())
+
+
+STACKED_CASES = [  # (input shape, multiplier, kernel, stride, dilation, padding, stack)
+    ((5, 3, 9, 8), 2, (3, 3), (1, 1), (1, 1), (1, 1), 2),
+    ((5, 4, 11, 10), 1, (3, 3), (2, 2), (1, 1), (1, 1), 3),
+    ((4, 2, 30), 3, (5,), (1,), (2,), (3,), 3),
+    ((3, 2, 4, 7, 6), 1, (3, 3, 3), (1, 2, 2), (1, 1, 1), (1, 0, 1), 2),
+]
+
+
+@pytest.mark.skipif(jit.kernels() is None, reason="numba is not installed")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", STACKED_CASES)
+def test_depthwise_jobs_stacking_samples_match_torch(case, dtype, monkeypatch):
+    """Jobs that stack the planes of several samples (the last block of samples shorter):
+    forward, input and weight gradients equal torch's; the forward and input gradient equal
+    those of one sample per job bit for bit."""
+    shape, mult, kernel, stride, dilation, padding, stack = case
+    rng = np.random.default_rng(sum(shape))
+    x = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal((shape[1] * mult, 1, *kernel)).astype(dtype)
+    config = {"kernel": kernel, "stride": stride, "dilation": dilation, "padding": padding}
+    want, *_ = _theirs(x, w, config)
+    upstream = rng.standard_normal(want.shape).astype(dtype)
+    want, want_gx, want_gw = _theirs(x, w, config, upstream)
+    original = pool_ops.Windows.of.__func__
+    stacks: list[int] = []
+
+    def windows(cls, geom, itemsize, accumulators=1, samples=stack):
+        tables = original(cls, geom, itemsize, accumulators)
+        rows = ((1,) * (3 - len(geom.output_size)) + geom.output_size)[1]  # the banded axis
+        assert tables.band >= rows
+        stacks.append(min(samples, geom.input_shape[0]))
+        return dataclasses.replace(tables, stack=stacks[-1])
+
+    results = {}
+    for samples in (1, stack):
+        monkeypatch.setattr(
+            pool_ops.Windows, "of", classmethod(functools.partial(windows, samples=samples))
+        )
+        results[samples] = _ours(x, w, config, upstream)
+    got, gx, gw, used = results[stack]
+    assert {name for name, _ in used} == {"depthwise"}
+    assert stack in stacks and stack < shape[0]  # stacked, and the last block shorter
+    tol = 1e-11 if dtype == np.float64 else 2e-5
+    scale = max(1.0, float(np.abs(want).max()))
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * scale)
+    np.testing.assert_allclose(gx.numpy(), want_gx, rtol=tol, atol=tol * scale * 10)
+    np.testing.assert_allclose(gw.numpy(), want_gw, rtol=tol, atol=tol * scale * 10)
+    single, single_gx, *_ = results[1]
+    np.testing.assert_array_equal(got, single)
+    np.testing.assert_array_equal(gx.numpy(), single_gx.numpy())
+
+
+def test_small_planes_of_several_samples_share_a_job():
+    """Whole planes that fit :data:`pool.STACK_BYTES` together are stacked, up to the batch;
+    planes split into bands are not."""
+    small = pool_ops.pool_geometry((8, 960, 7, 7), (3, 3), (1, 1), (1, 1), (1, 1), False)
+    assert pool_ops.Windows.of(small, 4).stack == 8
+    medium = pool_ops.pool_geometry((8, 64, 28, 28), (3, 3), (1, 1), (1, 1), (1, 1), False)
+    tables = pool_ops.Windows.of(medium, 4)
+    assert 1 < tables.stack < 8
+    assert tables.stack * 30 * 30 * 4 * 2 <= pool_ops.STACK_BYTES
+    large = pool_ops.pool_geometry((8, 1, 300, 300), (3, 3), (1, 1), (1, 1), (1, 1), False)
+    assert pool_ops.Windows.of(large, 4).stack == 1

@@ -49,12 +49,30 @@ def _u(i):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _gather(xf, base, h0, geom, phases, plane, fill, buf, filled):  # pragma: no cover
-    """Phase planes: ``buf`` cell ``((i*Pd + a)*Ph + b)*Pw + q`` = padded input cell
+def _columns(geom, phases, plane):  # pragma: no cover - compiled
+    """Per phase: the first plane column holding an input cell and how many do (the
+    divisions done once per call, not once per gathered plane)."""
+    w_in, sw, pw, pl_w = geom[2], geom[8], geom[14], plane[2]
+    columns = np.empty((phases.shape[0], 2), np.int64)
+    for i in range(phases.shape[0]):
+        rw = phases[i, 2]
+        qlo = min(pl_w, max(0, _ceil_div(pw - rw, sw)))
+        columns[i, 0] = qlo
+        columns[i, 1] = max(qlo, min(pl_w, _ceil_div(w_in + pw - rw, sw))) - qlo
+    return columns
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _gather(
+    xf, base, h0, geom, phases, columns, plane, stack, fill, buf, filled
+):  # pragma: no cover
+    """Phase planes: ``buf`` cell ``((i*stack*Pd + a)*Ph + b)*Pw + q`` = padded input cell
     ``(a*sd + rd, (h0 + b)*sh + rh, q*sw + rw)`` of the plane at flat offset ``base`` of
-    ``xf``, for phase ``(rd, rh, rw) = phases[i]``; ``fill`` where that cell is padding or past
-    the input.  With ``filled`` the buffer already holds this band's ``fill`` cells (the
-    previous job of the chunk had the same first row ``h0``): only input cells are copied."""
+    ``xf``, for phase ``(rd, rh, rw) = phases[i]`` (its input columns ``columns[i]``, from
+    :func:`_columns`); ``fill`` where that cell is padding or past the input.  Each phase
+    plane is followed by those of ``stack - 1`` other samples (``buf`` a view from this
+    sample's slot).  With ``filled`` the buffer already holds this band's ``fill`` cells (an
+    earlier job or sample had the same first row ``h0``): only input cells are copied."""
     d_in, h_in, w_in = geom[0], geom[1], geom[2]
     sd, sh, sw = geom[6], geom[7], geom[8]
     pd, ph, pw = geom[12], geom[13], geom[14]
@@ -64,10 +82,8 @@ def _gather(xf, base, h0, geom, phases, plane, fill, buf, filled):  # pragma: no
             buf[i] = fill
     for i in range(phases.shape[0]):
         rd, rh, rw = phases[i, 0], phases[i, 1], phases[i, 2]
-        qlo = min(pl_w, max(0, _ceil_div(pw - rw, sw)))
-        qhi = max(qlo, min(pl_w, _ceil_div(w_in + pw - rw, sw)))
+        qlo, inside = columns[i, 0], columns[i, 1]
         first = qlo * sw + rw - pw
-        inside = qhi - qlo
         for a in range(pl_d):
             di = a * sd + rd - pd
             if di < 0 or di >= d_in:
@@ -76,7 +92,7 @@ def _gather(xf, base, h0, geom, phases, plane, fill, buf, filled):  # pragma: no
                 hi = (h0 + b) * sh + rh - ph
                 if hi < 0 or hi >= h_in:
                     continue
-                row = ((i * pl_d + a) * pl_h + b) * pl_w + qlo
+                row = ((i * stack * pl_d + a) * pl_h + b) * pl_w + qlo
                 src = base + (di * h_in + hi) * w_in + first
                 if sw == 1:
                     for q in range(inside):
@@ -98,9 +114,10 @@ def _plane(geom, reach, band):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _tap_starts(tap_phase, tap_q, plane):  # pragma: no cover - compiled
-    """Flat offset in the buffer of every tap's first cell (its phase plane plus its offset)."""
-    cells = plane[0] * plane[1] * plane[2]
+def _tap_starts(tap_phase, tap_q, plane, stack):  # pragma: no cover - compiled
+    """Flat offset in the buffer of every tap's first cell (its phase plane, of the first of
+    ``stack`` samples, plus its offset)."""
+    cells = plane[0] * plane[1] * plane[2] * stack
     taps = tap_q.shape[0]
     starts = np.empty(taps, np.int64)
     for t in range(taps):
@@ -384,14 +401,29 @@ def depthwise_rows(
 
 @njit(parallel=True, cache=True, nogil=True)
 def depthwise(
-    x, w, geom, phases, tap_phase, tap_q, reach, band, chunks, rows_per_call, lane_count, out
+    x,
+    w,
+    geom,
+    phases,
+    tap_phase,
+    tap_q,
+    reach,
+    band,
+    stack,
+    chunks,
+    rows_per_call,
+    lane_count,
+    out,
 ):  # pragma: no cover - compiled
     """``out[n, c*M + m] = sum_t w[c, m, t] * window_t(x[n, c])`` with zero padding, the taps
     added one after another in row-major order (four per pass over the accumulator).
 
     ``x`` (N, C, D, H, W) and ``w`` (C, M, T) contiguous, ``out`` (N, C*M, OD, OH, OW) of any
-    strides (an input gradient's stride phase is written in place).  With ``rows_per_call``
-    (stride 1, dilation 1, one output and kernel frame along D: see
+    strides (an input gradient's stride phase is written in place).  A job is a channel of
+    ``stack`` samples (more than one only when a band is the whole plane): their planes lie
+    one after another in each phase of the buffer, so every tap is one run over all of them,
+    long enough to vectorise even for 7x7 planes.  With ``rows_per_call`` (``stack`` 1,
+    stride 1, dilation 1, one output and kernel frame along D: see
     ``convscope.ops.depthwise.register_blocked``) each band is computed by the
     register-blocked :func:`depthwise_rows`, ``rows_per_call`` rows (``block_rows()``) by
     ``lane_count`` columns (``lanes(itemsize)``) at a time, the taps added column by column.
@@ -401,14 +433,15 @@ def depthwise(
     xf, wf = x.reshape(x.size), w.reshape(w.size)
     in_plane = x.shape[2] * x.shape[3] * x.shape[4]
     bands = _ceil_div(geom[4], band)
-    jobs = nb * ch * bands
+    jobs = _ceil_div(nb, stack) * ch * bands
     per, count = _chunks(jobs, chunks)
     plane = _plane(geom, reach, band)
+    columns = _columns(geom, phases, plane)
     cells = plane[0] * plane[1] * plane[2]
-    starts = _tap_starts(tap_phase, tap_q, plane)
+    starts = _tap_starts(tap_phase, tap_q, plane, stack)
     zero = x.dtype.type(0)
     ow = geom[5]
-    buffered, accumulated, width = phases.shape[0] * cells, cells, 0
+    buffered, accumulated, width = phases.shape[0] * stack * cells, stack * cells, 0
     if rows_per_call:
         width = _ceil_div(ow, lane_count) * lane_count
         # a band's last block of rows and each row's last vector read past its cells
@@ -419,15 +452,22 @@ def depthwise(
         acc = np.empty(accumulated, x.dtype)
         last = -1
         for job in range(chunk * per, min(jobs, (chunk + 1) * per)):
-            n, c, h0, rows, wide = _job(job, ch, bands, geom, plane, band)
-            _gather(xf, (n * ch + c) * in_plane, h0, geom, phases, plane, zero, buf, h0 == last)
+            block, c, h0, rows, wide = _job(job, ch, bands, geom, plane, band)
+            n0 = block * stack
+            samples = min(stack, nb - n0)
+            for s in range(samples):
+                base = ((n0 + s) * ch + c) * in_plane
+                at, filled = buf[s * cells :], h0 == last or s > 0
+                _gather(xf, base, h0, geom, phases, columns, plane, stack, zero, at, filled)
             last = h0
+            wide += (samples - 1) * cells  # the run goes on through the stacked planes
             for m in range(mult):
                 first = (c * mult + m) * taps
-                target = out[n, c * mult + m]
                 if not rows_per_call:
                     _multiply_add(buf, starts, wf, first, wide, acc)
-                    _store_view(acc, target, geom, plane, h0, rows)
+                    for s in range(samples):
+                        target = out[n0 + s, c * mult + m]
+                        _store_view(acc[s * cells :], target, geom, plane, h0, rows)
                     continue
                 for b0 in range(0, rows, rows_per_call):
                     for q0 in range(0, ow, lane_count):
@@ -435,6 +475,7 @@ def depthwise(
                             buf, b0 * plane[2] + q0, plane[2], wf, first,
                             reach[1] + 1, reach[2] + 1, acc, b0 * width + q0, width,
                         )  # fmt: skip
+                target = out[n0, c * mult + m]
                 for b in range(rows):
                     line = target[0, h0 + b]
                     for q in range(ow):
@@ -455,12 +496,13 @@ def _correlate(buf, starts, rows, wide, zero, total):  # pragma: no cover - comp
 
 @njit(parallel=True, cache=True, nogil=True)
 def depthwise_weight(
-    x, grad, geom, phases, tap_phase, tap_q, reach, band, total
+    x, grad, geom, phases, tap_phase, tap_q, reach, band, stack, total
 ):  # pragma: no cover - compiled
     """Weight gradient of :func:`depthwise`, added into the float64 ``total`` (C, M, T):
     ``total[c, m, t] += sum_n sum_p grad[n, c*M + m, p] * window_t(x[n, c])[p]``, one job per
-    input channel (its samples and bands in turn), the output gradient laid out in the same
-    wide rows as the gathered input (zero past each output row)."""
+    input channel (its samples, ``stack`` at a time as there, and bands in turn), the output
+    gradient laid out in the same wide rows as the gathered input (zero past each output
+    row)."""
     nb, ch = x.shape[0], x.shape[1]
     mult = total.shape[1]
     xf, gf = x.reshape(x.size), grad.reshape(grad.size)
@@ -469,31 +511,38 @@ def depthwise_weight(
     out_plane = od * oh * ow
     bands = _ceil_div(oh, band)
     plane = _plane(geom, reach, band)
+    columns = _columns(geom, phases, plane)
     cells = plane[0] * plane[1] * plane[2]
-    starts = _tap_starts(tap_phase, tap_q, plane)
+    starts = _tap_starts(tap_phase, tap_q, plane, stack)
     zero = x.dtype.type(0)
     for c in prange(ch):
-        buf = np.empty(phases.shape[0] * cells, x.dtype)
-        rows_buf = np.zeros(cells, x.dtype)
+        buf = np.empty(phases.shape[0] * stack * cells, x.dtype)
+        rows_buf = np.zeros(stack * cells, x.dtype)
         last = -1
-        for n in range(nb):
+        for n0 in range(0, nb, stack):
+            samples = min(stack, nb - n0)
             for job_band in range(bands):
                 h0 = job_band * band
                 rows = min(band, oh - h0)
                 wide = (od - 1) * plane[1] * plane[2] + (rows - 1) * plane[2] + ow
-                _gather(xf, (n * ch + c) * in_plane, h0, geom, phases, plane, zero, buf, h0 == last)
+                for s in range(samples):
+                    base = ((n0 + s) * ch + c) * in_plane
+                    at, filled = buf[s * cells :], h0 == last or s > 0
+                    _gather(xf, base, h0, geom, phases, columns, plane, stack, zero, at, filled)
                 last = h0
                 for m in range(mult):
-                    gbase = (n * ch * mult + c * mult + m) * out_plane
-                    for a in range(od):
-                        for b in range(rows):
-                            begin = (a * plane[1] + b) * plane[2]
-                            line = gbase + (a * oh + h0 + b) * ow
-                            for q in range(ow):
-                                rows_buf[_u(begin + q)] = gf[_u(line + q)]
-                            for q in range(ow, plane[2]):  # stays zero: past the output row
-                                rows_buf[_u(begin + q)] = zero
-                    _correlate(buf, starts, rows_buf, wide, zero, total[c, m])
+                    for s in range(samples):
+                        gbase = ((n0 + s) * ch * mult + c * mult + m) * out_plane
+                        for a in range(od):
+                            for b in range(rows):
+                                begin = s * cells + (a * plane[1] + b) * plane[2]
+                                line = gbase + (a * oh + h0 + b) * ow
+                                for q in range(ow):
+                                    rows_buf[_u(begin + q)] = gf[_u(line + q)]
+                                for q in range(ow, plane[2]):  # stays zero: past the output row
+                                    rows_buf[_u(begin + q)] = zero
+                    span = (samples - 1) * cells + wide
+                    _correlate(buf, starts, rows_buf, span, zero, total[c, m])
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -512,8 +561,9 @@ def max_values(
     jobs = nb * ch * bands
     per, count = _chunks(jobs, chunks)
     plane = _plane(geom, reach, band)
+    columns = _columns(geom, phases, plane)
     cells = plane[0] * plane[1] * plane[2]
-    starts = _tap_starts(tap_phase, tap_q, plane)
+    starts = _tap_starts(tap_phase, tap_q, plane, 1)
     fill = x.dtype.type(lowest)
     for chunk in prange(count):
         buf = np.empty(phases.shape[0] * cells, x.dtype)
@@ -522,7 +572,9 @@ def max_values(
         for job in range(chunk * per, min(jobs, (chunk + 1) * per)):
             n, c, h0, rows, wide = _job(job, ch, bands, geom, plane, band)
             plane_index = n * ch + c
-            _gather(xf, plane_index * in_plane, h0, geom, phases, plane, fill, buf, h0 == last)
+            base = plane_index * in_plane
+            filled = h0 == last
+            _gather(xf, base, h0, geom, phases, columns, plane, 1, fill, buf, filled)
             last = h0
             _maximum(buf, starts, wide, acc)
             _store(acc, of, plane_index * out_plane, geom, plane, h0, rows)
@@ -551,8 +603,9 @@ def max_indices(
     jobs = nb * ch * bands
     per, count = _chunks(jobs, chunks)
     plane = _plane(geom, reach, band)
+    columns = _columns(geom, phases, plane)
     cells = plane[0] * plane[1] * plane[2]
-    starts = _tap_starts(tap_phase, tap_q, plane)
+    starts = _tap_starts(tap_phase, tap_q, plane, 1)
     fill = x.dtype.type(lowest)
     for chunk in prange(count):
         buf = np.empty(phases.shape[0] * cells, x.dtype)
@@ -561,7 +614,9 @@ def max_indices(
         last = -1
         for job in range(chunk * per, min(jobs, (chunk + 1) * per)):
             n, c, h0, rows, wide = _job(job, ch, bands, geom, plane, band)
-            _gather(xf, (n * ch + c) * in_plane, h0, geom, phases, plane, fill, buf, h0 == last)
+            base = (n * ch + c) * in_plane
+            filled = h0 == last
+            _gather(xf, base, h0, geom, phases, columns, plane, 1, fill, buf, filled)
             last = h0
             for p in range(wide):
                 acc[p] = fill
@@ -608,8 +663,9 @@ def avg_values(
     jobs = nb * ch * bands
     per, count = _chunks(jobs, chunks)
     plane = _plane(geom, reach, band)
+    columns = _columns(geom, phases, plane)
     cells = plane[0] * plane[1] * plane[2]
-    starts = _tap_starts(tap_phase, tap_q, plane)
+    starts = _tap_starts(tap_phase, tap_q, plane, 1)
     zero = x.dtype.type(0)
     for chunk in prange(count):
         buf = np.empty(phases.shape[0] * cells, x.dtype)
@@ -617,7 +673,9 @@ def avg_values(
         last = -1
         for job in range(chunk * per, min(jobs, (chunk + 1) * per)):
             n, c, h0, rows, wide = _job(job, ch, bands, geom, plane, band)
-            _gather(xf, (n * ch + c) * in_plane, h0, geom, phases, plane, zero, buf, h0 == last)
+            base = (n * ch + c) * in_plane
+            filled = h0 == last
+            _gather(xf, base, h0, geom, phases, columns, plane, 1, zero, buf, filled)
             last = h0
             _total(buf, starts, wide, acc)
             target = out[n, c]

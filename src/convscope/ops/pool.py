@@ -98,6 +98,10 @@ def pool_geometry(
 CACHE_BYTES = 256 << 10
 """Target size of one compiled job's buffers (phase planes and accumulators of a band)."""
 
+STACK_BYTES = 32 << 10
+"""Largest buffers of one depthwise job that stacks the planes of several samples (see
+:attr:`Windows.stack`)."""
+
 _FLOATS = (np.dtype("float16"), np.dtype("float32"), np.dtype("float64"))  # not names: faster
 _module: ModuleType | None = None
 _module_failed = False
@@ -151,6 +155,10 @@ class Windows:
     tap_cell: np.ndarray
     reach: np.ndarray
     band: int
+    stack: int = 1
+    """Samples whose planes the depthwise kernels stack in one job: more than one when a band
+    is the whole plane and that many planes' buffers fit :data:`STACK_BYTES`, so that each
+    tap's run spans them all (a 7x7 plane alone gives runs too short to vectorise)."""
 
     def sliding(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
         """The tables every sliding-window kernel takes, in its argument order: ``geom,
@@ -195,6 +203,10 @@ class Windows:
         row = (out[0] + reach[0]) * (out[2] + reach[2]) * itemsize
         per_row = row * (len(phases) + accumulators)
         band = max(1, min(out[1], limit // per_row - int(reach[1])))
+        stack = 1
+        if band == out[1]:
+            per_sample = per_row * (out[1] + int(reach[1]))
+            stack = max(1, min(geom.input_shape[0], min(STACK_BYTES, limit) // per_sample))
         return cls(
             geom=np.array([*size, *out, *stride, *dilation, *pads], np.int64),
             phases=np.array(phases, np.int64),
@@ -203,6 +215,7 @@ class Windows:
             tap_cell=tap_cell.astype(np.int64),
             reach=reach.astype(np.int64),
             band=int(band),
+            stack=int(stack),
         )
 
 
