@@ -398,3 +398,85 @@ def test_small_planes_of_several_samples_share_a_job():
     assert tables.stack * 30 * 30 * 4 * 2 <= pool_ops.STACK_BYTES
     large = pool_ops.pool_geometry((8, 1, 300, 300), (3, 3), (1, 1), (1, 1), (1, 1), False)
     assert pool_ops.Windows.of(large, 4).stack == 1
+
+
+PHASED_CASES = [  # (input shape, kernel, stride, padding, dilation)
+    ((3, 5, 12, 10), (3, 3), (2, 2), (1, 1), (1, 1)),
+    ((2, 4, 16, 12), (5, 5), (2, 2), (2, 2), (1, 1)),
+    ((2, 3, 15, 12), (3, 3), (3, 2), (1, 0), (1, 1)),
+    ((4, 3, 20), (4,), (2,), (1,), (1,)),
+    ((2, 2, 4, 8, 6), (3, 3, 3), (1, 2, 2), (1, 1, 1), (1, 1, 1)),
+]
+
+
+@pytest.mark.skipif(jit.kernels() is None, reason="numba is not installed")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", PHASED_CASES)
+def test_strided_depthwise_input_gradient_runs_its_phases_in_one_launch(case, dtype, monkeypatch):
+    """The input gradient of a strided depthwise layer computes every stride phase in one
+    launch, into strided views of the gradient: equal to torch's, and to the gradient
+    computed one phase at a time up to rounding (the common window's zero taps regroup the
+    fused multiply-adds); the weight gradient is unchanged."""
+    from convscope.ops import depthwise as depthwise_ops
+
+    shape, kernel, stride, padding, dilation = case
+    rng = np.random.default_rng(sum(shape) + len(kernel))
+    x = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal((shape[1], 1, *kernel)).astype(dtype)
+    config = {"kernel": kernel, "stride": stride, "dilation": dilation, "padding": padding}
+    want, *_ = _theirs(x, w, config)
+    upstream = rng.standard_normal(want.shape).astype(dtype)
+    want, want_gx, want_gw = _theirs(x, w, config, upstream)
+    launches = _launched(monkeypatch)
+    _, gx, gw, used = _ours(x, w, config, upstream)
+    fused_launches = launches.count("depthwise")
+    launches.clear()
+    monkeypatch.setattr(depthwise_ops, "phases_at_once", lambda *args: False)
+    _, phased_gx, phased_gw, _ = _ours(x, w, config, upstream)
+    phases = int(np.prod(stride))
+    assert fused_launches == 2  # the forward and the whole input gradient
+    assert launches.count("depthwise") == 1 + phases
+    assert {name for name, _ in used} == {"depthwise"}
+    tol = 1e-11 if dtype == np.float64 else 2e-5
+    scale = max(1.0, float(np.abs(want).max()))
+    np.testing.assert_allclose(gx.numpy(), want_gx, rtol=tol, atol=tol * scale * 10)
+    np.testing.assert_allclose(gw.numpy(), want_gw, rtol=tol, atol=tol * scale * 10)
+    close = 1e-13 if dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(gx.numpy(), phased_gx.numpy(), rtol=close, atol=close * scale)
+    np.testing.assert_array_equal(gw.numpy(), phased_gw.numpy())
+
+
+@pytest.mark.skipif(jit.kernels() is None, reason="numba is not installed")
+def test_strided_depthwise_input_gradient_keeps_its_phases_where_one_launch_cannot(monkeypatch):
+    """Lengths that are not multiples of the stride, a channel multiplier, phases that no
+    tap reaches (dilation 2 with stride 2), or an Inf in the output gradient (whose
+    zero-padded common window would make NaNs torch does not have) keep one launch per phase
+    that has taps, with torch's values."""
+    rng = np.random.default_rng(3)
+    for shape, mult, dilation, inf, phases in [
+        ((2, 3, 11, 10), 1, 1, False, 4),
+        ((2, 3, 12, 10), 2, 1, False, None),
+        ((2, 3, 9, 8), 1, 2, False, 1),
+        ((2, 3, 12, 10), 1, 1, True, 4),
+    ]:
+        config = {
+            "kernel": (3, 3),
+            "stride": (2, 2),
+            "dilation": (dilation,) * 2,
+            "padding": (1, 1),
+        }
+        x = rng.standard_normal(shape)
+        w = rng.standard_normal((shape[1] * mult, 1, 3, 3))
+        want, *_ = _theirs(x, w, config)
+        upstream = rng.standard_normal(want.shape)
+        if inf:
+            upstream[0, 1, 2, 3] = np.inf
+        _, want_gx, _ = _theirs(x, w, config, upstream)
+        launches = _launched(monkeypatch)
+        _, gx, _, _ = _ours(x, w, config, upstream)
+        if phases is not None:  # the forward, then one launch per phase with taps
+            assert launches.count("depthwise") == 1 + phases
+        assert np.array_equal(np.isnan(gx.numpy()), np.isnan(want_gx))
+        finite = np.isfinite(want_gx)
+        np.testing.assert_allclose(gx.numpy()[finite], want_gx[finite], rtol=1e-11, atol=1e-11)
+        monkeypatch.undo()

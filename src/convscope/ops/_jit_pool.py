@@ -415,14 +415,17 @@ def depthwise(
     lane_count,
     out,
 ):  # pragma: no cover - compiled
-    """``out[n, c*M + m] = sum_t w[c, m, t] * window_t(x[n, c])`` with zero padding, the taps
+    """``out[n, c, m] = sum_t w[c, m, t] * window_t(x[n, c])`` with zero padding, the taps
     added one after another in row-major order (four per pass over the accumulator).
 
-    ``x`` (N, C, D, H, W) and ``w`` (C, M, T) contiguous, ``out`` (N, C*M, OD, OH, OW) of any
-    strides (an input gradient's stride phase is written in place).  A job is a channel of
-    ``stack`` samples (more than one only when a band is the whole plane): their planes lie
-    one after another in each phase of the buffer, so every tap is one run over all of them,
-    long enough to vectorise even for 7x7 planes.  With ``rows_per_call`` (``stack`` 1,
+    ``x`` (N, C, D, H, W) and ``w`` (C, M, T) contiguous, ``out`` (N, C, MD, MH, MW, OD, OH,
+    OW) of any strides, ``M = MD * MH * MW``: output ``m`` of channel ``c`` is written to
+    ``out[n, c, md, mh, mw]`` for ``m = (md * MH + mh) * MW + mw`` (a channel multiplier is
+    ``(N, C*M, ...)`` viewed as ``(N, C, M, 1, 1, ...)``; the stride phases of a transposed
+    depthwise convolution are ``M`` outputs, each a strided view of one plane).  A job is a
+    channel of ``stack`` samples (more than one only when a band is the whole plane): their
+    planes lie one after another in each phase of the buffer, so every tap is one run over
+    all of them, long enough to vectorise even for 7x7 planes.  With ``rows_per_call`` (``stack`` 1,
     stride 1, dilation 1, one output and kernel frame along D: see
     ``convscope.ops.depthwise.register_blocked``) each band is computed by the
     register-blocked :func:`depthwise_rows`, ``rows_per_call`` rows (``block_rows()``) by
@@ -430,6 +433,7 @@ def depthwise(
     """
     nb, ch = x.shape[0], x.shape[1]
     mult, taps = w.shape[1], w.shape[2]
+    split_h, split_w = out.shape[3], out.shape[4]  # the (MH, MW) of the outputs' split
     xf, wf = x.reshape(x.size), w.reshape(w.size)
     in_plane = x.shape[2] * x.shape[3] * x.shape[4]
     bands = _ceil_div(geom[4], band)
@@ -463,10 +467,11 @@ def depthwise(
             wide += (samples - 1) * cells  # the run goes on through the stacked planes
             for m in range(mult):
                 first = (c * mult + m) * taps
+                md, mh, mw = m // (split_h * split_w), (m // split_w) % split_h, m % split_w
                 if not rows_per_call:
                     _multiply_add(buf, starts, wf, first, wide, acc)
                     for s in range(samples):
-                        target = out[n0 + s, c * mult + m]
+                        target = out[n0 + s, c, md, mh, mw]
                         _store_view(acc[s * cells :], target, geom, plane, h0, rows)
                     continue
                 for b0 in range(0, rows, rows_per_call):
@@ -475,7 +480,7 @@ def depthwise(
                             buf, b0 * plane[2] + q0, plane[2], wf, first,
                             reach[1] + 1, reach[2] + 1, acc, b0 * width + q0, width,
                         )  # fmt: skip
-                target = out[n0, c * mult + m]
+                target = out[n0, c, md, mh, mw]
                 for b in range(rows):
                     line = target[0, h0 + b]
                     for q in range(ow):

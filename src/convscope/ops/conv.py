@@ -349,6 +349,15 @@ def _by_phases(
             strict=True,
         )
     ]
+    # a strided depthwise layer's input gradient: every phase in one pass (their zero-padded
+    # common window would turn an Inf of the gradient into NaNs the phases never compute)
+    if (
+        algorithm in (None, "depthwise")
+        and tiling.all_finite(x)
+        and depthwise.phases_at_once(x, w, groups, per_dim, out)
+    ):
+        algorithms.record("depthwise", geom)
+        return
     for combo in itertools.product(*per_dim):
         view = out[
             (
