@@ -480,3 +480,23 @@ def test_strided_depthwise_input_gradient_keeps_its_phases_where_one_launch_cann
         finite = np.isfinite(want_gx)
         np.testing.assert_allclose(gx.numpy()[finite], want_gx[finite], rtol=1e-11, atol=1e-11)
         monkeypatch.undo()
+
+
+@pytest.mark.skipif(jit.kernels() is None, reason="numba is not installed")
+@pytest.mark.parametrize("forced", ["unfold", "direct"])
+def test_a_forced_algorithm_keeps_the_strided_input_gradient_phase_by_phase(forced, monkeypatch):
+    """With an algorithm forced, the phases of a strided depthwise layer's input gradient are
+    its calls, not the one compiled launch."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 4, 12, 10))
+    w = rng.standard_normal((4, 1, 3, 3))
+    config = {"kernel": (3, 3), "stride": (2, 2), "dilation": (1, 1), "padding": (1, 1)}
+    want, *_ = _theirs(x, w, config)
+    upstream = rng.standard_normal(want.shape)
+    _, want_gx, _ = _theirs(x, w, config, upstream)
+    launches = _launched(monkeypatch)
+    with cs.conv_algorithm(forced):
+        _, gx, _, used = _ours(x, w, config, upstream)
+    assert "depthwise" not in launches
+    assert "depthwise" not in {name for name, _ in used}
+    np.testing.assert_allclose(gx.numpy(), want_gx, rtol=1e-11, atol=1e-11)

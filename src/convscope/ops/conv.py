@@ -349,11 +349,12 @@ def _by_phases(
             strict=True,
         )
     ]
-    # a strided depthwise layer's input gradient: every phase in one pass (their zero-padded
-    # common window would turn an Inf of the gradient into NaNs the phases never compute)
+    # a strided depthwise layer's input gradient: every phase in one pass, unless an
+    # algorithm is forced or autotuning chooses per phase
     if (
         algorithm in (None, "depthwise")
-        and tiling.all_finite(x)
+        and algorithms.get_conv_algorithm() in (None, "depthwise")
+        and not algorithms.get_autotune()
         and depthwise.phases_at_once(x, w, groups, per_dim, out)
     ):
         algorithms.record("depthwise", geom)

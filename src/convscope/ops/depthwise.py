@@ -229,7 +229,8 @@ def phases_at_once(
     over the gradient, every plane of ``out`` written while it is cached, where one call per
     phase reads the gradient once per phase and writes a strided part of every plane each
     time.  Applies to multiplier-1 depthwise layers (floating point, compiled kernels) whose
-    output lengths are multiples of their steps and whose phases all have taps.  Input
+    output lengths are multiples of their steps, whose phases all have taps and whose input
+    is finite (a zero tap times an Inf would be a NaN the phases never compute).  Input
     gradients of 3x3 stride-2 layers, 2 threads, float32, one launch against four: (8, 96,
     112, 112) 8.7 -> 6.5 ms, (8, 144, 56, 56) 4.2 -> 3.0, (8, 576, 14, 14) 2.1 -> 1.6 (torch
     5.8, 2.0, 0.75)."""
@@ -245,6 +246,7 @@ def phases_at_once(
         or any(spec is None for phases in per_dim for _, spec in phases)
         or any(length % step for length, step in zip(out.shape[2:], steps, strict=True))
         or len(steps) > 3
+        or not tiling.all_finite(x)  # the zero taps would turn an Inf into NaNs
     ):
         return False
     # per dim: the common window's first padded cell and each phase's offset in it
