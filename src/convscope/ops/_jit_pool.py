@@ -433,7 +433,11 @@ def depthwise(
     """
     nb, ch = x.shape[0], x.shape[1]
     mult, taps = w.shape[1], w.shape[2]
-    split_h, split_w = out.shape[3], out.shape[4]  # the (MH, MW) of the outputs' split
+    split = np.empty((mult, 3), np.int64)  # (md, mh, mw) of every output m, divided once
+    for m in range(mult):
+        split[m, 0] = m // (out.shape[3] * out.shape[4])
+        split[m, 1] = (m // out.shape[4]) % out.shape[3]
+        split[m, 2] = m % out.shape[4]
     xf, wf = x.reshape(x.size), w.reshape(w.size)
     in_plane = x.shape[2] * x.shape[3] * x.shape[4]
     bands = _ceil_div(geom[4], band)
@@ -467,7 +471,7 @@ def depthwise(
             wide += (samples - 1) * cells  # the run goes on through the stacked planes
             for m in range(mult):
                 first = (c * mult + m) * taps
-                md, mh, mw = m // (split_h * split_w), (m // split_w) % split_h, m % split_w
+                md, mh, mw = split[m, 0], split[m, 1], split[m, 2]
                 if not rows_per_call:
                     _multiply_add(buf, starts, wf, first, wide, acc)
                     for s in range(samples):
