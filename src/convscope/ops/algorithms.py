@@ -88,6 +88,12 @@ def _winograd_shape(geom: ConvGeometry, groups: int, dtype: Any) -> str | None:
     return reason
 
 
+def _blocked_shape(geom: ConvGeometry, groups: int, dtype: Any) -> str | None:
+    from . import blocked
+
+    return blocked.unsupported(geom, groups, dtype)
+
+
 @dataclass(frozen=True)
 class Spec:
     """Everything the engine knows about one algorithm, in one place: adding an algorithm is
@@ -112,6 +118,7 @@ REGISTRY: dict[str, Spec] = {
     "winograd": Spec("winograd", _winograd_shape, spreads_non_finite=True),
     "fold": Spec("fold", _stride_one, tunable=False),
     "shifted": Spec("shifted_gemm", _shifted_shape, weight_gradient="weight_gradient"),
+    "blocked": Spec("blocked", _blocked_shape),
 }
 #: algorithm name -> module of ``convscope.ops`` whose ``run`` implements it
 MODULES = {name: spec.module for name, spec in REGISTRY.items()}
@@ -190,7 +197,7 @@ def set_conv_algorithm(name: str | None) -> None:
     """Force algorithm ``name`` for every convolution it can compute (``None``: heuristic).
 
     Names: ``'unfold'``, ``'direct'``, ``'fft'``, ``'depthwise'``, ``'winograd'``, ``'fold'``,
-    ``'shifted'``.
+    ``'shifted'``, ``'blocked'``.
     """
     global _forced
     _forced = None if name is None else _check_name(name)

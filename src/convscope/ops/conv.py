@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..geometry import conv_output_size
-from . import algorithms, allocator, depthwise, jit, threads, tiling, winograd
+from . import algorithms, allocator, blocked, depthwise, jit, threads, tiling, winograd
 from .tiling import ConvGeometry
 from .workspace import get_workspace_budget
 
@@ -38,6 +38,36 @@ ALGORITHMS = algorithms.NAMES
 FEW_CHANNELS = 16
 """Layers whose (input channels x output channels) per group is at most this take the
 compiled tap-by-tap kernel when numba is installed."""
+
+BLOCKED_FROM_EFFICIENCY = 0.8
+"""Strided dense layers take the register-blocked kernel (:mod:`convscope.ops.blocked`) when
+at least this share of the positions it computes are outputs (the rest: its wide rows'
+padding columns, rounded up to whole vectors), a job's rows fit the cache
+(:attr:`convscope.ops.blocked.Plan.cached`) and each output sums at least
+:data:`BLOCKED_DEPTH` products; stride-1 layers only when thin (:data:`BLOCKED_THIN`).
+
+Alone, at 2 threads (float32, batch 8, medians of 7 interleaved calls, blocked / the
+previous choice (torch)), it wins on stride-1 layers too: (64,56x56) 3x3 7.4 / 12.3 ms
+Winograd (6.6), (128,28x28) 7.2 / 10.1 (6.5), (256,14x14) 7.9 / 10.3 (6.1); strided: the
+7x7/2 stem (3 -> 64, 224x224) 8.7 / 20.7 unfold (7.6), 3x3/2 (64 -> 128, 56x56) 4.7 / 9.5
+(4.1); on 7x7 planes, where half its positions are padding, unfold is faster: (512,7x7)
+13.4 / 10.1.  Inside whole networks the stride-1 gains did not hold: after a GEMM that used
+OpenBLAS's threads, its idle worker spins on a core for about 0.1 s, and the kernel's two
+threads then share the cores with it (ResNet-18 at batch 1: a 64-channel 56x56 layer took
+1.0-1.1 ms after a quiet pause, 1.8-5 ms right after a forward pass; the network 43 ms
+against 36 ms without the kernel; with OpenBLAS's spin shortened, 29 against 34).  Strided
+layers keep their gain there: ResNet-18 at batch 8 128 against 136 ms, other networks
+within noise.  So stride-1 layers keep Winograd/unfold until BLAS's spinning is tamed."""
+
+BLOCKED_DEPTH = 16
+"""Fewest products per output (input channels x taps) for the heuristic to take 'blocked':
+each micro-kernel call loads and stores its partial sums once (wav2vec2's first layer, 1
+channel x 10 taps, ran 2x slower)."""
+
+BLOCKED_THIN = 64
+"""Stride-1 layers with at most this many products per output take 'blocked' too: there
+unfold's GEMMs are too thin to run at BLAS's speed ((8,3,224,224) 3 -> 32 3x3: 7.1 ms
+against unfold's 21.3, torch 7.0), a gain the spinning BLAS worker cannot undo."""
 
 WINOGRAD_FROM_TILES = 256
 """With numba installed, layers 3x3 stride 1 over the last two dimensions whose output has at
@@ -78,9 +108,10 @@ def select_algorithm(
     Integers always take ``unfold`` (exact).  Depthwise layers take the FFT for large kernels
     (from 7x7, or 25x25 with the compiled kernel, 45x45 with its register-blocked form; stride
     1) and the direct depthwise kernel otherwise; with numba installed, layers with few channels
-    per group (see :data:`FEW_CHANNELS`) take the compiled tap-by-tap kernel too; everything
-    else is unfold + GEMM (a plain GEMM for 1x1), or Winograd for 3x3 layers with many output
-    tiles (see :data:`WINOGRAD_FROM_TILES`).  ``workers``: the threads the call runs on
+    per group (see :data:`FEW_CHANNELS`) take the compiled tap-by-tap kernel too; strided and
+    thin dense layers take the register-blocked kernel (see :data:`BLOCKED_FROM_EFFICIENCY`);
+    everything else is unfold + GEMM (a plain GEMM for 1x1), or Winograd for 3x3 layers with
+    many output tiles (see :data:`WINOGRAD_FROM_TILES`).  ``workers``: the threads the call runs on
     (default: the current :func:`threads.get_num_threads`, 1 inside a batch-parallel share).
     ``shifted`` runs when forced or autotuned: on the quiet 2-core machine at 2 threads shifted took
     1.4-2.7x unfold's time on ResNet layers ((8,128,28,28) 3x3 16.5 vs 11.0 ms, (8,64,56,56)
@@ -111,9 +142,26 @@ def select_algorithm(
         return "depthwise"  # e.g. Conv2d(1, 2, 3): a GEMM with 2 rows mostly moves memory
     if workers is None:
         workers = threads.get_num_threads()
+    if _blocked_pays(geom, groups, dtype, out_channels):
+        return "blocked"
     if _winograd_pays(geom, groups, dtype, workers):
         return "winograd"
     return "unfold"
+
+
+def _blocked_pays(
+    geom: ConvGeometry, groups: int, dtype: np.dtype, out_channels: int | None
+) -> bool:
+    """Whether the register-blocked kernel takes this call (see :data:`BLOCKED_FROM_EFFICIENCY`)."""
+    if out_channels is None or math.prod(geom.kernel_size) == 1:
+        return False  # 1x1: a plain GEMM on the input as it lies, nothing to gather
+    depth = geom.input_shape[1] * math.prod(geom.kernel_size)
+    if depth < BLOCKED_DEPTH or blocked.unsupported(geom, groups, dtype) is not None:
+        return False
+    if max(geom.stride) == 1 and depth > BLOCKED_THIN:
+        return False
+    found = blocked.plan(geom, out_channels, np.dtype(dtype).itemsize, 1, 1 << 62)
+    return found is not None and found.cached and found.efficiency >= BLOCKED_FROM_EFFICIENCY
 
 
 def _winograd_pays(geom: ConvGeometry, groups: int, dtype: np.dtype, workers: int) -> bool:

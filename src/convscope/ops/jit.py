@@ -118,14 +118,17 @@ def _serial_twin(function: Any) -> Any:
     return twin
 
 
-def run(function: Any, *args: Any, parallel_from: int | None = None) -> None:
+def run(
+    function: Any, *args: Any, parallel_from: int | None = None, parallel: bool = False
+) -> None:
     """Run the compiled kernel ``function`` (a numba dispatcher) on as many threads as
     convscope uses, or serially in this thread when its largest array has fewer than
     :data:`SERIAL_BELOW` elements; the first call of each signature compiles (or loads the
     cached code), which is timed (:func:`compile_seconds`).  With at most
     :data:`SERIAL_UP_TO_THREADS` threads kernels run serially in the calling thread unless
     they have :data:`PARALLEL_FROM` elements (or ``parallel_from``, for kernels that run
-    between GEMMs and measured slower in parallel there)."""
+    between GEMMs and measured slower in parallel there).  ``parallel``: run on every thread
+    whatever the arrays' sizes (a compute-bound call the caller has measured)."""
     largest = 0
     for a in args:
         if type(a) is np.ndarray and a.size > largest:
@@ -133,7 +136,7 @@ def run(function: Any, *args: Any, parallel_from: int | None = None) -> None:
     workers = get_num_threads()  # 1 inside a share of a parallel step (batch-parallel)
     threshold = PARALLEL_FROM if parallel_from is None else parallel_from
     few_threads = workers <= SERIAL_UP_TO_THREADS and largest < threshold
-    serial = largest < SERIAL_BELOW or workers == 1 or few_threads
+    serial = workers == 1 or (not parallel and (largest < SERIAL_BELOW or few_threads))
     if serial:
         function = _serial_twin(function)
     known = len(function.overloads)  # a new entry after the call: it compiled (or loaded)

@@ -121,11 +121,15 @@ def compiled_kernels() -> ModuleType | None:
     return _module if jit.kernels() is not None else None
 
 
-def launch(name: str, *args: object, parallel_from: int | None = None) -> None:
+def launch(
+    name: str, *args: object, parallel_from: int | None = None, parallel: bool = False
+) -> None:
     """Run compiled kernel ``name`` through :func:`convscope.ops.jit.run` (convscope's thread
-    count; small calls serially in this thread, ``parallel_from`` as there; first-call
-    compile times recorded)."""
-    jit.run(getattr(compiled_kernels(), name), *args, parallel_from=parallel_from)
+    count; small calls serially in this thread, ``parallel_from`` and ``parallel`` as there;
+    first-call compile times recorded)."""
+    jit.run(
+        getattr(compiled_kernels(), name), *args, parallel_from=parallel_from, parallel=parallel
+    )
 
 
 def chunks() -> int:
