@@ -209,12 +209,12 @@ def test_unsupported_calls_raise_when_forced():
         )
 
 
-def _heuristic(shape, out_channels, kernel, stride, groups=1, dtype=np.float32):
+def _heuristic(shape, out_channels, kernel, stride, groups=1, dtype=np.float32, precise=False):
     pads = tuple((k // 2, k // 2) for k in kernel)
     w_shape = (out_channels, shape[1] // groups, *kernel)
     dims = len(kernel)
     return conv._plan(shape, np.dtype(dtype), w_shape, stride, pads, (1,) * dims, None, groups,
-                      1 << 29, True, 2).heuristic  # fmt: skip
+                      1 << 29, True, 2, precise).heuristic  # fmt: skip
 
 
 def test_heuristic_takes_blocked_for_strided_and_thin_layers_only():
@@ -229,3 +229,19 @@ def test_heuristic_takes_blocked_for_strided_and_thin_layers_only():
     assert _heuristic((8, 64, 56, 56), 128, (3, 3), (2, 2), groups=2) != "blocked"
     assert _heuristic((8, 64, 56, 56), 128, (3, 3), (2, 2), dtype=np.int64) == "unfold"
     assert _heuristic((8, 1, 16000), 512, (10,), (5,)) != "blocked"  # 10 products per output
+
+
+def test_training_takes_blocked_for_stride_one_layers_too():
+    """Calls that feed a gradient run with BLAS's workers idle (``ops.matmul``), where the
+    kernel keeps its speed inside a network: stride-1 layers take it there."""
+    assert _heuristic((8, 64, 56, 56), 64, (3, 3), (1, 1), precise=True) == "blocked"
+    assert _heuristic((8, 512, 7, 7), 512, (3, 3), (1, 1), precise=True) != "blocked"
+    rng = np.random.default_rng(10)
+    x = cs.tensor(rng.standard_normal((2, 64, 14, 14)).astype(np.float32), requires_grad=True)
+    w = cs.tensor(rng.standard_normal((64, 64, 3, 3)).astype(np.float32), requires_grad=True)
+    with cs.record_conv_algorithms() as used:
+        F.conv2d(x, w, padding=1).sum().backward()
+    assert [name for name, _ in used][:2] == ["blocked", "blocked"]  # forward, input gradient
+    with cs.no_grad(), cs.record_conv_algorithms() as used:
+        F.conv2d(x, w, padding=1)
+    assert used[0][0] != "blocked"

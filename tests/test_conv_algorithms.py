@@ -507,7 +507,7 @@ def test_tiny_budget_really_tiles_and_gives_the_same_result(algorithm, c, monkey
 def _forcing(algorithm, used):
     """A ``select_algorithm`` that picks ``algorithm`` wherever it applies, else 'direct'."""
 
-    def select(geom, groups, dtype, out_channels=None, workers=None):
+    def select(geom, groups, dtype, out_channels=None, workers=None, precise=None):
         if algorithm == "depthwise":
             fits = groups == geom.input_shape[1]
         else:

@@ -69,3 +69,50 @@ def test_linear_layer_and_its_gradients_agree_on_any_thread_count(monkeypatch):
         results.append((y.numpy(), inp.grad.numpy(), layer.weight.grad.numpy()))
     for one, two in zip(*results, strict=True):
         np.testing.assert_allclose(one, two, rtol=1e-5, atol=1e-5)
+
+
+def test_products_that_feed_a_gradient_are_shared_out(monkeypatch):
+    """In a training step (``algorithms.precise``) a big product runs on convscope's threads
+    with BLAS on one core each, so that BLAS's own workers stay idle (see
+    ``GRADIENT_SHARED_FROM``); outside one it is left to BLAS."""
+    from convscope.ops import algorithms, threads
+
+    if not threads.blas_is_adjustable():
+        pytest.skip("needs threadpoolctl to set BLAS's threads")
+    shares = []
+    real = threads.parallel_map
+    monkeypatch.setattr(
+        threads, "parallel_map", lambda fn, items: shares.append(1) or real(fn, items)
+    )
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((128, 128)), rng.standard_normal((128, 128))  # 2M multiply-adds
+    with cs.num_threads(2):
+        plain = shared.matmul(a, b)
+        assert shares == []
+        with algorithms.precisely():
+            training = shared.matmul(a, b)
+    assert shares == [1]
+    np.testing.assert_allclose(training, plain, rtol=1e-12, atol=1e-12)
+
+
+def test_linear_layers_of_a_training_step_share_their_products(monkeypatch):
+    """A Linear layer's forward (when recorded) and backward products count as feeding a
+    gradient."""
+    from convscope.ops import algorithms
+
+    seen = []
+    real = shared.matmul
+
+    def spy(a, b, out=None):
+        seen.append(algorithms.precise())
+        return real(a, b, out)
+
+    monkeypatch.setattr("convscope.autograd.functions.ops_matmul", spy)
+    layer = cs.nn.Linear(6, 4)
+    x = cs.tensor(np.ones((3, 6), np.float32), requires_grad=True)
+    with cs.no_grad():
+        layer(x)
+    assert seen == [False]
+    seen.clear()
+    layer(x).sum().backward()
+    assert seen == [True, True, True]  # forward, input gradient, weight gradient

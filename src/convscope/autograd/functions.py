@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import _dtypes
 from ..ops import elementwise
+from ..ops.algorithms import precisely
 from ..ops.matmul import matmul as ops_matmul
 from ..tensor import Tensor
 from .engine import attach, is_grad_enabled, unbroadcast
@@ -186,14 +187,17 @@ def linear(a: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
     place on the product, whose rows are one GEMM whatever ``a``'s leading dimensions, so a
     Linear layer makes one output array instead of two.  Callers check shapes and dtypes."""
     x, weight = a.data, w.data
-    out = _stacked_times_matrix(x, weight.T)
+    # a product that feeds a gradient keeps BLAS's own threads idle (ops.matmul)
+    with precisely(recording(a, w, b)):
+        out = _stacked_times_matrix(x, weight.T)
     if b is not None:
         out += b.data
 
     def rule(g: np.ndarray, n: tuple[bool, ...]) -> tuple:
         rows = g.reshape(-1, g.shape[-1])
-        gx = _stacked_times_matrix(g, weight) if n[0] else None
-        gw = ops_matmul(rows.T, x.reshape(-1, x.shape[-1])) if n[1] else None
+        with precisely():
+            gx = _stacked_times_matrix(g, weight) if n[0] else None
+            gw = ops_matmul(rows.T, x.reshape(-1, x.shape[-1])) if n[1] else None
         if b is None:
             return gx, gw
         return gx, gw, rows.sum(axis=0) if n[2] else None

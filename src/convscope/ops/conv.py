@@ -40,7 +40,8 @@ FEW_CHANNELS = 16
 compiled tap-by-tap kernel when numba is installed."""
 
 BLOCKED_FROM_EFFICIENCY = 0.8
-"""Strided dense layers take the register-blocked kernel (:mod:`convscope.ops.blocked`) when
+"""Strided dense layers (in training also stride-1 ones) take the register-blocked kernel
+(:mod:`convscope.ops.blocked`) when
 at least this share of the positions it computes are outputs (the rest: its wide rows'
 padding columns, rounded up to whole vectors), a job's rows fit the cache
 (:attr:`convscope.ops.blocked.Plan.cached`) and each output sums at least
@@ -57,7 +58,10 @@ threads then share the cores with it (ResNet-18 at batch 1: a 64-channel 56x56 l
 1.0-1.1 ms after a quiet pause, 1.8-5 ms right after a forward pass; the network 43 ms
 against 36 ms without the kernel; with OpenBLAS's spin shortened, 29 against 34).  Strided
 layers keep their gain there: ResNet-18 at batch 8 128 against 136 ms, other networks
-within noise.  So stride-1 layers keep Winograd/unfold until BLAS's spinning is tamed."""
+within noise.  So in inference stride-1 layers keep Winograd/unfold (whose latency-bound
+small GEMMs want BLAS's own, spinning, threads); calls that feed a gradient keep BLAS's
+workers idle instead (``ops.matmul.GRADIENT_SHARED_FROM``), and there stride-1 layers take
+'blocked' too: ResNet-18's SGD step at batch 8, 743 -> 628 ms forward+backward."""
 
 BLOCKED_DEPTH = 16
 """Fewest products per output (input channels x taps) for the heuristic to take 'blocked':
@@ -102,6 +106,7 @@ def select_algorithm(
     dtype: np.dtype,
     out_channels: int | None = None,
     workers: int | None = None,
+    precise: bool | None = None,
 ) -> str:
     """Pick an algorithm from the shapes (thresholds measured with ``benchmarks/``).
 
@@ -112,7 +117,8 @@ def select_algorithm(
     thin dense layers take the register-blocked kernel (see :data:`BLOCKED_FROM_EFFICIENCY`);
     everything else is unfold + GEMM (a plain GEMM for 1x1), or Winograd for 3x3 layers with
     many output tiles (see :data:`WINOGRAD_FROM_TILES`).  ``workers``: the threads the call runs on
-    (default: the current :func:`threads.get_num_threads`, 1 inside a batch-parallel share).
+    (default: the current :func:`threads.get_num_threads`, 1 inside a batch-parallel share);
+    ``precise``: the call feeds a gradient (default: :func:`algorithms.precise`).
     ``shifted`` runs when forced or autotuned: on the quiet 2-core machine at 2 threads shifted took
     1.4-2.7x unfold's time on ResNet layers ((8,128,28,28) 3x3 16.5 vs 11.0 ms, (8,64,56,56)
     20.6 vs 14.6) and won only on some 128x128 planes (0.8x); it is the accurate choice
@@ -142,7 +148,9 @@ def select_algorithm(
         return "depthwise"  # e.g. Conv2d(1, 2, 3): a GEMM with 2 rows mostly moves memory
     if workers is None:
         workers = threads.get_num_threads()
-    if _blocked_pays(geom, groups, dtype, out_channels):
+    if precise is None:
+        precise = algorithms.precise()
+    if _blocked_pays(geom, groups, dtype, out_channels, precise):
         return "blocked"
     if _winograd_pays(geom, groups, dtype, workers):
         return "winograd"
@@ -150,7 +158,7 @@ def select_algorithm(
 
 
 def _blocked_pays(
-    geom: ConvGeometry, groups: int, dtype: np.dtype, out_channels: int | None
+    geom: ConvGeometry, groups: int, dtype: np.dtype, out_channels: int | None, precise: bool
 ) -> bool:
     """Whether the register-blocked kernel takes this call (see :data:`BLOCKED_FROM_EFFICIENCY`)."""
     if out_channels is None or math.prod(geom.kernel_size) == 1:
@@ -158,8 +166,8 @@ def _blocked_pays(
     depth = geom.input_shape[1] * math.prod(geom.kernel_size)
     if depth < BLOCKED_DEPTH or blocked.unsupported(geom, groups, dtype) is not None:
         return False
-    if max(geom.stride) == 1 and depth > BLOCKED_THIN:
-        return False
+    if max(geom.stride) == 1 and depth > BLOCKED_THIN and not precise:
+        return False  # inference: see BLOCKED_FROM_EFFICIENCY
     found = blocked.plan(geom, out_channels, np.dtype(dtype).itemsize, 1, 1 << 62)
     return found is not None and found.cached and found.efficiency >= BLOCKED_FROM_EFFICIENCY
 
@@ -214,6 +222,7 @@ def conv_general(
         budget,
         jit.kernels() is not None,
         threads.get_num_threads(),
+        precise or algorithms.precise(),
     )
     geom = plan.geom
     if out is None:
@@ -289,7 +298,8 @@ def _plan(
     groups: int,
     budget: int,
     compiled: bool,  # part of the key: the heuristic depends on numba's presence...
-    workers: int,  # ... and on the threads the call runs on
+    workers: int,  # ... on the threads the call runs on
+    precise: bool = False,  # ... and on whether it feeds a gradient
 ) -> Plan:
     n = len(x_shape) - 2
     if len(w_shape) != n + 2 or x_shape[1] != w_shape[1] * groups or w_shape[0] % groups:
@@ -318,7 +328,7 @@ def _plan(
         fewer = 2 if groups == 1 else 4
         heuristic = "fold" if fewer * w_shape[0] <= x_shape[1] else None
     else:
-        heuristic = select_algorithm(geom, groups, dtype, w_shape[0], workers)
+        heuristic = select_algorithm(geom, groups, dtype, w_shape[0], workers, precise)
     return Plan(geom, (x_shape[0], w_shape[0], *geom.output_size), phased, heuristic)
 
 

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from . import threads
+from . import algorithms, threads
 
 SHARED_FROM = 1 << 62
 """Multiply-adds from which a product is shared out over the threads: never by default.
@@ -44,7 +44,8 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
         return _product(a, b, out)
     stack = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
-    if k != b.shape[-2] or math.prod(stack) * m * n * k < SHARED_FROM:
+    threshold = GRADIENT_SHARED_FROM if algorithms.precise() else SHARED_FROM
+    if k != b.shape[-2] or math.prod(stack) * m * n * k < threshold:
         return _product(a, b, out)
     if out is None:
         out = np.empty((*stack, m, n), np.result_type(a, b))
@@ -58,6 +59,16 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
         threads.parallel_map(lambda part: _product(*part), parts)
     return out
 
+
+GRADIENT_SHARED_FROM = 1 << 20
+"""Multiply-adds from which a product that feeds a gradient (a training step's, see
+:func:`convscope.ops.algorithms.precise`) is shared out, BLAS on one core per thread.  Not
+to divide the work, which BLAS's own threads do as well, but to keep BLAS's worker threads
+idle: after each threaded GEMM an OpenBLAS worker spins on a core for about 0.1 s, and the
+compiled kernels that run next (the 'blocked' convolutions, BatchNorm, pooling) lose that
+core.  ResNet-18's SGD step at batch 8, 2 threads, x torch: 1.79 -> 1.67 with the engine's
+GEMMs shared out and BLAS idle, 1.48 with the stride-1 layers on 'blocked' too (1.85 with
+'blocked' but BLAS's workers spinning)."""
 
 FEW_ROWS = 64
 """Rows of ``a`` up to which a wide 2-D product is computed as ``(b.T @ a.T).T``: OpenBLAS

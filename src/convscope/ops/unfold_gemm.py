@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import threads, tiling
+from . import algorithms, threads, tiling
 from .matmul import matmul
 
 PER_SAMPLE_POSITIONS = 1024
@@ -72,7 +72,9 @@ def run(
     workers = threads.get_num_threads()
     plane = tiling.prod(geom.output_size)
     work = n * plane * kernel.size
-    big = work >= SHARED_FROM and plane >= SHARED_PLANE
+    # shared out, BLAS's own threads idle, whenever the call feeds a gradient (see
+    # matmul.GRADIENT_SHARED_FROM)
+    big = work >= SHARED_FROM and (plane >= SHARED_PLANE or algorithms.precise())
     framed = _frames_pay(geom, groups) and out.dtype == dtype and out.flags.c_contiguous
     if workers > 1 and big and threads.blas_is_adjustable():
         # each thread unfolds its own tiles and multiplies them on one core: no hand-over
