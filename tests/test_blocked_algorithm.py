@@ -245,3 +245,102 @@ def test_training_takes_blocked_for_stride_one_layers_too():
     with cs.no_grad(), cs.record_conv_algorithms() as used:
         F.conv2d(x, w, padding=1)
     assert used[0][0] != "blocked"
+
+
+def _torch_weight_gradient(x, w, g, config):
+    dims = x.ndim - 2
+    pad = [p for a, b in reversed(config["padding"]) for p in (a, b)]
+    tx = torch.nn.functional.pad(torch.from_numpy(x.astype(np.float64)), pad)
+    tw = torch.tensor(w.astype(np.float64), requires_grad=True)
+    fn = getattr(torch.nn.functional, f"conv{dims}d")
+    fn(tx, tw, None, config["stride"], 0, config["dilation"]).backward(
+        torch.from_numpy(g.astype(np.float64))
+    )
+    return tw.grad.numpy()
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weight_gradient_kernel_matches_torch(dims, dtype):
+    rng = np.random.default_rng(200 * dims + np.dtype(dtype).itemsize)
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    for _ in range(5):
+        x, w, config = _case(rng, dims, dtype)
+        y = conv_general(x, w, **config, algorithm="direct")
+        g = rng.standard_normal(y.shape).astype(dtype)
+        geom = conv._plan(x.shape, x.dtype, w.shape, tuple(config["stride"]),
+                          tuple(config["padding"]), tuple(config["dilation"]), None, 1,
+                          1 << 29, True, 2).geom  # fmt: skip
+        ours = blocked.weight_gradient(x, g, geom, 1, 1 << 29)
+        expected = _torch_weight_gradient(x, w, g, config)
+        assert ours is not None and ours.dtype == dtype and ours.shape == w.shape
+        scale = max(1.0, float(np.abs(expected).max()))
+        assert np.abs(ours - expected).max() <= tolerance * scale, config
+
+
+def test_weight_gradient_stacks_small_planes_and_bands_large_ones():
+    """Small planes: several samples per job (the last block shorter); large ones: bands of
+    rows; one thread or two: the gradient PyTorch computes."""
+    rng = np.random.default_rng(11)
+    config = {"stride": (1, 1), "padding": ((1, 1), (1, 1)), "dilation": (1, 1)}
+    for shape, stacked in (((7, 20, 9, 9), True), ((3, 20, 90, 90), False)):
+        x = rng.standard_normal(shape)
+        w = rng.standard_normal((11, 20, 3, 3))
+        g = rng.standard_normal((shape[0], 11, *shape[2:]))
+        geom = conv._plan(x.shape, x.dtype, w.shape, (1, 1), ((1, 1), (1, 1)), (1, 1), None,
+                          1, 1 << 29, True, 2).geom  # fmt: skip
+        found = blocked.plan(geom, 11, 8, 2, 1 << 29)
+        if stacked:
+            assert blocked._weight_stack(geom, found, 31, 8, 2) > 1
+        else:
+            assert found.windows.band < shape[2]
+        expected = _torch_weight_gradient(x, w, g, config)
+        for threads in (1, 2):
+            with cs.num_threads(threads):
+                ours = blocked.weight_gradient(x, g, geom, 1, 1 << 29)
+            np.testing.assert_allclose(ours, expected, rtol=1e-11, atol=1e-11)
+
+
+def test_weight_gradient_declines_non_finite_inputs_and_small_budgets():
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 6, 30, 30))
+    w = rng.standard_normal((8, 6, 3, 3))
+    g = rng.standard_normal((2, 8, 30, 30))
+    same = {"stride": (1, 1), "padding": ((1, 1), (1, 1)), "dilation": (1, 1)}
+    geom = conv._plan(x.shape, x.dtype, w.shape, (1, 1), ((1, 1), (1, 1)), (1, 1), None, 1,
+                      1 << 29, True, 2).geom  # fmt: skip
+    assert blocked.weight_gradient(x, g, geom, 1, 1 << 10) is None
+    x[1, 3, 0, 29] = np.inf  # its row's padding column is multiplied by zero gradients
+    assert blocked.weight_gradient(x, g, geom, 1, 1 << 29) is None
+    with cs.conv_algorithm("blocked"):
+        _, ours = conv_general_backward(x, w, g, **same, needs=(False, True))
+    rw = torch.tensor(w, requires_grad=True)
+    torch.nn.functional.conv2d(torch.from_numpy(x), rw, None, 1, 1).backward(torch.from_numpy(g))
+    expected = rw.grad.numpy()
+    assert np.array_equal(np.isnan(ours), np.isnan(expected))
+    assert np.array_equal(np.isinf(ours), np.isinf(expected))
+
+
+def test_training_weight_gradients_take_blocked_where_runs_are_long():
+    assert blocked.weight_gradient_pays(_geometry((8, 64, 56, 56), 64), 64, 4)
+    assert not blocked.weight_gradient_pays(_geometry((8, 256, 14, 14), 256), 256, 4)
+    rng = np.random.default_rng(13)
+    x = cs.tensor(rng.standard_normal((2, 16, 40, 40)).astype(np.float32), requires_grad=True)
+    w = cs.tensor(rng.standard_normal((24, 16, 3, 3)).astype(np.float32), requires_grad=True)
+    up = rng.standard_normal((2, 24, 40, 40)).astype(np.float32)
+    with cs.record_conv_algorithms() as used:
+        F.conv2d(x, w, padding=1).backward(cs.tensor(up))
+    assert [name for name, _ in used] == ["blocked", "blocked", "blocked"]
+    rx, rw = (
+        torch.tensor(x.numpy(), requires_grad=True),
+        torch.tensor(w.numpy(), requires_grad=True),
+    )
+    torch.nn.functional.conv2d(rx, rw, None, 1, 1).backward(torch.from_numpy(up))
+    scale = rw.grad.abs().max().item()
+    assert np.abs(w.grad - rw.grad.numpy()).max() <= 1e-5 * scale
+
+
+def _geometry(shape, out_channels):
+    w_shape = (out_channels, shape[1], 3, 3)
+    return conv._plan(shape, np.dtype(np.float32), w_shape, (1, 1), ((1, 1), (1, 1)), (1, 1),
+                      None, 1, 1 << 29, True, 2).geom  # fmt: skip

@@ -793,6 +793,224 @@ def dense(
                 _store_view(acc[(o - o0) * width :], out[n, o], geom, plane, h0, rows)
 
 
+def dense_weight_block() -> tuple[int, int]:
+    """``(output channels, input channels)`` of one :func:`dense_weight_tile` call: 4 x 6
+    accumulators with AVX-512's 32 registers (plus 4 gradient rows and an input vector),
+    2 x 4 with 16."""
+    return (4, 6) if vector_bytes() == 64 else (2, 4)
+
+
+@intrinsic
+def dense_weight_tile(
+    typingctx: object,
+    buf: types.Array,
+    start: types.Integer,
+    cstride: types.Integer,
+    channels: types.Integer,
+    grad: types.Array,
+    gstart: types.Integer,
+    grow: types.Integer,
+    rows: types.Integer,
+    length: types.Integer,
+    part: types.Array,
+) -> tuple:  # pragma: no cover - compiled
+    """``part[j*C + i] = sum_{p < length} grad[gstart + j'*grow + p] * buf[start +
+    i'*cstride + p]`` for the ``R x C`` (:func:`dense_weight_block`) pairs of gradient rows
+    ``j`` and input channels ``i``, ``j' = min(j, rows - 1)`` and ``i' = min(i, channels -
+    1)`` (pairs past them repeat the last and are ignored by the caller); ``length`` a
+    multiple of the vector width.  Each lane sums its positions in order, the lanes are then
+    added pairwise, and ``part`` (float64) receives the result."""
+    dtype = buf.dtype
+    out_rows, in_rows = dense_weight_block()
+    sig = types.void(buf, start, cstride, channels, grad, gstart, grow, rows, length, part)
+
+    def codegen(context: object, builder: ir.IRBuilder, signature: object, args: list) -> object:
+        b_, start_, cstride_, channels_, g_, gstart_, grow_, rows_, length_, part_ = args
+        integers = (start_, cstride_, channels_, gstart_, grow_, rows_, length_)
+        start_, cstride_, channels_, gstart_, grow_, rows_, length_ = (
+            context.cast(builder, value, signature.args[i], types.int64)
+            for value, i in zip(integers, (1, 2, 3, 5, 6, 7, 8), strict=True)
+        )
+        scalar = context.get_value_type(dtype)
+        width = lanes(dtype.bitwidth // 8)
+        vec = ir.VectorType(scalar, width)
+        i64, i32 = ir.IntType(64), ir.IntType(32)
+        align = dtype.bitwidth // 8
+
+        def data(index: int, value: object) -> object:
+            return cgutils.create_struct_proxy(signature.args[index])(context, builder, value).data
+
+        def constant(value: int) -> object:
+            return ir.Constant(i64, value)
+
+        def clamped_starts(count: int, limit: object, base: object, stride: object) -> list:
+            last = builder.sub(limit, constant(1))
+            starts = []
+            for j in range(count):
+                inside = builder.icmp_signed("<", constant(j), limit)
+                row = builder.select(inside, constant(j), last)
+                starts.append(builder.add(base, builder.mul(row, stride)))
+            return starts
+
+        source, gradient = data(0, b_), data(4, g_)
+        x_rows = clamped_starts(in_rows, channels_, start_, cstride_)
+        g_rows = clamped_starts(out_rows, rows_, gstart_, grow_)
+        fma = _vector_fma(builder, vec)
+        zero = ir.Constant(vec, [0.0] * width)
+        fn = builder.function
+        entry = builder.block
+        head, body, done = (fn.append_basic_block(n) for n in ("head", "body", "done"))
+        builder.branch(head)
+
+        builder.position_at_end(head)  # for p in range(0, length, width)
+        p = builder.phi(i64)
+        p.add_incoming(constant(0), entry)
+        sums = [builder.phi(vec) for _ in range(out_rows * in_rows)]
+        for s in sums:
+            s.add_incoming(zero, entry)
+        builder.cbranch(builder.icmp_signed("<", p, length_), body, done)
+
+        builder.position_at_end(body)
+
+        def load(pointer: object, first: object) -> object:
+            cell = builder.gep(pointer, [builder.add(first, p)])
+            return builder.load(builder.bitcast(cell, vec.as_pointer()), align=align)
+
+        g_vectors = [load(gradient, first) for first in g_rows]
+        updated = [None] * len(sums)
+        for i, first in enumerate(x_rows):
+            x_vector = load(source, first)
+            for j in range(out_rows):
+                k = j * in_rows + i
+                updated[k] = builder.call(fma, [g_vectors[j], x_vector, sums[k]])
+        body_end = builder.block
+        p.add_incoming(builder.add(p, constant(width)), body_end)
+        for s, new in zip(sums, updated, strict=True):
+            s.add_incoming(new, body_end)
+        builder.branch(head)
+
+        builder.position_at_end(done)
+        target = data(9, part_)
+        double = ir.DoubleType()
+        for k, s in enumerate(sums):
+            half = width
+            while half > 1:  # lanes added pairwise: 16 -> 8 -> 4 -> 2 -> 1
+                half //= 2
+                upper = builder.shuffle_vector(
+                    s,
+                    s,
+                    ir.Constant(
+                        ir.VectorType(i32, width),
+                        [half + m for m in range(half)] + [0] * (width - half),
+                    ),
+                )
+                s = builder.fadd(s, upper)
+            total = builder.extract_element(s, ir.Constant(i32, 0))
+            if not isinstance(scalar, ir.DoubleType):
+                total = builder.fpext(total, double)
+            builder.store(total, builder.gep(target, [constant(k)]))
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _load_rows(gf, gbase, geom, plane, h0, rows, row_buf):  # pragma: no cover - compiled
+    """The output rows ``h0 .. h0 + rows`` of the gradient plane at flat offset ``gbase`` laid
+    out as :func:`_store` reads them (wide rows of ``plane``'s width) in ``row_buf``, whose
+    other cells the caller has zeroed."""
+    od, oh, ow = geom[3], geom[4], geom[5]
+    for a in range(od):
+        for b in range(rows):
+            begin = (a * plane[1] + b) * plane[2]
+            line = gbase + (a * oh + h0 + b) * ow
+            for q in range(ow):
+                row_buf[_u(begin + q)] = gf[_u(line + q)]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def dense_weight(
+    x,
+    grad,
+    geom,
+    phases,
+    tap_phase,
+    tap_q,
+    reach,
+    band,
+    stack,
+    out_rows,
+    in_rows,
+    span,
+    chunks,
+    totals,
+):  # pragma: no cover - compiled
+    """Weight gradient of :func:`dense`, added into ``totals`` (chunks, O, C, T) float64, one
+    part per chunk of jobs (the caller adds the parts): ``sum_n sum_p grad[n, o, p] *
+    window_t(x[n, c])[p]``.  A job (``stack`` samples, more than one only when a band is the
+    whole plane, and a band of rows) gathers every input channel's phase planes as
+    :func:`dense` does, the samples' planes one after another in each phase (as
+    :func:`depthwise` stacks them), and every output channel's gradient rows in the same wide
+    rows (zero between them); then :func:`dense_weight_tile` sums blocks of ``out_rows x
+    in_rows`` (its :func:`dense_weight_block`) channels per tap over ``span``-rounded runs
+    through all the stacked samples."""
+    nb, ch = x.shape[0], x.shape[1]
+    och, taps = grad.shape[1], tap_q.shape[0]
+    xf, gf = x.reshape(x.size), grad.reshape(grad.size)
+    in_plane = x.shape[2] * x.shape[3] * x.shape[4]
+    out_plane = geom[3] * geom[4] * geom[5]
+    bands = _ceil_div(geom[4], band)
+    jobs = _ceil_div(nb, stack) * bands
+    per, count = _chunks(jobs, chunks)
+    plane = _plane(geom, reach, band)
+    columns = _columns(geom, phases, plane)
+    cells = plane[0] * plane[1] * plane[2]
+    cstride = phases.shape[0] * stack * cells
+    starts = _tap_starts(tap_phase, tap_q, plane, stack)
+    full_wide = (geom[3] - 1) * plane[1] * plane[2] + (min(band, geom[4]) - 1) * plane[2] + geom[5]
+    width = _ceil_div((stack - 1) * cells + full_wide, span) * span
+    zero = x.dtype.type(0)
+    for chunk in prange(count):
+        buf = np.empty(ch * cstride + span, x.dtype)
+        buf[ch * cstride :] = zero
+        rows_buf = np.empty(och * width, x.dtype)
+        part = np.empty(out_rows * in_rows, np.float64)
+        total = totals[chunk]
+        last_row = -1
+        for job in range(chunk * per, min(jobs, (chunk + 1) * per)):
+            n0, h0 = (job // bands) * stack, (job % bands) * band
+            samples = min(stack, nb - n0)
+            rows = min(band, geom[4] - h0)
+            wide = (geom[3] - 1) * plane[1] * plane[2] + (rows - 1) * plane[2] + geom[5]
+            length = _ceil_div((samples - 1) * cells + wide, span) * span
+            for c in range(ch):
+                for s in range(samples):
+                    at = buf[c * cstride + s * cells : (c + 1) * cstride]
+                    base = ((n0 + s) * ch + c) * in_plane
+                    filled = h0 == last_row or s > 0
+                    _gather(xf, base, h0, geom, phases, columns, plane, stack, zero, at, filled)
+            last_row = h0
+            for o in range(och):
+                row_buf = rows_buf[o * width : (o + 1) * width]
+                for i in range(width):
+                    row_buf[i] = zero
+                for s in range(samples):
+                    gbase = ((n0 + s) * och + o) * out_plane
+                    _load_rows(gf, gbase, geom, plane, h0, rows, row_buf[s * cells :])
+            for o0 in range(0, och, out_rows):
+                orows = min(out_rows, och - o0)
+                for c0 in range(0, ch, in_rows):
+                    crows = min(in_rows, ch - c0)
+                    for t in range(taps):
+                        dense_weight_tile(
+                            buf, c0 * cstride + starts[t], cstride, crows, rows_buf, o0 * width,
+                            width, orows, length, part,
+                        )  # fmt: skip
+                        for j in range(orows):
+                            for i in range(crows):
+                                total[o0 + j, c0 + i, t] += part[j * in_rows + i]
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def max_values(
     x, geom, phases, tap_phase, tap_q, reach, band, chunks, lowest, out

@@ -118,7 +118,7 @@ REGISTRY: dict[str, Spec] = {
     "winograd": Spec("winograd", _winograd_shape, spreads_non_finite=True),
     "fold": Spec("fold", _stride_one, tunable=False),
     "shifted": Spec("shifted_gemm", _shifted_shape, weight_gradient="weight_gradient"),
-    "blocked": Spec("blocked", _blocked_shape),
+    "blocked": Spec("blocked", _blocked_shape, weight_gradient="weight_gradient"),
 }
 #: algorithm name -> module of ``convscope.ops`` whose ``run`` implements it
 MODULES = {name: spec.module for name, spec in REGISTRY.items()}

@@ -201,3 +201,90 @@ def run(
 PARALLEL_WORK = 1 << 22
 """Multiply-adds from which the kernel runs on every thread even when its arrays are small
 (a 7x7 plane with 512 channels: the arithmetic, not the memory, is what takes time)."""
+
+
+def weight_gradient_pays(geom: tiling.ConvGeometry, out_channels: int, itemsize: int) -> bool:
+    """Whether the heuristic takes :func:`weight_gradient` for a layer whose forward takes
+    'blocked': when each job's runs are at least :data:`WEIGHT_MIN_RUN` positions long (2
+    threads, float32, batch 8, blocked / unfold (torch): (64,56x56) 3x3 12.0 / 17.9 ms (8.0),
+    (128,28x28) 10.3 / 13.2 (7.2), the 7x7/2 stem 19.8 / 29.6 (10.5), 3x3/2 (64 -> 128,
+    56x56) 7.9 / 9.2 (5.0); but (256,14x14) 13.6 / 11.1 and (512,7x7) 40.6 / 10.2, where each
+    call's 24 sums are added up after too few positions)."""
+    found = _plan(geom, out_channels, itemsize, 1, 1 << 62)
+    if found is None:
+        return False
+    windows = found.windows
+    od, _, ow = (1, 1, 1, *geom.output_size)[-3:]
+    reach = [int(r) for r in windows.reach]
+    run = (od - 1) * (windows.band + reach[1]) * (ow + reach[2]) + windows.band * (ow + reach[2])
+    return run >= WEIGHT_MIN_RUN
+
+
+WEIGHT_MIN_RUN = 768
+"""Fewest positions per job (a band's wide rows) for :func:`weight_gradient_pays`."""
+
+
+def weight_gradient(
+    x: np.ndarray, grad: np.ndarray, geom: tiling.ConvGeometry, groups: int, budget: int
+) -> np.ndarray | None:
+    """The weight gradient ``(O, C, *K)`` of a dense layer with the compiled kernel
+    (:func:`convscope.ops._jit_pool.dense_weight`), or ``None`` when it does not apply:
+    another grouping or dtype, a non-finite input (the positions between rows would multiply
+    its Inf by the zero gradient there, NaNs PyTorch does not have) or a workspace budget too
+    small for one job and the threads' partial sums (float64, one per thread).
+
+    Each pair of channels and each tap is summed in float64 over the jobs, each job's
+    float32 sums over 1/16 of its positions per vector lane."""
+    if unsupported(geom, groups, x.dtype) is not None or not tiling.all_finite(x):
+        return None
+    dtype = tiling.compute_dtype(x.dtype)
+    workers = get_num_threads()
+    out_channels, channels = grad.shape[1], x.shape[1]
+    found = plan(geom, out_channels, dtype.itemsize, workers, budget)
+    taps = math.prod(geom.kernel_size)
+    parts = max(1, workers)
+    totals_bytes = parts * out_channels * channels * taps * 8
+    if found is None or found.job_bytes * 2 + totals_bytes > budget:
+        return None
+    windows = found.windows
+    stack = _weight_stack(geom, found, channels + out_channels, dtype.itemsize, workers)
+    totals = np.zeros((parts, out_channels, channels, taps), np.float64)
+    pool.launch(
+        "dense_weight",
+        pool.as_3d(np.ascontiguousarray(x, dtype=dtype)),
+        pool.as_3d(np.ascontiguousarray(grad, dtype=dtype)),
+        *windows.sliding(),
+        stack,
+        *pool.compiled_kernels().dense_weight_block(),
+        found.span,
+        parts,
+        totals,
+        parallel=True,
+    )
+    total = totals[0] if parts == 1 else totals.sum(axis=0)
+    return total.reshape(out_channels, channels, *geom.kernel_size).astype(x.dtype)
+
+
+WEIGHT_JOB_BYTES = 1 << 20
+"""Gathered input and gradient rows of one weight-gradient job: samples whose small planes
+fit this are stacked into one job, so that each micro-kernel call runs long enough to pay
+for adding up its 24 vectors of sums ((8,256,14,14) 3x3: 16.0 ms one sample per job)."""
+
+
+def _weight_stack(
+    geom: tiling.ConvGeometry, found: Plan, rows: int, itemsize: int, workers: int
+) -> int:
+    """Samples per weight-gradient job: several only when a band is the whole plane, as many
+    as fit :data:`WEIGHT_JOB_BYTES` (``rows``: input plus output channels) while every
+    thread keeps a job."""
+    n = geom.input_shape[0]
+    windows = found.windows
+    oh = ([1, 1, 1, *geom.output_size])[-2]
+    if windows.band < oh:
+        return 1
+    od, _, ow = (1, 1, 1, *geom.output_size)[-3:]
+    reach = [int(r) for r in windows.reach]
+    cells = (od + reach[0]) * (oh + reach[1]) * (ow + reach[2])
+    per_sample = rows * len(windows.phases) * cells * itemsize
+    stack = max(1, min(n, WEIGHT_JOB_BYTES // max(1, per_sample)))
+    return max(1, min(stack, -(-n // max(1, workers))))

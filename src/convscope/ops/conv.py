@@ -540,6 +540,10 @@ def conv_general_backward(
                 algorithms.record("depthwise", geom)
                 return grad_x, grad_w
             dense = groups < channels or channels == 1
+            if (chosen == "blocked" or (chosen is None and dense)) and max(input_dilation) == 1:
+                grad_w = _blocked_weight_gradient(x, grad, geom, groups, chosen == "blocked")
+                if grad_w is not None:
+                    return grad_x, grad_w
             gemm = (chosen in (None, "unfold") and dense) or chosen == "shifted"
             if gemm and max(input_dilation) == 1:
                 # dense layers: GEMMs on the forward pass's own unfolding, tile by tile;
@@ -575,6 +579,27 @@ def conv_general_backward(
                 else:
                     grad_w += part
         return grad_x, grad_w
+
+
+def _blocked_weight_gradient(
+    x: np.ndarray, grad: np.ndarray, geom: ConvGeometry, groups: int, forced: bool
+) -> np.ndarray | None:
+    """The weight gradient with the register-blocked kernel when forced, or when the layer's
+    forward takes it and its runs are long enough (``blocked.weight_gradient_pays``); ``None``
+    otherwise (or when the kernel declines the call: non-finite input, budget)."""
+    if not forced:
+        heuristic = select_algorithm(geom, groups, x.dtype, grad.shape[1], precise=True)
+        itemsize = tiling.compute_dtype(x.dtype).itemsize
+        if heuristic != "blocked" or not blocked.weight_gradient_pays(
+            geom, grad.shape[1], itemsize
+        ):
+            return None
+    elif blocked.unsupported(geom, groups, x.dtype) is not None:
+        return None
+    grad_w = blocked.weight_gradient(x, grad, geom, groups, get_workspace_budget())
+    if grad_w is not None:
+        algorithms.record("blocked", geom)
+    return grad_w
 
 
 def _input_gradient_algorithm(
