@@ -344,3 +344,25 @@ def _geometry(shape, out_channels):
     w_shape = (out_channels, shape[1], 3, 3)
     return conv._plan(shape, np.dtype(np.float32), w_shape, (1, 1), ((1, 1), (1, 1)), (1, 1),
                       None, 1, 1 << 29, True, 2).geom  # fmt: skip
+
+
+def test_strided_input_gradients_run_by_phases_on_blocked_when_planes_are_large():
+    """A strided dense layer's input gradient: its stride phases on the register-blocked
+    kernel when the output gradient's planes are 14x14 or larger, else ``fold``; both match
+    torch."""
+    rng = np.random.default_rng(14)
+    for size, expected in ((32, "blocked"), (12, "fold")):
+        x = rng.standard_normal((2, 12, size, size)).astype(np.float32)
+        w = rng.standard_normal((20, 12, 3, 3)).astype(np.float32)
+        g = rng.standard_normal((2, 20, size // 2, size // 2)).astype(np.float32)
+        args = {"stride": (2, 2), "padding": ((1, 1), (1, 1)), "dilation": (1, 1)}
+        with cs.record_conv_algorithms() as used:
+            ours, _ = conv_general_backward(x, w, g, **args, needs=(True, False))
+        assert expected in {name for name, _ in used}
+        assert ("fold" in {name for name, _ in used}) == (expected == "fold")
+        rx = torch.tensor(x, requires_grad=True)
+        torch.nn.functional.conv2d(rx, torch.from_numpy(w), None, 2, 1).backward(
+            torch.from_numpy(g)
+        )
+        theirs = rx.grad.numpy()
+        assert np.abs(ours - theirs).max() <= 1e-5 * np.abs(theirs).max()

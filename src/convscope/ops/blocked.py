@@ -241,13 +241,17 @@ def weight_gradient(
     workers = get_num_threads()
     out_channels, channels = grad.shape[1], x.shape[1]
     found = plan(geom, out_channels, dtype.itemsize, workers, budget)
+    if found is None:
+        return None
     taps = math.prod(geom.kernel_size)
     parts = max(1, workers)
-    totals_bytes = parts * out_channels * channels * taps * 8
-    if found is None or found.job_bytes * 2 + totals_bytes > budget:
+    stack = _weight_stack(geom, found, channels + out_channels, dtype.itemsize, workers)
+    cells, width = _weight_rows(geom, found, stack)
+    job_bytes = (channels * len(found.windows.phases) * stack * cells + found.span) * dtype.itemsize
+    job_bytes += out_channels * width * dtype.itemsize
+    if parts * job_bytes + parts * out_channels * channels * taps * 8 > budget:
         return None
     windows = found.windows
-    stack = _weight_stack(geom, found, channels + out_channels, dtype.itemsize, workers)
     totals = np.zeros((parts, out_channels, channels, taps), np.float64)
     pool.launch(
         "dense_weight",
@@ -279,12 +283,23 @@ def _weight_stack(
     thread keeps a job."""
     n = geom.input_shape[0]
     windows = found.windows
-    oh = ([1, 1, 1, *geom.output_size])[-2]
-    if windows.band < oh:
+    if windows.band < (1, 1, 1, *geom.output_size)[-2]:
         return 1
-    od, _, ow = (1, 1, 1, *geom.output_size)[-3:]
-    reach = [int(r) for r in windows.reach]
-    cells = (od + reach[0]) * (oh + reach[1]) * (ow + reach[2])
+    cells = _weight_rows(geom, found, 1)[0]
     per_sample = rows * len(windows.phases) * cells * itemsize
     stack = max(1, min(n, WEIGHT_JOB_BYTES // max(1, per_sample)))
     return max(1, min(stack, -(-n // max(1, workers))))
+
+
+def _weight_rows(geom: tiling.ConvGeometry, found: Plan, stack: int) -> tuple[int, int]:
+    """Cells of one phase plane of a weight-gradient job, and the length of its gradient
+    rows (``stack`` planes' wide rows, rounded up to whole micro-kernel runs), as
+    :func:`convscope.ops._jit_pool.dense_weight` lays them out."""
+    od, _, ow = (1, 1, 1, *geom.output_size)[-3:]
+    reach = [int(r) for r in found.windows.reach]
+    band = found.windows.band
+    plane_rows, plane_width = band + reach[1], ow + reach[2]
+    cells = (od + reach[0]) * plane_rows * plane_width
+    wide = (od - 1) * plane_rows * plane_width + (band - 1) * plane_width + ow
+    width = -(-((stack - 1) * cells + wide) // found.span) * found.span
+    return cells, width

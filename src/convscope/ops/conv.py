@@ -506,7 +506,8 @@ def conv_general_backward(
                 dilation=dilation,
                 input_dilation=stride,
                 groups=groups,
-                algorithm=algorithm or _input_gradient_algorithm(w, groups, stride, input_dilation),
+                algorithm=algorithm
+                or _input_gradient_algorithm(w, groups, stride, input_dilation, grad.shape),
             )
         if needs[1]:
             pads = []
@@ -603,10 +604,18 @@ def _blocked_weight_gradient(
 
 
 def _input_gradient_algorithm(
-    w: np.ndarray, groups: int, stride: Sequence[int], input_dilation: Sequence[int]
+    w: np.ndarray,
+    groups: int,
+    stride: Sequence[int],
+    input_dilation: Sequence[int],
+    grad_shape: Sequence[int],
 ) -> str | None:
     """``"fold"`` for the input gradient of a strided dense floating-point layer (none
-    forced, no autotuning), else ``None`` (the usual choice).
+    forced, no autotuning), else ``None`` (the usual choice) -- unless its phases run on the
+    register-blocked kernel: a gradient (``grad_shape``) with planes of at least
+    :data:`BLOCKED_PHASE_PLANE` positions, a dense layer (2 threads, batch 8, 3x3/2, fold /
+    phases (torch): 64 -> 128 channels on 56x56 14.6 / 6.6 ms (5.2), 128 -> 256 on 28x28 11.9
+    / 7.1 (4.4), but 256 -> 512 on 14x14, whose 7x7 phases stay on unfold, 11.8 / 14.2).
 
     Fold skips the zeros the stride inserts into the gradient without splitting the call
     into phases, and its GEMM sums over the output channels only, the taps being added
@@ -624,7 +633,20 @@ def _input_gradient_algorithm(
     strided = max(stride) > 1 and max(input_dilation) == 1
     if w.dtype.kind != "f" or not dense or few or not strided:
         return None
+    depth = w.shape[0] * math.prod(w.shape[2:])  # the phases' input is the gradient
+    if (
+        groups == 1
+        and blocked.available()
+        and math.prod(grad_shape[2:]) >= BLOCKED_PHASE_PLANE
+        and depth >= BLOCKED_DEPTH
+    ):
+        return None
     return "fold"
+
+
+BLOCKED_PHASE_PLANE = 196
+"""Positions per plane of a strided dense layer's output gradient (14x14) from which its
+input gradient runs by phases, on the register-blocked kernel, rather than as ``fold``."""
 
 
 def _zero_inserted_weight_gradient(
