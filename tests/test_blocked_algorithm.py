@@ -353,8 +353,9 @@ def test_strided_input_gradients_run_by_phases_on_blocked_when_planes_are_large(
     rng = np.random.default_rng(14)
     for size, expected in ((32, "blocked"), (12, "fold")):
         x = rng.standard_normal((2, 12, size, size)).astype(np.float32)
-        w = rng.standard_normal((20, 12, 3, 3)).astype(np.float32)
-        g = rng.standard_normal((2, 20, size // 2, size // 2)).astype(np.float32)
+        # twice the channels out: as a transposed convolution's forward, 'fold' would be taken
+        w = rng.standard_normal((24, 12, 3, 3)).astype(np.float32)
+        g = rng.standard_normal((2, 24, size // 2, size // 2)).astype(np.float32)
         args = {"stride": (2, 2), "padding": ((1, 1), (1, 1)), "dilation": (1, 1)}
         with cs.record_conv_algorithms() as used:
             ours, _ = conv_general_backward(x, w, g, **args, needs=(True, False))

@@ -327,6 +327,9 @@ def _plan(
         # input gradient)
         fewer = 2 if groups == 1 else 4
         heuristic = "fold" if fewer * w_shape[0] <= x_shape[1] else None
+        depth = x_shape[1] // groups * math.prod(w_shape[2:])
+        if precise and dtype.kind == "f" and _blocked_phases_pay(x_shape, depth, groups):
+            heuristic = None  # by phases (see _input_gradient_algorithm)
     else:
         heuristic = select_algorithm(geom, groups, dtype, w_shape[0], workers, precise)
     return Plan(geom, (x_shape[0], w_shape[0], *geom.output_size), phased, heuristic)
@@ -633,15 +636,23 @@ def _input_gradient_algorithm(
     strided = max(stride) > 1 and max(input_dilation) == 1
     if w.dtype.kind != "f" or not dense or few or not strided:
         return None
-    depth = w.shape[0] * math.prod(w.shape[2:])  # the phases' input is the gradient
-    if (
-        groups == 1
-        and blocked.available()
-        and math.prod(grad_shape[2:]) >= BLOCKED_PHASE_PLANE
-        and depth >= BLOCKED_DEPTH
-    ):
+    # the gradient is the phases' input, the forward's output channels theirs
+    if _blocked_phases_pay(tuple(grad_shape), w.shape[0] * math.prod(w.shape[2:]), groups):
         return None
     return "fold"
+
+
+def _blocked_phases_pay(x_shape: tuple[int, ...], depth: int, groups: int) -> bool:
+    """Whether a zero-inserted call that feeds a gradient (a strided layer's input gradient,
+    a transposed layer's forward in training) runs its phases on the register-blocked kernel
+    rather than as ``fold``: dense, planes of :data:`BLOCKED_PHASE_PLANE` positions or more,
+    ``depth`` (input channels x taps) of at least :data:`BLOCKED_DEPTH`."""
+    return (
+        groups == 1
+        and math.prod(x_shape[2:]) >= BLOCKED_PHASE_PLANE
+        and depth >= BLOCKED_DEPTH
+        and blocked.available()
+    )
 
 
 BLOCKED_PHASE_PLANE = 196
