@@ -222,7 +222,8 @@ def training_row(name: str, batch: int, repeats: int) -> dict:
         loss_theirs(theirs(tx), ty).backward()
         opt_theirs.step()
 
-    seconds = interleaved([step_ours, step_theirs], max(3, repeats // 2))
+    # two warm-up steps: the first plans and allocates, the second still ran 10-20% slow
+    seconds = interleaved([step_ours, step_theirs], max(3, repeats), warmups=2)
     return {
         "network": name,
         "batch": batch,
