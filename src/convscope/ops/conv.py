@@ -61,7 +61,7 @@ layers keep their gain there: ResNet-18 at batch 8 128 against 136 ms, other net
 within noise.  So in inference stride-1 layers keep Winograd/unfold (whose latency-bound
 small GEMMs want BLAS's own, spinning, threads); calls that feed a gradient keep BLAS's
 workers idle instead (``ops.matmul.GRADIENT_SHARED_FROM``), and there stride-1 layers take
-'blocked' too: ResNet-18's SGD step at batch 8, 743 -> 628 ms forward+backward."""
+'blocked' too: ResNet-18's forward+backward at batch 8, 743 -> 628 ms."""
 
 BLOCKED_DEPTH = 16
 """Fewest products per output (input channels x taps) for the heuristic to take 'blocked':

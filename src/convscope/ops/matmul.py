@@ -66,9 +66,10 @@ GRADIENT_SHARED_FROM = 1 << 20
 to divide the work, which BLAS's own threads do as well, but to keep BLAS's worker threads
 idle: after each threaded GEMM an OpenBLAS worker spins on a core for about 0.1 s, and the
 compiled kernels that run next (the 'blocked' convolutions, BatchNorm, pooling) lose that
-core.  ResNet-18's SGD step at batch 8, 2 threads, x torch: 1.79 -> 1.67 with the engine's
-GEMMs shared out and BLAS idle, 1.48 with the stride-1 layers on 'blocked' too (1.85 with
-'blocked' but BLAS's workers spinning)."""
+core.  ResNet-18's SGD step at batch 8, 2 threads, x torch, one process, interleaved (BLAS
+set to one thread throughout and the engine's GEMMs shared out, standing in for this rule):
+1.79 -> 1.67, and 1.48 with the stride-1 layers on 'blocked' too (1.85 with 'blocked' but
+BLAS's workers spinning); with this rule itself, forward+backward 743 -> 628 ms."""
 
 FEW_ROWS = 64
 """Rows of ``a`` up to which a wide 2-D product is computed as ``(b.T @ a.T).T``: OpenBLAS
