@@ -1,4 +1,6 @@
-"""Compiled (numba) sliding-window kernels: max and average pooling, depthwise convolution.
+"""Compiled (numba) sliding-window kernels: max and average pooling, depthwise convolution,
+and dense convolution with its weight gradient (:func:`dense`, :func:`dense_weight`: every
+input channel's rows gathered per job, register-blocked micro-kernels in LLVM vector IR).
 
 Imported only through :func:`convscope.ops.pool.compiled_kernels`.  Every kernel works on
 3-D windows (1-D and 2-D calls add singleton dimensions) and runs one job per
