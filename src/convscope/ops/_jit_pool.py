@@ -720,6 +720,35 @@ def dense_tile(
     return sig, codegen
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _gather_channels(
+    xf,
+    n0,
+    samples,
+    ch,
+    in_plane,
+    h0,
+    geom,
+    phases,
+    columns,
+    plane,
+    stack,
+    zero,
+    buf,
+    cstride,
+    cells,
+    filled,
+):  # pragma: no cover - compiled
+    """:func:`_gather` for every input channel of ``samples`` samples from ``n0``: channel
+    ``c``'s phase planes from ``buf[c * cstride]``, each sample's ``cells`` after the last's
+    (stacked as :func:`depthwise` stacks them); ``filled``: the padding cells are in place."""
+    for c in range(ch):
+        for s in range(samples):
+            at = buf[c * cstride + s * cells : (c + 1) * cstride]
+            base = ((n0 + s) * ch + c) * in_plane
+            _gather(xf, base, h0, geom, phases, columns, plane, stack, zero, at, filled or s > 0)
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def dense(
     x,
@@ -777,10 +806,8 @@ def dense(
             rows = min(band, geom[4] - h0)
             wide = (geom[3] - 1) * plane[1] * plane[2] + (rows - 1) * plane[2] + geom[5]
             if n != last_sample or h0 != last_row:
-                for c in range(ch):
-                    at = buf[c * cstride : (c + 1) * cstride]
-                    base = (n * ch + c) * in_plane
-                    _gather(xf, base, h0, geom, phases, columns, plane, 1, zero, at, h0 == last_row)
+                _gather_channels(xf, n, 1, ch, in_plane, h0, geom, phases, columns, plane, 1,
+                                 zero, buf, cstride, cells, h0 == last_row)  # fmt: skip
                 last_sample, last_row = n, h0
             o1 = min(och, o0 + out_block)
             for c0 in range(0, ch, channel_block):
@@ -985,12 +1012,8 @@ def dense_weight(
             rows = min(band, geom[4] - h0)
             wide = (geom[3] - 1) * plane[1] * plane[2] + (rows - 1) * plane[2] + geom[5]
             length = _ceil_div((samples - 1) * cells + wide, span) * span
-            for c in range(ch):
-                for s in range(samples):
-                    at = buf[c * cstride + s * cells : (c + 1) * cstride]
-                    base = ((n0 + s) * ch + c) * in_plane
-                    filled = h0 == last_row or s > 0
-                    _gather(xf, base, h0, geom, phases, columns, plane, stack, zero, at, filled)
+            _gather_channels(xf, n0, samples, ch, in_plane, h0, geom, phases, columns, plane,
+                             stack, zero, buf, cstride, cells, h0 == last_row)  # fmt: skip
             last_row = h0
             for o in range(och):
                 row_buf = rows_buf[o * width : (o + 1) * width]
